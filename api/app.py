@@ -1,0 +1,168 @@
+"""create_app(settings) -> the Starlette application."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+
+from api import db
+from api.auth.principal import Principal
+from api.auth.tokens import read_access_token
+from api.errors import ErrorCode, Unauthenticated
+from api.graphql.context import Context
+from api.graphql.schema import build_schema
+from api.metrics import Metrics, MetricsMiddleware
+from api.observability import RequestIdMiddleware
+from api.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
+    value = dict(headers).get(b"authorization")
+    if value is None:
+        return None
+    scheme, _, token = value.decode("latin-1").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("The Authorization header must be `Bearer <token>`.")
+    return token.strip()
+
+
+class GraphQLApp(GraphQL[Context, None]):
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(
+            build_schema(settings),
+            graphql_ide="graphiql" if settings.is_development else None,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            allowed_origins=settings.allowed_origins,
+        )
+        self.settings = settings
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
+        principal: Principal | None = request.scope.get("principal")
+        return Context(settings=self.settings, principal=principal, connection=request)
+
+
+class Guard:
+    """Before GraphQL: the request body cap, and the bearer token read once per request.
+
+    A bad or expired token fails the whole request with 401 and UNAUTHENTICATED (RFC 6750);
+    no token at all leaves the principal empty, so public fields still work.
+    """
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            token = bearer_token(scope["headers"])
+            scope["principal"] = (
+                read_access_token(token, key=self.settings.signing_key) if token else None
+            )
+        except Unauthenticated as refused:
+            await _graphql_error(401, refused.message, ErrorCode.UNAUTHENTICATED)(scope, receive, send)
+            return
+        body = await _read_body(receive, self.settings.max_body_bytes)
+        if body is None:
+            message = f"The request body is over {self.settings.max_body_bytes} bytes."
+            await _graphql_error(413, message, ErrorCode.BAD_USER_INPUT)(scope, receive, send)
+            return
+        await self.app(scope, _replay(body, receive), send)
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None past `limit` (GraphQL reads it whole anyway)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+def _graphql_error(status: int, message: str, code: ErrorCode) -> Response:
+    body = {"errors": [{"message": message, "extensions": {"code": code.value}}]}
+    headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if status == 401 else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def healthz(_: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(_: Request) -> Response:
+    try:
+        await db.ping()
+    except Exception:  # noqa: BLE001 - any failure means not ready; the reason goes to the log
+        log.warning("readiness: the database does not answer", exc_info=True)
+        return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
+    return JSONResponse({"status": "ok", "database": "up"})
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await db.open_database(settings)
+        try:
+            yield
+        finally:
+            await db.close_database()
+
+    async def metrics_endpoint(_: Request) -> Response:
+        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    graphql = Guard(GraphQLApp(settings), settings)
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics_endpoint),
+            WebSocketRoute("/graphql", graphql),
+        ],
+        lifespan=lifespan,
+    )
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(RequestIdMiddleware)
+    return app
+

@@ -1,0 +1,1 @@
+"""Passwords, tokens and the principal a request acts as."""

@@ -1,0 +1,75 @@
+"""Tortoise configuration: the only module that knows database URLs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tortoise import Tortoise, connections
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from api.settings import Settings
+
+APP_LABEL = "api"
+MODEL_MODULES = [
+    "api.models.domains",
+    "api.models.principals",
+    "api.models.audit",
+]
+
+
+def tortoise_config(settings: Settings) -> dict[str, Any]:
+    url = settings.database_url
+    if url.startswith(("postgres://", "asyncpg://")):
+        separator = "&" if "?" in url else "?"
+        url = f"{url}{separator}minsize=1&maxsize={settings.database_pool_size}"
+    path = settings.sqlite_path()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return {
+        "connections": {"default": url},
+        "apps": {
+            APP_LABEL: {
+                "models": MODEL_MODULES,
+                "default_connection": "default",
+                "migrations": "api.migrations",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+async def open_database(settings: Settings) -> None:
+    """Initialise Tortoise for this process; visible to every task (global fallback)."""
+    await Tortoise.init(config=tortoise_config(settings), _enable_global_fallback=True)
+
+
+async def close_database() -> None:
+    await Tortoise.close_connections()
+
+
+async def migrate_database(settings: Settings) -> None:
+    """Apply Tortoise's own migrations (api/migrations) up to the latest."""
+    from tortoise.migrations.api import migrate
+
+    await migrate(config=tortoise_config(settings))
+    await Tortoise.close_connections()
+
+
+def connection() -> BaseDBAsyncClient:
+    return connections.get("default")
+
+
+def is_sqlite(conn: BaseDBAsyncClient | None = None) -> bool:
+    return (conn or connection()).capabilities.dialect == "sqlite"
+
+
+async def ping() -> None:
+    await connection().execute_query("SELECT 1")
+
+
+def __getattr__(name: str) -> Any:
+    # For Tortoise's own CLI: `tortoise -c api.db.TORTOISE_ORM makemigrations`.
+    if name == "TORTOISE_ORM":
+        return tortoise_config(Settings())
+    raise AttributeError(name)

@@ -1,0 +1,65 @@
+"""Errors that services raise and the GraphQL layer turns into coded responses."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    """extensions.code of a GraphQL error outside userErrors."""
+
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    FORBIDDEN = "FORBIDDEN"
+    BAD_USER_INPUT = "BAD_USER_INPUT"
+    INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+
+
+class UserErrorCode(StrEnum):
+    INVALID_INPUT = "INVALID_INPUT"
+    NOT_FOUND = "NOT_FOUND"
+    ALREADY_EXISTS = "ALREADY_EXISTS"
+    LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+    INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
+
+
+class AppError(Exception):
+    """An expected failure that reaches the client with its message and code."""
+
+    code: ErrorCode = ErrorCode.BAD_USER_INPUT
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Unauthenticated(AppError):
+    code = ErrorCode.UNAUTHENTICATED
+
+
+class Forbidden(AppError):
+    code = ErrorCode.FORBIDDEN
+
+
+class BadUserInput(AppError):
+    code = ErrorCode.BAD_USER_INPUT
+
+
+@dataclass(frozen=True, slots=True)
+class UserError:
+    """One problem with a mutation's input; `field` is the path to the input item at fault."""
+
+    code: UserErrorCode
+    message: str
+    field: tuple[str, ...] | None = None
+
+
+@dataclass
+class UserErrors(Exception):
+    """Raised by a service to refuse a mutation: nothing was changed."""
+
+    errors: Sequence[UserError] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return "; ".join(error.message for error in self.errors)

@@ -1,0 +1,1 @@
+"""The GraphQL surface: Strawberry types, inputs, payloads and the @auth directive."""

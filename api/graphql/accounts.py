@@ -1,0 +1,235 @@
+"""The MAPI/EWS tab: the account lists and the enable/disable mutations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+
+from api.auth.principal import Permission, Role
+from api.errors import UserErrors
+from api.graphql.context import Info, scope_of
+from api.graphql.directives import auth
+from api.graphql.types import (
+    Account,
+    AccountConnection,
+    AccountEdge,
+    MapiEwsUsage,
+    SortDirection,
+    UserError,
+    account_of,
+    page_info_of,
+    usage_of,
+    user_errors_of,
+)
+from api.services import accounts, mapi_ews, validation
+from api.services.accounts import AccountSortField
+from api.services.paging import Page, PageRequest
+from api.services.tenancy import Scope
+from api.errors import BadUserInput
+from api import models
+
+AccountSortFieldType = strawberry.enum(AccountSortField, name="AccountSortField")
+
+
+@strawberry.input
+class AccountOrder:
+    field: AccountSortField
+    direction: SortDirection = SortDirection.ASC
+
+
+@strawberry.input
+class EnableMapiEwsInput:
+    domain: str | None = strawberry.field(
+        default=None,
+        description="Defaults to the caller's own domain; a system administrator must name one.",
+    )
+    usernames: list[str] = strawberry.field(
+        description="Usernames (or full addresses within the domain). All are enabled, or none is."
+    )
+
+
+@strawberry.input
+class DisableMapiEwsInput:
+    domain: str | None = None
+    usernames: list[str] = strawberry.field(
+        description="Usernames (or full addresses within the domain). All are disabled, or none is."
+    )
+
+
+@strawberry.type
+class EnableMapiEwsPayload:
+    accounts: list[Account] = strawberry.field(
+        description="The named accounts as they now stand; empty when userErrors is not."
+    )
+    usage: MapiEwsUsage | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class DisableMapiEwsPayload:
+    accounts: list[Account]
+    usage: MapiEwsUsage | None
+    user_errors: list[UserError]
+
+
+@strawberry.input
+class CreateAccountInput:
+    email_address: str
+    name: str | None = None
+    password: str
+    is_domain_admin: bool = False
+
+
+@strawberry.type
+class AccountPayload:
+    account: Account | None
+    user_errors: list[UserError]
+
+
+def _connection(page: Page[models.Account], scope: Scope) -> AccountConnection:
+    return AccountConnection(
+        edges=[
+            AccountEdge(cursor=cursor, node=account_of(row, scope.domain))
+            for cursor, row in zip(page.cursors, page.items, strict=True)
+        ],
+        page_info=page_info_of(page),
+        total_count=page.total_count,
+    )
+
+
+def _search(search: str | None) -> str | None:
+    try:
+        return validation.search_text(search)
+    except ValueError as error:
+        raise BadUserInput(str(error)) from None
+
+
+async def _list(
+    info: Info,
+    *,
+    enabled: bool | None,
+    search: str | None,
+    order_by: AccountOrder | None,
+    request: PageRequest,
+) -> AccountConnection:
+    scope = scope_of(info)
+    settings = info.context.settings
+    order = order_by or AccountOrder(field=AccountSortField.USERNAME)
+    page = await accounts.list_accounts(
+        scope=scope,
+        mapi_ews_enabled=enabled,
+        search=_search(search),
+        order=accounts.sort_spec(order.field, descending=order.direction is SortDirection.DESC),
+        request=request,
+        default_size=settings.page_size_default,
+        max_size=settings.page_size_max,
+    )
+    return _connection(page, scope)
+
+
+def _email_domain(kwargs: dict[str, Any]) -> str | None:
+    payload = kwargs.get("input")
+    address = getattr(payload, "email_address", "")
+    _, at, domain = address.rpartition("@")
+    return domain if at else None
+
+
+@strawberry.type
+class AccountQuery:
+    @strawberry.field(
+        extensions=auth(Role.DOMAIN_ADMIN),
+        description="The accounts of a domain that have MAPI/EWS enabled: the MAPI/EWS tab. "
+        "`domain` defaults to the caller's own; a system administrator must name one. `search` "
+        "matches username, email address and name, without case. Pages hold at most 100 items.",
+    )
+    async def mapi_ews_accounts(
+        self,
+        info: Info,
+        domain: str | None = None,
+        search: str | None = None,
+        order_by: AccountOrder | None = None,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> AccountConnection:
+        return await _list(
+            info,
+            enabled=True,
+            search=search,
+            order_by=order_by,
+            request=PageRequest(first=first, after=after, last=last, before=before),
+        )
+
+    @strawberry.field(
+        extensions=auth(Role.DOMAIN_ADMIN),
+        description="All accounts of a domain, optionally only those with (or without) MAPI/EWS: "
+        "for picking whom to enable.",
+    )
+    async def accounts(
+        self,
+        info: Info,
+        domain: str | None = None,
+        search: str | None = None,
+        mapi_ews_enabled: bool | None = None,
+        order_by: AccountOrder | None = None,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> AccountConnection:
+        return await _list(
+            info,
+            enabled=mapi_ews_enabled,
+            search=search,
+            order_by=order_by,
+            request=PageRequest(first=first, after=after, last=last, before=before),
+        )
+
+
+async def _set(info: Info, usernames: list[str], *, enabled: bool) -> tuple[list[Account], MapiEwsUsage]:
+    scope = scope_of(info)
+    rows, usage = await mapi_ews.set_mapi_ews(
+        actor=info.context.require_principal().username,
+        scope=scope,
+        usernames=usernames,
+        enabled=enabled,
+        max_batch=info.context.settings.batch_size_max,
+    )
+    return [account_of(row, scope.domain) for row in rows], usage_of(usage)
+
+
+@strawberry.type
+class AccountMutation:
+    @strawberry.mutation(extensions=auth(Role.DOMAIN_ADMIN, Permission.MANAGE_MAPI_EWS))
+    async def enable_mapi_ews(self, info: Info, input: EnableMapiEwsInput) -> EnableMapiEwsPayload:
+        try:
+            changed, usage = await _set(info, input.usernames, enabled=True)
+        except UserErrors as refused:
+            return EnableMapiEwsPayload(accounts=[], usage=None, user_errors=user_errors_of(list(refused.errors)))
+        return EnableMapiEwsPayload(accounts=changed, usage=usage, user_errors=[])
+
+    @strawberry.mutation(extensions=auth(Role.DOMAIN_ADMIN, Permission.MANAGE_MAPI_EWS))
+    async def disable_mapi_ews(self, info: Info, input: DisableMapiEwsInput) -> DisableMapiEwsPayload:
+        try:
+            changed, usage = await _set(info, input.usernames, enabled=False)
+        except UserErrors as refused:
+            return DisableMapiEwsPayload(accounts=[], usage=None, user_errors=user_errors_of(list(refused.errors)))
+        return DisableMapiEwsPayload(accounts=changed, usage=usage, user_errors=[])
+
+    @strawberry.mutation(extensions=auth(Role.DOMAIN_ADMIN, domain_of=_email_domain))
+    async def create_account(self, info: Info, input: CreateAccountInput) -> AccountPayload:
+        scope = scope_of(info)
+        try:
+            row = await accounts.create_account(
+                actor=info.context.require_principal().username,
+                scope=scope,
+                email_address=input.email_address,
+                name=input.name,
+                password=input.password,
+                is_domain_admin=input.is_domain_admin,
+            )
+        except UserErrors as refused:
+            return AccountPayload(account=None, user_errors=user_errors_of(list(refused.errors)))
+        return AccountPayload(account=account_of(row, scope.domain), user_errors=[])

@@ -1,0 +1,38 @@
+"""The audit log of a domain, newest first."""
+
+from __future__ import annotations
+
+import strawberry
+
+from api.auth.principal import Role
+from api.graphql.context import Info, scope_of
+from api.graphql.directives import auth
+from api.graphql.types import AuditEntryConnection, AuditEntryEdge, audit_entry_of, page_info_of
+from api.services import audit
+from api.services.paging import PageRequest
+
+
+@strawberry.type
+class AuditQuery:
+    @strawberry.field(
+        extensions=auth(Role.DOMAIN_ADMIN), description="Administrative changes in a domain, newest first."
+    )
+    async def audit_log(
+        self, info: Info, domain: str | None = None, first: int | None = None, after: str | None = None
+    ) -> AuditEntryConnection:
+        scope = scope_of(info)
+        settings = info.context.settings
+        page = await audit.entries(
+            domain_id=scope.domain_id,
+            request=PageRequest(first=first, after=after),
+            default_size=settings.page_size_default,
+            max_size=settings.page_size_max,
+        )
+        return AuditEntryConnection(
+            edges=[
+                AuditEntryEdge(cursor=cursor, node=audit_entry_of(row, scope.domain))
+                for cursor, row in zip(page.cursors, page.items, strict=True)
+            ],
+            page_info=page_info_of(page),
+            total_count=page.total_count,
+        )

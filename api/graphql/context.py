@@ -1,0 +1,47 @@
+"""The typed per-request (or per-connection) context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import HTTPConnection
+from strawberry.types import Info as StrawberryInfo
+
+from api.auth.principal import Principal
+from api.errors import Unauthenticated
+from api.services.tenancy import Scope
+from api.settings import Settings
+
+
+@dataclass
+class Context:
+    settings: Settings
+    principal: Principal | None
+    connection: HTTPConnection | None = None
+    # The domain each @auth field acts in, by response path, set before its resolver runs.
+    scopes: dict[tuple[str | int, ...], Scope | None] = field(default_factory=dict)
+
+    def require_principal(self) -> Principal:
+        if self.principal is None:
+            raise Unauthenticated("Sign in first.")
+        return self.principal
+
+
+Info = StrawberryInfo[Context, Any]
+
+
+def path_key(info: Info) -> tuple[str | int, ...]:
+    return tuple(info.path.as_list())
+
+
+def scope_of(info: Info) -> Scope:
+    """The domain @auth resolved for this field (its resolver runs only after that)."""
+    scope = info.context.scopes.get(path_key(info))
+    if scope is None:
+        raise LookupError(f"no domain was resolved for {info.path.as_list()}")
+    return scope
+
+
+def optional_scope_of(info: Info) -> Scope | None:
+    return info.context.scopes.get(path_key(info))

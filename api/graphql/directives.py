@@ -1,0 +1,104 @@
+"""@auth(requires:, permission:): printed in the schema and enforced by the same declaration."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import strawberry
+from strawberry.extensions import FieldExtension
+from strawberry.permission import BasePermission, PermissionExtension
+from strawberry.schema_directive import Location
+
+from api.auth.principal import Permission, Principal, Role
+from api.errors import BadUserInput, Forbidden, Unauthenticated
+from api.graphql.context import Info, path_key
+from api.services import tenancy
+
+RoleType = strawberry.enum(Role, name="Role", description="Who is acting.")
+PermissionType = strawberry.enum(
+    Permission,
+    name="Permission",
+    description="A right that a system administrator grants to the administrators of one domain.",
+)
+
+DomainOf = Callable[[dict[str, Any]], str | None]
+
+
+@strawberry.schema_directive(
+    locations=[Location.FIELD_DEFINITION],
+    name="auth",
+    description=(
+        "Access rule of a field, enforced before its resolver runs, for queries, mutations and "
+        "subscriptions alike. A failed rule is a GraphQL error with extensions.code "
+        "UNAUTHENTICATED (no or bad credentials) or FORBIDDEN (signed in, not allowed)."
+    ),
+)
+class AuthDirective:
+    requires: Role
+    permission: Permission | None = strawberry.UNSET
+
+
+def domain_argument(kwargs: dict[str, Any]) -> str | None:
+    """The domain a field names: its `domain` argument, or its input's `domain` field."""
+    if "domain" in kwargs:
+        return kwargs["domain"]  # type: ignore[no-any-return]
+    payload = kwargs.get("input")
+    domain = getattr(payload, "domain", None)
+    return domain if isinstance(domain, str) else None
+
+
+class Auth(BasePermission):
+    """The permission behind @auth. For DOMAIN_ADMIN fields it also applies the domain rule
+    (api.services.tenancy) and records the resulting scope for the resolver."""
+
+    def __init__(
+        self,
+        requires: Role,
+        permission: Permission | None = None,
+        *,
+        domain_of: DomainOf = domain_argument,
+        unknown_domain_ok: bool = False,
+    ) -> None:
+        self.requires = requires
+        self.permission = permission
+        self.domain_of = domain_of
+        self.unknown_domain_ok = unknown_domain_ok
+        self._schema_directive = AuthDirective(
+            requires=requires, permission=permission if permission else strawberry.UNSET
+        )
+
+    async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        principal: Principal | None = info.context.principal
+        if principal is None:
+            raise Unauthenticated("Sign in first: this field needs a bearer token.")
+        if not principal.satisfies(self.requires):
+            raise Forbidden(f"This field is for the {self.requires.value} role.")
+        if self.requires is not Role.DOMAIN_ADMIN:
+            return True
+        scope = await tenancy.resolve_scope(principal, self.domain_of(kwargs))
+        if scope is None and not self.unknown_domain_ok:
+            raise BadUserInput(f"No domain named {self.domain_of(kwargs)!r}.")
+        if (
+            scope is not None
+            and self.permission is not None
+            and not await tenancy.has_permission(principal, scope, self.permission)
+        ):
+            raise Forbidden(
+                f"A system administrator has not granted {self.permission.value} to the "
+                f"administrators of {scope.domain}."
+            )
+        info.context.scopes[path_key(info)] = scope
+        return True
+
+
+def auth(
+    requires: Role,
+    permission: Permission | None = None,
+    *,
+    domain_of: DomainOf = domain_argument,
+    unknown_domain_ok: bool = False,
+) -> list[FieldExtension]:
+    """Field extensions for `@auth(requires:, permission:)`."""
+    rule = Auth(requires, permission, domain_of=domain_of, unknown_domain_ok=unknown_domain_ok)
+    return [PermissionExtension(permissions=[rule])]

@@ -1,0 +1,161 @@
+"""Domains: reading them, their MAPI/EWS usage, and the system administrator's mutations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+
+from api.auth.principal import Role
+from api.errors import UserErrors
+from api.graphql.context import Info, optional_scope_of, scope_of
+from api.graphql.directives import auth
+from api.graphql.types import (
+    MapiEwsUsage,
+    Node,
+    PageInfo,
+    UserError,
+    global_id,
+    page_info_of,
+    usage_of,
+    user_errors_of,
+)
+from api.models import Domain as DomainRow
+from api.services import domains
+from api.services.paging import PageRequest
+
+
+@strawberry.type
+class Domain(Node):
+    name: str
+    mapi_ews_account_management: bool = strawberry.field(
+        description="Whether the domain's administrators may enable and disable MAPI/EWS "
+        "(the MANAGE_MAPI_EWS permission)."
+    )
+    max_mapi_ews_accounts: int | None = strawberry.field(
+        description="Most accounts that may have MAPI/EWS at once; null means no limit."
+    )
+    row: strawberry.Private[DomainRow]
+
+    @strawberry.field
+    async def mapi_ews_usage(self) -> MapiEwsUsage:
+        return usage_of(await domains.usage(domain=self.row))
+
+
+def domain_of(row: DomainRow) -> Domain:
+    return Domain(
+        id=global_id("Domain", row.id),
+        name=row.name,
+        mapi_ews_account_management=row.mapi_ews_account_management,
+        max_mapi_ews_accounts=row.max_mapi_ews_accounts,
+        row=row,
+    )
+
+
+@strawberry.type
+class DomainEdge:
+    cursor: str
+    node: Domain
+
+
+@strawberry.type
+class DomainConnection:
+    edges: list[DomainEdge]
+    page_info: PageInfo
+    total_count: int
+
+
+@strawberry.input
+class CreateDomainInput:
+    name: str
+    max_mapi_ews_accounts: int | None = strawberry.field(
+        default=None, description="Null or absent: no limit."
+    )
+    mapi_ews_account_management: bool = True
+
+
+@strawberry.input
+class UpdateDomainInput:
+    name: str
+    max_mapi_ews_accounts: int | None = strawberry.field(
+        default=strawberry.UNSET, description="Absent: unchanged. Null: no limit."
+    )
+    mapi_ews_account_management: bool | None = strawberry.field(
+        default=strawberry.UNSET, description="Absent: unchanged."
+    )
+
+
+@strawberry.type
+class DomainPayload:
+    domain: Domain | None
+    user_errors: list[UserError]
+
+
+def _name_argument(kwargs: dict[str, Any]) -> str | None:
+    name = kwargs.get("name")
+    return name if isinstance(name, str) else None
+
+
+@strawberry.type
+class DomainQuery:
+    @strawberry.field(extensions=auth(Role.DOMAIN_ADMIN, domain_of=_name_argument, unknown_domain_ok=True))
+    async def domain(self, info: Info, name: str) -> Domain | None:
+        scope = optional_scope_of(info)
+        row = await domains.get_domain(domain_id=scope.domain_id) if scope else None
+        return domain_of(row) if row else None
+
+    @strawberry.field(extensions=auth(Role.DOMAIN_ADMIN))
+    async def mapi_ews_usage(self, info: Info, domain: str | None = None) -> MapiEwsUsage:
+        row = await domains.get_domain(domain_id=scope_of(info).domain_id)
+        assert row is not None, "the scope names an existing domain"
+        return usage_of(await domains.usage(domain=row))
+
+    @strawberry.field(extensions=auth(Role.SYSTEM_ADMIN))
+    async def domains(
+        self, info: Info, search: str | None = None, first: int | None = None, after: str | None = None
+    ) -> DomainConnection:
+        settings = info.context.settings
+        page = await domains.list_domains(
+            search=search.strip().lower() if search else None,
+            request=PageRequest(first=first, after=after),
+            default_size=settings.page_size_default,
+            max_size=settings.page_size_max,
+        )
+        return DomainConnection(
+            edges=[DomainEdge(cursor=c, node=domain_of(r)) for c, r in zip(page.cursors, page.items, strict=True)],
+            page_info=page_info_of(page),
+            total_count=page.total_count,
+        )
+
+
+@strawberry.type
+class DomainMutation:
+    @strawberry.mutation(extensions=auth(Role.SYSTEM_ADMIN))
+    async def create_domain(self, info: Info, input: CreateDomainInput) -> DomainPayload:
+        try:
+            row = await domains.create_domain(
+                actor=info.context.require_principal().username,
+                name=input.name,
+                max_mapi_ews_accounts=input.max_mapi_ews_accounts,
+                mapi_ews_account_management=input.mapi_ews_account_management,
+            )
+        except UserErrors as refused:
+            return DomainPayload(domain=None, user_errors=user_errors_of(list(refused.errors)))
+        return DomainPayload(domain=domain_of(row), user_errors=[])
+
+    @strawberry.mutation(extensions=auth(Role.SYSTEM_ADMIN))
+    async def update_domain(self, info: Info, input: UpdateDomainInput) -> DomainPayload:
+        limit = input.max_mapi_ews_accounts
+        management = input.mapi_ews_account_management
+        try:
+            row = await domains.update_domain(
+                actor=info.context.require_principal().username,
+                name=input.name,
+                max_mapi_ews_accounts=domains.KEEP if limit is strawberry.UNSET else limit,
+                mapi_ews_account_management=(
+                    domains.KEEP if management is strawberry.UNSET or management is None else management
+                ),
+            )
+        except UserErrors as refused:
+            return DomainPayload(domain=None, user_errors=user_errors_of(list(refused.errors)))
+        return DomainPayload(domain=domain_of(row), user_errors=[])

@@ -1,0 +1,58 @@
+"""Assembles the areas into one schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.tools import merge_types
+from strawberry.types.execution import ExecutionContext
+
+from api.graphql.accounts import AccountMutation, AccountQuery
+from api.graphql.audit import AuditQuery
+from api.graphql.directives import AuthDirective
+from api.graphql.domains import DomainMutation, DomainQuery
+from api.graphql.errors import CodedErrors, log_unexpected
+from api.graphql.sessions import SessionMutation, SessionQuery
+from api.settings import Settings
+
+Query = merge_types("Query", (SessionQuery, AccountQuery, DomainQuery, AuditQuery))
+Mutation = merge_types("Mutation", (SessionMutation, AccountMutation, DomainMutation))
+
+
+class Schema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        log_unexpected(errors)
+
+
+def build_schema(settings: Settings | None = None) -> Schema:
+    limits = settings or Settings()
+    extensions: list[Any] = [
+        # Factories, not shared instances: each operation gets its own extension state.
+        lambda: ParserCache(maxsize=256),
+        lambda: ValidationCache(maxsize=256),
+        lambda: QueryDepthLimiter(max_depth=limits.max_query_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
+        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
+        CodedErrors,
+    ]
+    return Schema(
+        query=Query,
+        mutation=Mutation,
+        extensions=extensions,
+        schema_directives=[AuthDirective],
+    )
+
+
+def schema_sdl() -> str:
+    return build_schema().as_str() + "\n"

@@ -1,0 +1,112 @@
+"""Signing in and the signed-in principal."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import strawberry
+
+from api.auth.principal import Permission, Principal, Role
+from api.errors import UserErrors
+from api.graphql.context import Info
+from api.graphql.types import UserError, user_errors_of
+from api.services import sessions
+from api.settings import Settings
+
+
+@strawberry.type(description="The signed-in principal.")
+class Viewer:
+    username: str
+    role: Role
+    domain: str | None = strawberry.field(description="Null for system administrators and gateways.")
+    permissions: list[Permission]
+
+
+async def viewer_of(principal: Principal) -> Viewer:
+    return Viewer(
+        username=principal.username,
+        role=principal.role,
+        domain=principal.domain,
+        permissions=await sessions.permissions(principal),
+    )
+
+
+@strawberry.input
+class LoginInput:
+    username: str = strawberry.field(
+        description="user@domain for a domain account, a bare name for a system administrator."
+    )
+    password: str
+
+
+@strawberry.input
+class RefreshAccessTokenInput:
+    refresh_token: str
+
+
+@strawberry.type
+class LoginPayload:
+    access_token: str | None
+    refresh_token: str | None
+    expires_at: datetime | None = strawberry.field(description="When the access token expires.")
+    viewer: Viewer | None
+    user_errors: list[UserError]
+
+
+def _policy(settings: Settings) -> sessions.TokenPolicy:
+    return sessions.TokenPolicy(
+        key=settings.signing_key,
+        access_lifetime=timedelta(minutes=settings.access_token_minutes),
+        refresh_lifetime=timedelta(days=settings.refresh_token_days),
+    )
+
+
+async def _payload(session: sessions.Session) -> LoginPayload:
+    return LoginPayload(
+        access_token=session.access_token,
+        refresh_token=session.refresh_token,
+        expires_at=session.expires_at,
+        viewer=await viewer_of(session.principal),
+        user_errors=[],
+    )
+
+
+def _refused(refused: UserErrors) -> LoginPayload:
+    return LoginPayload(
+        access_token=None,
+        refresh_token=None,
+        expires_at=None,
+        viewer=None,
+        user_errors=user_errors_of(list(refused.errors)),
+    )
+
+
+@strawberry.type
+class SessionQuery:
+    @strawberry.field(description="The signed-in principal; null when the request carries no credentials.")
+    async def viewer(self, info: Info) -> Viewer | None:
+        principal = info.context.principal
+        return await viewer_of(principal) if principal else None
+
+
+@strawberry.type
+class SessionMutation:
+    @strawberry.mutation
+    async def login(self, info: Info, input: LoginInput) -> LoginPayload:
+        try:
+            session = await sessions.login(
+                username=input.username, password=input.password, policy=_policy(info.context.settings)
+            )
+        except UserErrors as refused:
+            return _refused(refused)
+        return await _payload(session)
+
+    @strawberry.mutation
+    async def refresh_access_token(self, info: Info, input: RefreshAccessTokenInput) -> LoginPayload:
+        try:
+            session = await sessions.refresh(
+                refresh_token=input.refresh_token, policy=_policy(info.context.settings)
+            )
+        except UserErrors as refused:
+            return _refused(refused)
+        return await _payload(session)

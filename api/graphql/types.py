@@ -1,0 +1,177 @@
+"""Output types shared by every area, and one conversion function per type."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import strawberry
+
+from api import models
+from api.errors import UserError as ServiceUserError
+from api.errors import UserErrorCode
+from api.models import AuditAction, MailProtocol
+from api.services.domains import Usage
+from api.services.paging import Page
+
+MailProtocolType = strawberry.enum(MailProtocol, name="MailProtocol")
+AuditActionType = strawberry.enum(AuditAction, name="AuditAction")
+UserErrorCodeType = strawberry.enum(UserErrorCode, name="UserErrorCode")
+
+
+class SortDirection(StrEnum):
+    ASC = "ASC"
+    DESC = "DESC"
+
+
+SortDirectionType = strawberry.enum(SortDirection, name="SortDirection")
+
+
+def global_id(kind: str, pk: int) -> strawberry.ID:
+    return strawberry.ID(base64.urlsafe_b64encode(f"{kind}:{pk}".encode()).decode())
+
+
+@strawberry.interface
+class Node:
+    id: strawberry.ID
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type(description="A mailbox account of a domain.")
+class Account(Node):
+    username: str = strawberry.field(
+        description="The Account column: the part before the @, unique within the domain, "
+        "compared without case."
+    )
+    email_address: str
+    name: str | None = strawberry.field(description="The Name column: the account's friendly name.")
+    domain: str
+    is_domain_admin: bool
+    mapi_ews_enabled: bool = strawberry.field(
+        description="True when both MAPI and EWS are enabled (they are enabled and disabled together)."
+    )
+    mapi_ews_enabled_at: datetime | None
+    last_login: datetime | None = strawberry.field(
+        description="The Last Login column: the most recent allowed login over either protocol; "
+        "null if none."
+    )
+    last_login_protocol: MailProtocol | None
+    last_mapi_login: datetime | None
+    last_ews_login: datetime | None
+
+
+def account_of(row: models.Account, domain: str) -> Account:
+    return Account(
+        id=global_id("Account", row.id),
+        username=row.username,
+        email_address=f"{row.username}@{domain}",
+        name=row.name,
+        domain=domain,
+        is_domain_admin=row.is_domain_admin,
+        mapi_ews_enabled=row.mapi_ews_enabled,
+        mapi_ews_enabled_at=row.mapi_ews_enabled_at,
+        last_login=row.last_login,
+        last_login_protocol=row.last_login_protocol,
+        last_mapi_login=row.last_mapi_login,
+        last_ews_login=row.last_ews_login,
+    )
+
+
+@strawberry.type(description="How much of a domain's MAPI/EWS allowance is in use.")
+class MapiEwsUsage:
+    domain: str
+    enabled: int
+    limit: int | None = strawberry.field(
+        description="Most accounts that may have MAPI/EWS at once; null means no limit."
+    )
+    available: int | None = strawberry.field(
+        description="limit - enabled, never below 0; null when there is no limit."
+    )
+
+
+def usage_of(usage: Usage) -> MapiEwsUsage:
+    return MapiEwsUsage(
+        domain=usage.domain, enabled=usage.enabled, limit=usage.limit, available=usage.available
+    )
+
+
+@strawberry.type(description="An expected failure of a mutation, caused by its input: nothing was changed.")
+class UserError:
+    field: list[str] | None = strawberry.field(
+        description='Path to the input field at fault, e.g. ["input", "usernames", "2"].'
+    )
+    message: str
+    code: UserErrorCode
+
+
+def user_errors_of(errors: list[ServiceUserError]) -> list[UserError]:
+    return [
+        UserError(field=list(e.field) if e.field else None, message=e.message, code=e.code)
+        for e in errors
+    ]
+
+
+@strawberry.type(description="One administrative change, kept for as long as the domain exists.")
+class AuditEntry(Node):
+    occurred_at: datetime
+    actor: str = strawberry.field(description="Username of whoever made the change.")
+    action: AuditAction
+    domain: str | None
+    target: str | None = strawberry.field(
+        description="What was changed: an email address, a domain name or a token name."
+    )
+
+
+def audit_entry_of(row: models.AuditEntry, domain: str | None) -> AuditEntry:
+    return AuditEntry(
+        id=global_id("AuditEntry", row.id),
+        occurred_at=row.occurred_at,
+        actor=row.actor,
+        action=row.action,
+        domain=domain,
+        target=row.target,
+    )
+
+
+def page_info_of(page: Page[Any]) -> PageInfo:
+    return PageInfo(
+        has_next_page=page.has_next_page,
+        has_previous_page=page.has_previous_page,
+        start_cursor=page.cursors[0] if page.cursors else None,
+        end_cursor=page.cursors[-1] if page.cursors else None,
+    )
+
+
+@strawberry.type
+class AccountEdge:
+    cursor: str
+    node: Account
+
+
+@strawberry.type
+class AccountConnection:
+    edges: list[AccountEdge]
+    page_info: PageInfo
+    total_count: int = strawberry.field(description="All items that match, across every page.")
+
+
+@strawberry.type
+class AuditEntryEdge:
+    cursor: str
+    node: AuditEntry
+
+
+@strawberry.type
+class AuditEntryConnection:
+    edges: list[AuditEntryEdge]
+    page_info: PageInfo
+    total_count: int

@@ -1,0 +1,77 @@
+"""Prometheus text-format counters kept in process (each worker reports its own)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, float("inf"))
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.requests: Counter[tuple[str, str, int]] = Counter()
+        self.latency: Counter[tuple[str, float]] = Counter()
+        self.latency_sum: Counter[str] = Counter()
+
+    def observe(self, path: str, method: str, status: int, seconds: float) -> None:
+        self.requests[(path, method, status)] += 1
+        self.latency_sum[path] += seconds
+        for bound in _BUCKETS:
+            if seconds <= bound:
+                self.latency[(path, bound)] += 1
+
+    def render(self) -> str:
+        lines = [
+            "# HELP mapi_ews_http_requests_total HTTP requests by path, method and status.",
+            "# TYPE mapi_ews_http_requests_total counter",
+        ]
+        for (path, method, status), count in sorted(self.requests.items()):
+            lines.append(
+                f'mapi_ews_http_requests_total{{path="{path}",method="{method}",status="{status}"}} {count}'
+            )
+        lines += [
+            "# HELP mapi_ews_http_request_duration_seconds Time to the response's last byte.",
+            "# TYPE mapi_ews_http_request_duration_seconds histogram",
+        ]
+        for path in sorted(self.latency_sum):
+            total = 0
+            for bound in _BUCKETS:
+                total = self.latency[(path, bound)]
+                le = "+Inf" if bound == float("inf") else repr(bound)
+                lines.append(
+                    f'mapi_ews_http_request_duration_seconds_bucket{{path="{path}",le="{le}"}} {total}'
+                )
+            lines.append(f'mapi_ews_http_request_duration_seconds_sum{{path="{path}"}} {self.latency_sum[path]}')
+            lines.append(f'mapi_ews_http_request_duration_seconds_count{{path="{path}"}} {total}')
+        return "\n".join(lines) + "\n"
+
+
+_KNOWN_PATHS = frozenset({"/graphql", "/healthz", "/readyz", "/metrics"})
+
+
+class MetricsMiddleware:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed)
+        finally:
+            path = scope["path"] if scope["path"] in _KNOWN_PATHS else "other"
+            self.metrics.observe(path, scope["method"], status, time.perf_counter() - started)

@@ -1,0 +1,15 @@
+"""Tortoise models only: no rules of the domain live here."""
+
+from api.models.audit import AuditAction, AuditEntry
+from api.models.domains import Account, Domain, MailProtocol
+from api.models.principals import RefreshToken, SystemAdmin
+
+__all__ = [
+    "Account",
+    "AuditAction",
+    "AuditEntry",
+    "Domain",
+    "MailProtocol",
+    "RefreshToken",
+    "SystemAdmin",
+]

@@ -1,0 +1,57 @@
+"""Domains and their mailbox accounts."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class MailProtocol(StrEnum):
+    MAPI = "MAPI"
+    EWS = "EWS"
+
+
+class Domain(Model):
+    id = fields.IntField(primary_key=True)
+    # Stored lower-case: domain names compare without case.
+    name = fields.CharField(max_length=253, unique=True)
+    mapi_ews_account_management = fields.BooleanField(default=True)
+    max_mapi_ews_accounts = fields.IntField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    accounts: fields.ReverseRelation[Account]
+
+    class Meta:
+        table = "domain"
+
+
+class Account(Model):
+    id = fields.IntField(primary_key=True)
+    domain: fields.ForeignKeyRelation[Domain] = fields.ForeignKeyField(
+        "api.Domain", related_name="accounts", on_delete=fields.CASCADE
+    )
+    domain_id: int
+    # Stored lower-case: usernames compare without case.
+    username = fields.CharField(max_length=64)
+    name = fields.CharField(max_length=256, null=True)
+    password_hash = fields.CharField(max_length=255)
+    is_domain_admin = fields.BooleanField(default=False)
+    mapi_ews_enabled = fields.BooleanField(default=False)
+    mapi_ews_enabled_at = fields.DatetimeField(null=True)
+    last_login = fields.DatetimeField(null=True)
+    last_login_protocol = fields.CharEnumField(MailProtocol, max_length=8, null=True)
+    last_mapi_login = fields.DatetimeField(null=True)
+    last_ews_login = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "account"
+        unique_together = (("domain", "username"),)
+        # The MAPI/EWS tab filters on (domain, enabled) and sorts by one column, id breaking ties.
+        indexes = (
+            ("domain", "mapi_ews_enabled", "last_login", "id"),
+            ("domain", "mapi_ews_enabled", "name", "id"),
+            ("domain", "mapi_ews_enabled", "mapi_ews_enabled_at", "id"),
+        )

@@ -1,0 +1,122 @@
+"""Mailbox accounts: creation and the lists of the MAPI/EWS tab."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
+
+from api.auth.passwords import hash_password
+from api.errors import UserError, UserErrorCode, UserErrors
+from api.models import Account, AuditAction
+from api.services import audit, validation
+from api.services.paging import Page, PageRequest, SortSpec, paginate
+from api.services.tenancy import Scope
+
+
+class AccountSortField(StrEnum):
+    USERNAME = "USERNAME"
+    NAME = "NAME"
+    LAST_LOGIN = "LAST_LOGIN"
+    MAPI_EWS_ENABLED_AT = "MAPI_EWS_ENABLED_AT"
+
+
+def sort_spec(field: AccountSortField, *, descending: bool) -> SortSpec:
+    match field:
+        case AccountSortField.USERNAME:
+            return SortSpec("username", descending)
+        case AccountSortField.NAME:
+            return SortSpec("name", descending, nullable=True)
+        case AccountSortField.LAST_LOGIN:
+            return SortSpec("last_login", descending, nullable=True, is_datetime=True)
+        case AccountSortField.MAPI_EWS_ENABLED_AT:
+            return SortSpec("mapi_ews_enabled_at", descending, nullable=True, is_datetime=True)
+
+
+def _search(text: str, domain: str) -> Q:
+    """Username, name or address contains `text` (already lower-case)."""
+    matches = Q(username__icontains=text) | Q(name__icontains=text)
+    local, at, rest = text.partition("@")
+    if not at:
+        return Q() if text in domain else matches  # every address of the domain contains it
+    if "@" not in rest and domain.startswith(rest):
+        return matches | Q(username__iendswith=local) if local else Q()
+    return matches
+
+
+async def list_accounts(
+    *,
+    scope: Scope,
+    mapi_ews_enabled: bool | None,
+    search: str | None,
+    order: SortSpec,
+    request: PageRequest,
+    default_size: int,
+    max_size: int,
+) -> Page[Account]:
+    queryset = Account.filter(domain_id=scope.domain_id)
+    if mapi_ews_enabled is not None:
+        queryset = queryset.filter(mapi_ews_enabled=mapi_ews_enabled)
+    if search:
+        queryset = queryset.filter(_search(search, scope.domain))
+    return await paginate(
+        queryset, spec=order, request=request, default_size=default_size, max_size=max_size
+    )
+
+
+async def create_account(
+    *,
+    actor: str,
+    scope: Scope,
+    email_address: str,
+    name: str | None,
+    password: str,
+    is_domain_admin: bool,
+) -> Account:
+    problems: list[UserError] = []
+    username = ""
+    try:
+        username = validation.username_in_domain(email_address, scope.domain)
+        if "@" not in email_address:
+            raise ValueError(f"{email_address[:80]!r} is not an email address (user@domain).")
+    except ValueError as error:
+        problems.append(UserError(UserErrorCode.INVALID_INPUT, str(error), ("input", "emailAddress")))
+    try:
+        name = validation.display_name(name)
+    except ValueError as error:
+        problems.append(UserError(UserErrorCode.INVALID_INPUT, str(error), ("input", "name")))
+    try:
+        validation.password(password)
+    except ValueError as error:
+        problems.append(UserError(UserErrorCode.INVALID_INPUT, str(error), ("input", "password")))
+    if problems:
+        raise UserErrors(problems)
+    address = f"{username}@{scope.domain}"
+    exists = UserErrors(
+        [UserError(UserErrorCode.ALREADY_EXISTS, f"{address} already exists.", ("input", "emailAddress"))]
+    )
+    if await Account.exists(domain_id=scope.domain_id, username=username):
+        raise exists
+    password_hash = await hash_password(password)
+    try:
+        async with in_transaction() as conn:
+            account = await Account.create(
+                domain_id=scope.domain_id,
+                username=username,
+                name=name,
+                password_hash=password_hash,
+                is_domain_admin=is_domain_admin,
+                using_db=conn,
+            )
+            await audit.record(
+                conn=conn,
+                actor=actor,
+                action=AuditAction.ACCOUNT_CREATED,
+                domain_id=scope.domain_id,
+                targets=[address],
+            )
+    except IntegrityError:
+        raise exists from None
+    return account

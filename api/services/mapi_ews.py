@@ -1,0 +1,119 @@
+"""Enabling and disabling MAPI/EWS: all-or-nothing, idempotent, within the domain's allowance."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import F
+from tortoise.transactions import in_transaction
+
+from api.db import is_sqlite
+from api.errors import UserError, UserErrorCode, UserErrors
+from api.models import Account, AuditAction, Domain
+from api.services import audit, validation
+from api.services.domains import Usage
+from api.services.tenancy import Scope
+
+_FIELD = ("input", "usernames")
+
+
+def _parse_usernames(usernames: Sequence[str], *, domain: str, max_batch: int) -> list[str]:
+    if not usernames:
+        raise UserErrors([UserError(UserErrorCode.INVALID_INPUT, "Name at least one username.", _FIELD)])
+    if len(usernames) > max_batch:
+        raise UserErrors(
+            [
+                UserError(
+                    UserErrorCode.INVALID_INPUT,
+                    f"At most {max_batch} usernames at once; {len(usernames)} were given.",
+                    _FIELD,
+                )
+            ]
+        )
+    parsed: list[str] = []
+    problems: list[UserError] = []
+    for index, raw in enumerate(usernames):
+        try:
+            parsed.append(validation.username_in_domain(raw, domain))
+        except ValueError as error:
+            problems.append(UserError(UserErrorCode.INVALID_INPUT, str(error), (*_FIELD, str(index))))
+    if problems:
+        raise UserErrors(problems)
+    return parsed
+
+
+async def _lock_domain(conn: BaseDBAsyncClient, domain_id: int) -> Domain:
+    """Serialise every change of the domain's MAPI/EWS set behind its row.
+
+    PostgreSQL: SELECT ... FOR UPDATE. SQLite has no row locks and Tortoise's transactions begin
+    DEFERRED, so a no-op write takes the database's write lock before anything is read; across
+    processes sharing the file the second writer waits (busy timeout) instead of reading stale
+    counts.
+    """
+    query = Domain.filter(id=domain_id).using_db(conn)
+    if is_sqlite(conn):
+        await query.update(max_mapi_ews_accounts=F("max_mapi_ews_accounts"))
+    domain = await query.select_for_update().get()
+    return domain
+
+
+async def set_mapi_ews(
+    *, actor: str, scope: Scope, usernames: Sequence[str], enabled: bool, max_batch: int
+) -> tuple[list[Account], Usage]:
+    """Enable (or disable) MAPI and EWS together for every named account, or for none.
+
+    Returns the named accounts as they now stand, in the order named, and the domain's usage.
+    """
+    names = _parse_usernames(usernames, domain=scope.domain, max_batch=max_batch)
+    wanted = list(dict.fromkeys(names))
+    now = datetime.now(UTC)
+    async with in_transaction() as conn:
+        domain = await _lock_domain(conn, scope.domain_id)
+        found = {
+            account.username: account
+            for account in await Account.filter(domain_id=domain.id, username__in=wanted).using_db(conn)
+        }
+        missing = [
+            UserError(
+                UserErrorCode.NOT_FOUND,
+                f"No account {name}@{domain.name}.",
+                (*_FIELD, str(index)),
+            )
+            for index, name in enumerate(names)
+            if name not in found
+        ]
+        if missing:
+            raise UserErrors(missing)
+        changing = [found[name] for name in wanted if found[name].mapi_ews_enabled is not enabled]
+        in_use = await Account.filter(domain_id=domain.id, mapi_ews_enabled=True).using_db(conn).count()
+        limit = domain.max_mapi_ews_accounts
+        after = in_use + len(changing) if enabled else in_use - len(changing)
+        if enabled and changing and limit is not None and after > limit:
+            raise UserErrors(
+                [
+                    UserError(
+                        UserErrorCode.LIMIT_EXCEEDED,
+                        f"{domain.name} may have {limit} MAPI/EWS accounts; {in_use} are in use, "
+                        f"so {len(changing)} more would exceed the limit.",
+                        _FIELD,
+                    )
+                ]
+            )
+        if changing:
+            await Account.filter(id__in=[a.id for a in changing]).using_db(conn).update(
+                mapi_ews_enabled=enabled, mapi_ews_enabled_at=now if enabled else None
+            )
+            for account in changing:
+                account.mapi_ews_enabled = enabled
+                account.mapi_ews_enabled_at = now if enabled else None
+            await audit.record(
+                conn=conn,
+                actor=actor,
+                action=AuditAction.MAPI_EWS_ENABLED if enabled else AuditAction.MAPI_EWS_DISABLED,
+                domain_id=domain.id,
+                targets=[f"{a.username}@{domain.name}" for a in changing],
+                at=now,
+            )
+    return [found[name] for name in wanted], Usage(domain=domain.name, enabled=after, limit=limit)

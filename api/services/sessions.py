@@ -1,0 +1,154 @@
+"""Signing in: passwords, access tokens and rotating refresh tokens."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from api.auth.passwords import hash_password, verify_password
+from api.auth.principal import Permission, Principal, Role
+from api.auth.tokens import issue_access_token, new_opaque_token, token_digest
+from api.errors import UserError, UserErrorCode, UserErrors
+from api.models import Account, Domain, RefreshToken, SystemAdmin
+from api.services import validation
+
+_BAD_CREDENTIALS = UserErrors(
+    [UserError(UserErrorCode.INVALID_CREDENTIALS, "The username or password is wrong.", None)]
+)
+_BAD_REFRESH = UserErrors(
+    [
+        UserError(
+            UserErrorCode.INVALID_CREDENTIALS,
+            "The refresh token is invalid, expired or already used; sign in again.",
+            ("input", "refreshToken"),
+        )
+    ]
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPolicy:
+    key: str
+    access_lifetime: timedelta
+    refresh_lifetime: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    access_token: str
+    refresh_token: str
+    expires_at: datetime
+    principal: Principal
+
+
+def account_principal(account: Account, domain: Domain) -> Principal:
+    return Principal(
+        role=Role.DOMAIN_ADMIN if account.is_domain_admin else Role.USER,
+        subject_id=account.id,
+        username=f"{account.username}@{domain.name}",
+        domain_id=domain.id,
+        domain=domain.name,
+    )
+
+
+def _admin_principal(admin: SystemAdmin) -> Principal:
+    return Principal(role=Role.SYSTEM_ADMIN, subject_id=admin.id, username=admin.username)
+
+
+async def _find(username: str) -> tuple[str | None, Principal | None]:
+    """(password hash, principal) for a sign-in name; (None, None) when there is no such one."""
+    try:
+        if "@" in username:
+            user, domain_name = validation.email_address(username)
+            account = (
+                await Account.filter(username=user, domain__name=domain_name)
+                .select_related("domain")
+                .first()
+            )
+            if account is None:
+                return None, None
+            return account.password_hash, account_principal(account, account.domain)
+        admin = await SystemAdmin.filter(username=validation.system_admin_name(username)).first()
+        return (admin.password_hash, _admin_principal(admin)) if admin else (None, None)
+    except ValueError:
+        return None, None
+
+
+async def _start(principal: Principal, policy: TokenPolicy, family: str) -> Session:
+    access, expires = issue_access_token(
+        principal, key=policy.key, lifetime=policy.access_lifetime
+    )
+    refresh = new_opaque_token()
+    await RefreshToken.create(
+        token_hash=token_digest(refresh),
+        family=family,
+        account_id=principal.subject_id if principal.domain_id is not None else None,
+        system_admin_id=principal.subject_id if principal.is_system_admin else None,
+        expires_at=datetime.now(UTC) + policy.refresh_lifetime,
+    )
+    return Session(access, refresh, expires, principal)
+
+
+async def login(*, username: str, password: str, policy: TokenPolicy) -> Session:
+    """INVALID_CREDENTIALS, in the same time, whether the name is unknown or the password wrong."""
+    password_hash, principal = await _find(username[:400])
+    if not await verify_password(password_hash, password[: validation.MAX_PASSWORD]):
+        raise _BAD_CREDENTIALS
+    assert principal is not None  # verify_password is False without a hash
+    return await _start(principal, policy, family=secrets.token_hex(16))
+
+
+async def refresh(*, refresh_token: str, policy: TokenPolicy) -> Session:
+    """Trade a refresh token for a new pair. A token is good once: presenting a used token again
+    revokes every token of its sign-in, since one of the two presenters stole it."""
+    now = datetime.now(UTC)
+    row = await RefreshToken.filter(token_hash=token_digest(refresh_token[:200])).first()
+    if row is None or row.revoked_at is not None or row.expires_at <= now:
+        raise _BAD_REFRESH
+    claimed = await RefreshToken.filter(id=row.id, used_at=None).update(used_at=now)
+    if not claimed:
+        await RefreshToken.filter(family=row.family).update(revoked_at=now)
+        raise _BAD_REFRESH
+    principal: Principal | None = None
+    if row.account_id is not None:
+        account = await Account.filter(id=row.account_id).select_related("domain").first()
+        principal = account_principal(account, account.domain) if account else None
+    elif row.system_admin_id is not None:
+        admin = await SystemAdmin.filter(id=row.system_admin_id).first()
+        principal = _admin_principal(admin) if admin else None
+    if principal is None:
+        raise _BAD_REFRESH
+    return await _start(principal, policy, family=row.family)
+
+
+async def permissions(principal: Principal) -> list[Permission]:
+    if principal.is_system_admin:
+        return list(Permission)
+    if principal.role is not Role.DOMAIN_ADMIN or principal.domain_id is None:
+        return []
+    granted = await Domain.filter(id=principal.domain_id).values_list(
+        "mapi_ews_account_management", flat=True
+    )
+    return [Permission.MANAGE_MAPI_EWS] if granted and granted[0] else []
+
+
+async def create_system_admin(*, username: str, password: str) -> SystemAdmin:
+    try:
+        name = validation.system_admin_name(username)
+        validation.password(password)
+    except ValueError as error:
+        raise UserErrors([UserError(UserErrorCode.INVALID_INPUT, str(error), None)]) from None
+    password_hash = await hash_password(password)
+    try:
+        async with in_transaction() as conn:
+            return await SystemAdmin.create(
+                username=name, password_hash=password_hash, using_db=conn
+            )
+    except IntegrityError:
+        raise UserErrors(
+            [UserError(UserErrorCode.ALREADY_EXISTS, f"{name} already exists.", None)]
+        ) from None

@@ -1,0 +1,49 @@
+"""Which domain a request acts in: decided here and nowhere else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from api.auth.principal import Permission, Principal
+from api.errors import BadUserInput, Forbidden
+from api.models import Domain
+from api.services import validation
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """The domain a field acts in, after the domain rule has been applied."""
+
+    domain_id: int
+    domain: str
+
+
+async def resolve_scope(principal: Principal, requested: str | None) -> Scope | None:
+    """A domain administrator gets their own domain and is refused any other; a system
+    administrator must name one. None only when a system administrator names an unknown domain."""
+    if principal.is_system_admin:
+        if requested is None:
+            raise BadUserInput("A system administrator must name the domain.")
+        try:
+            name = validation.domain_name(requested)
+        except ValueError as error:
+            raise BadUserInput(str(error)) from None
+        row = await Domain.filter(name=name).values_list("id", flat=True)
+        return Scope(domain_id=row[0], domain=name) if row else None
+    if principal.domain_id is None or principal.domain is None:
+        raise Forbidden("This principal does not belong to a domain.")
+    if requested is not None and requested.strip().lower().rstrip(".") != principal.domain:
+        raise Forbidden("Domain administrators act only in their own domain.")
+    return Scope(domain_id=principal.domain_id, domain=principal.domain)
+
+
+async def has_permission(principal: Principal, scope: Scope, permission: Permission) -> bool:
+    """Whether a system administrator granted `permission` to the administrators of `scope`."""
+    if principal.is_system_admin:
+        return True
+    match permission:
+        case Permission.MANAGE_MAPI_EWS:
+            granted = await Domain.filter(id=scope.domain_id).values_list(
+                "mapi_ews_account_management", flat=True
+            )
+            return bool(granted and granted[0])

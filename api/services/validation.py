@@ -1,0 +1,101 @@
+"""Shapes of names and addresses. Each check returns a normalised value or raises ValueError
+with a sentence fit for a client."""
+
+from __future__ import annotations
+
+import re
+
+# The local part of an address as mail servers accept it for mailbox names: letters, digits
+# and . _ + - ', starting with a letter or digit, at most 64 characters.
+_USERNAME = re.compile(r"[a-z0-9][a-z0-9._+'-]{0,63}")
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_SYSTEM_ADMIN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+MAX_NAME = 256
+MIN_PASSWORD = 10
+MAX_PASSWORD = 1024
+
+
+def _printable(value: str, what: str) -> None:
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValueError(f"{what} must not contain control characters.")
+
+
+def username(value: str) -> str:
+    _printable(value, "A username")
+    normal = value.strip().lower()
+    if not _USERNAME.fullmatch(normal):
+        raise ValueError(
+            f"{value[:80]!r} is not a valid username: use 1 to 64 letters, digits and . _ + - ', "
+            "starting with a letter or digit."
+        )
+    return normal
+
+
+def domain_name(value: str) -> str:
+    _printable(value, "A domain name")
+    normal = value.strip().lower().rstrip(".")
+    labels = normal.split(".")
+    if (
+        len(normal) > 253
+        or len(labels) < 2
+        or not all(_LABEL.fullmatch(label) for label in labels)
+        or labels[-1].isdigit()
+    ):
+        raise ValueError(f"{value[:80]!r} is not a valid domain name.")
+    return normal
+
+
+def email_address(value: str) -> tuple[str, str]:
+    """(username, domain) of user@domain."""
+    local, at, domain = value.strip().rpartition("@")
+    if not at:
+        raise ValueError(f"{value[:80]!r} is not an email address (user@domain).")
+    return username(local), domain_name(domain)
+
+
+def username_in_domain(value: str, domain: str) -> str:
+    """A bare username, or a full address whose domain is `domain`."""
+    if "@" not in value:
+        return username(value)
+    user, other = email_address(value)
+    if other != domain:
+        raise ValueError(f"{value[:80]!r} is not an address of {domain}.")
+    return user
+
+
+def system_admin_name(value: str) -> str:
+    _printable(value, "A username")
+    normal = value.strip().lower()
+    if not _SYSTEM_ADMIN.fullmatch(normal):
+        raise ValueError(
+            "A system administrator's name is 1 to 64 letters, digits and . _ -, "
+            "starting with a letter or digit."
+        )
+    return normal
+
+
+def display_name(value: str | None) -> str | None:
+    if value is None:
+        return None
+    _printable(value, "A name")
+    normal = value.strip()
+    if len(normal) > MAX_NAME:
+        raise ValueError(f"A name is at most {MAX_NAME} characters.")
+    return normal or None
+
+
+def password(value: str) -> str:
+    if not MIN_PASSWORD <= len(value) <= MAX_PASSWORD:
+        raise ValueError(f"A password is {MIN_PASSWORD} to {MAX_PASSWORD} characters.")
+    return value
+
+
+def search_text(value: str | None, *, maximum: int = 100) -> str | None:
+    if value is None:
+        return None
+    _printable(value, "A search")
+    normal = value.strip().lower()
+    if len(normal) > maximum:
+        raise ValueError(f"A search is at most {maximum} characters.")
+    return normal or None

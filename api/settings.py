@@ -1,0 +1,79 @@
+"""One typed settings object, read from MAPI_EWS_* environment variables."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SQLITE_URL = "sqlite://./data/mapi-ews-admin.sqlite3"
+# Signs development tokens only: production refuses to start without its own key.
+_DEV_SECRET = "development-only-key-never-use-in-production-0123456789"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MAPI_EWS_", extra="ignore")
+
+    env: Environment = Environment.DEVELOPMENT
+    database_url: str = DEFAULT_SQLITE_URL
+    redis_url: str | None = None
+    secret_key: SecretStr | None = None
+
+    # Pool size per worker process; size it against PostgreSQL's max_connections / workers.
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    refresh_token_days: int = Field(default=30, ge=1, le=365)
+
+    page_size_default: int = Field(default=50, ge=1)
+    page_size_max: int = Field(default=100, ge=1)
+    batch_size_max: int = Field(default=500, ge=1)
+    max_query_depth: int = Field(default=10, ge=2)
+    max_aliases: int = Field(default=30, ge=1)
+    max_tokens: int = Field(default=2000, ge=50)
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    allowed_origins: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _require_secret_in_production(self) -> Settings:
+        if self.env is Environment.PRODUCTION and self.secret_key is None:
+            raise ValueError("MAPI_EWS_SECRET_KEY is required when MAPI_EWS_ENV=production")
+        if self.secret_key is not None and len(self.secret_key.get_secret_value()) < 32:
+            raise ValueError("MAPI_EWS_SECRET_KEY must be at least 32 characters")
+        return self
+
+    @property
+    def is_development(self) -> bool:
+        return self.env is Environment.DEVELOPMENT
+
+    @cached_property
+    def signing_key(self) -> str:
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        log.warning("MAPI_EWS_SECRET_KEY is not set: signing tokens with the development key")
+        return _DEV_SECRET
+
+    @property
+    def uses_embedded_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite://")
+
+    def sqlite_path(self) -> Path | None:
+        if not self.uses_embedded_sqlite:
+            return None
+        path = self.database_url.removeprefix("sqlite://")
+        return None if path == ":memory:" else Path(path)
+
+
+def new_secret(nbytes: int = 32) -> str:
+    return secrets.token_urlsafe(nbytes)
