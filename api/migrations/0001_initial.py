@@ -39,7 +39,7 @@ class Migration(migrations.Migration):
                 ('last_ews_login', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
             ],
-            options={'table': 'account', 'app': 'api', 'unique_together': (('domain', 'username'),), 'indexes': [Index(fields=['domain', 'mapi_ews_enabled', 'last_login', 'id']), Index(fields=['domain', 'mapi_ews_enabled', 'name', 'id']), Index(fields=['domain', 'mapi_ews_enabled', 'mapi_ews_enabled_at', 'id'])], 'pk_attr': 'id'},
+            options={'table': 'account', 'app': 'api', 'unique_together': (('domain', 'username'),), 'indexes': [Index(fields=['domain_id', 'mapi_ews_enabled', 'last_login', 'id']), Index(fields=['domain_id', 'mapi_ews_enabled', 'name', 'id']), Index(fields=['domain_id', 'mapi_ews_enabled', 'mapi_ews_enabled_at', 'id'])], 'pk_attr': 'id'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -52,7 +52,7 @@ class Migration(migrations.Migration):
                 ('domain', fields.ForeignKeyField('api.Domain', source_field='domain_id', null=True, db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.CASCADE)),
                 ('target', fields.CharField(null=True, max_length=320)),
             ],
-            options={'table': 'audit_entry', 'app': 'api', 'indexes': [Index(fields=['domain', 'id'])], 'pk_attr': 'id'},
+            options={'table': 'audit_entry', 'app': 'api', 'indexes': [Index(fields=['domain_id', 'id'])], 'pk_attr': 'id'},
             bases=['Model'],
         ),
         ops.CreateModel(

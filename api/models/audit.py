@@ -33,4 +33,4 @@ class AuditEntry(Model):
 
     class Meta:
         table = "audit_entry"
-        indexes = (("domain", "id"),)
+        indexes = (("domain_id", "id"),)

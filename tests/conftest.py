@@ -1,0 +1,254 @@
+"""Shared fixtures: a migrated database per backend, the app over ASGI, real tokens, factories.
+
+SQLite always; PostgreSQL too when MAPI_EWS_TEST_DATABASE_URL names a server. Each session makes
+its own PostgreSQL database (and drops it after), so the named database is never touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from starlette.applications import Starlette
+from tortoise.backends.base.executor import EXECUTOR_CACHE
+
+from api import db
+from api.auth.passwords import hash_password
+from api.auth.principal import Principal, Role
+from api.auth.tokens import issue_access_token
+from api.models import Account, Domain, SystemAdmin
+from api.services.sessions import account_principal
+from api.settings import Settings
+
+PASSWORD = "correct-horse-battery"
+TABLES = ["refresh_token", "audit_entry", "account", "system_admin", "domain"]
+PG_URL = os.environ.get("MAPI_EWS_TEST_DATABASE_URL")
+REDIS_URL = os.environ.get("MAPI_EWS_TEST_REDIS_URL")
+
+BACKENDS = [
+    "sqlite",
+    pytest.param(
+        "postgres",
+        marks=pytest.mark.skipif(
+            not PG_URL, reason="PostgreSQL: set MAPI_EWS_TEST_DATABASE_URL to run these"
+        ),
+    ),
+]
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return url.replace("asyncpg://", "postgresql://").replace("postgres://", "postgresql://")
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+async def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    if backend == "sqlite":
+        yield f"sqlite://{tmp_path_factory.mktemp('sqlite') / 'test.sqlite3'}"
+        return
+    assert PG_URL is not None
+    name = f"mapi_ews_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(_asyncpg_dsn(PG_URL))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield _with_database(PG_URL, name)
+    admin = await asyncpg.connect(_asyncpg_dsn(PG_URL))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def settings(database_url: str) -> Settings:
+    settings = Settings(
+        database_url=database_url,
+        secret_key="test-secret-key-that-is-long-enough-0123456789",
+        redis_url=None,
+    )
+    # Tortoise caches INSERT statements by connection name, not dialect: this session switches
+    # from SQLite to PostgreSQL under the same name, so start each backend with an empty cache.
+    EXECUTOR_CACHE.clear()
+    await db.migrate_database(settings)
+    return settings
+
+
+@pytest.fixture(scope="session")
+async def password_hash() -> str:
+    return await hash_password(PASSWORD)
+
+
+async def _empty_tables() -> None:
+    conn = db.connection()
+    if db.is_sqlite(conn):
+        for table in TABLES:
+            await conn.execute_script(f"DELETE FROM {table}")  # noqa: S608 - fixed names
+    else:
+        await conn.execute_script(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[Starlette]:
+    from api.app import create_app
+
+    application = create_app(settings)
+    async with LifespanManager(application):
+        await _empty_tables()
+        yield application
+
+
+@pytest.fixture
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@dataclass
+class GraphQLClient:
+    http: httpx.AsyncClient
+
+    async def post(
+        self, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None
+    ) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        response = await self.http.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        )
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def data(
+        self, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None
+    ) -> dict[str, Any]:
+        body = await self.post(query, variables, token=token)
+        assert "errors" not in body, body
+        result: dict[str, Any] = body["data"]
+        return result
+
+
+@pytest.fixture
+def gql(client: httpx.AsyncClient) -> GraphQLClient:
+    return GraphQLClient(client)
+
+
+@dataclass
+class Factory:
+    settings: Settings
+    password_hash: str
+
+    async def domain(
+        self, name: str = "example.com", *, limit: int | None = None, managed: bool = True
+    ) -> Domain:
+        return await Domain.create(
+            name=name, max_mapi_ews_accounts=limit, mapi_ews_account_management=managed
+        )
+
+    async def account(
+        self,
+        domain: Domain,
+        username: str,
+        *,
+        name: str | None = None,
+        admin: bool = False,
+        enabled: bool = False,
+    ) -> Account:
+        from datetime import UTC, datetime
+
+        return await Account.create(
+            domain=domain,
+            username=username,
+            name=name,
+            password_hash=self.password_hash,
+            is_domain_admin=admin,
+            mapi_ews_enabled=enabled,
+            mapi_ews_enabled_at=datetime.now(UTC) if enabled else None,
+        )
+
+    async def accounts(self, domain: Domain, count: int, *, enabled: int = 0, prefix: str = "user") -> None:
+        await Account.bulk_create(
+            [
+                Account(
+                    domain=domain,
+                    username=f"{prefix}{i:05d}",
+                    name=f"User {i}",
+                    password_hash=self.password_hash,
+                    mapi_ews_enabled=i < enabled,
+                )
+                for i in range(count)
+            ]
+        )
+
+    async def system_admin(self, username: str = "root") -> SystemAdmin:
+        return await SystemAdmin.create(username=username, password_hash=self.password_hash)
+
+    def token(self, principal: Principal, *, minutes: int = 15) -> str:
+        token, _ = issue_access_token(
+            principal, key=self.settings.signing_key, lifetime=timedelta(minutes=minutes)
+        )
+        return token
+
+    async def token_for(self, who: Account | SystemAdmin) -> str:
+        if isinstance(who, SystemAdmin):
+            return self.token(Principal(role=Role.SYSTEM_ADMIN, subject_id=who.id, username=who.username))
+        domain = await Domain.get(id=who.domain_id)
+        return self.token(account_principal(who, domain))
+
+
+@pytest.fixture
+def make(app: Starlette, settings: Settings, password_hash: str) -> Factory:
+    return Factory(settings, password_hash)
+
+
+class StatementCounter(logging.Handler):
+    """Counts the SQL statements Tortoise sends (its db_client logger, at DEBUG)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.statements: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage().lstrip().upper()
+        if text.startswith(("SELECT", "INSERT", "UPDATE", "DELETE", "WITH")):
+            self.statements.append(record.getMessage())
+
+
+@pytest.fixture
+def sql() -> Iterator[StatementCounter]:
+    logger = logging.getLogger("tortoise.db_client")
+    counter = StatementCounter()
+    previous = logger.level
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(counter)
+    try:
+        yield counter
+    finally:
+        logger.removeHandler(counter)
+        logger.setLevel(previous)
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
