@@ -1,0 +1,171 @@
+"""Every @auth field of the schema against every kind of principal.
+
+The fields come from the schema itself: a field added without an entry in OPERATIONS, or a public
+field not listed in PUBLIC, fails `test_every_field_is_in_the_matrix`.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from graphql import GraphQLObjectType, parse, print_ast
+from graphql.language import ObjectTypeDefinitionNode
+
+from api.graphql.schema import build_schema
+from api.models import Account, AuditEntry, Domain, RefreshToken, SystemAdmin
+from tests.conftest import Factory, GraphQLClient
+
+PUBLIC = {("Query", "viewer"), ("Mutation", "login"), ("Mutation", "refreshAccessToken")}
+
+Variables = Callable[[str], dict[str, object]]
+
+
+@dataclass(frozen=True)
+class Operation:
+    document: str
+    variables: Variables
+
+
+OPERATIONS: dict[tuple[str, str], Operation] = {
+    ("Query", "mapiEwsAccounts"): Operation(
+        "query($d: String) { mapiEwsAccounts(domain: $d) { totalCount } }", lambda d: {"d": d}),
+    ("Query", "accounts"): Operation(
+        "query($d: String) { accounts(domain: $d) { totalCount } }", lambda d: {"d": d}),
+    ("Query", "mapiEwsUsage"): Operation(
+        "query($d: String) { mapiEwsUsage(domain: $d) { enabled } }", lambda d: {"d": d}),
+    ("Query", "auditLog"): Operation(
+        "query($d: String) { auditLog(domain: $d) { totalCount } }", lambda d: {"d": d}),
+    ("Query", "domain"): Operation(
+        "query($d: String!) { domain(name: $d) { name mapiEwsUsage { enabled } } }", lambda d: {"d": d}),
+    ("Query", "domains"): Operation("{ domains { totalCount } }", lambda d: {}),
+    ("Mutation", "enableMapiEws"): Operation(
+        "mutation($d: String) { enableMapiEws(input: {domain: $d, usernames: [\"alice\"]}) { userErrors { code } } }",
+        lambda d: {"d": d}),
+    ("Mutation", "disableMapiEws"): Operation(
+        "mutation($d: String) { disableMapiEws(input: {domain: $d, usernames: [\"bob\"]}) { userErrors { code } } }",
+        lambda d: {"d": d}),
+    ("Mutation", "createAccount"): Operation(
+        "mutation($e: String!) { createAccount(input: {emailAddress: $e, password: \"long-enough-pw\"}) "
+        "{ userErrors { code } } }",
+        lambda d: {"e": f"newcomer@{d}"}),
+    ("Mutation", "createDomain"): Operation(
+        "mutation { createDomain(input: {name: \"created.test\"}) { userErrors { code } } }", lambda d: {}),
+    ("Mutation", "updateDomain"): Operation(
+        "mutation($d: String!) { updateDomain(input: {name: $d, maxMapiEwsAccounts: 9}) { userErrors { code } } }",
+        lambda d: {"d": d}),
+}
+
+
+def auth_rules() -> dict[tuple[str, str], tuple[str, str | None] | None]:
+    """(type, field) -> (requires, permission) as enforced at run time; None for public fields."""
+    schema = build_schema()._schema
+    rules: dict[tuple[str, str], tuple[str, str | None] | None] = {}
+    for type_name in ("Query", "Mutation", "Subscription"):
+        graphql_type = schema.get_type(type_name)
+        if not isinstance(graphql_type, GraphQLObjectType):
+            continue
+        for name, field in graphql_type.fields.items():
+            rules[(type_name, name)] = None
+            extension = field.extensions.get("strawberry-definition")
+            for ext in getattr(extension, "extensions", []) or []:
+                for permission in getattr(ext, "permissions", []):
+                    rules[(type_name, name)] = (
+                        permission.requires.value,
+                        permission.permission.value if permission.permission else None,
+                    )
+    return rules
+
+
+def test_every_field_is_in_the_matrix() -> None:
+    rules = auth_rules()
+    protected = {key for key, rule in rules.items() if rule is not None}
+    public = {key for key, rule in rules.items() if rule is None}
+    assert protected == set(OPERATIONS)
+    assert public == PUBLIC
+
+
+def printed_rules() -> dict[tuple[str, str], tuple[str, str | None] | None]:
+    """(type, field) -> (requires, permission) as schema.graphql prints them."""
+    rules: dict[tuple[str, str], tuple[str, str | None] | None] = {}
+    for definition in parse(build_schema().as_str()).definitions:
+        if not isinstance(definition, ObjectTypeDefinitionNode):
+            continue
+        if definition.name.value not in ("Query", "Mutation", "Subscription"):
+            continue
+        for field in definition.fields or ():
+            auth = [d for d in field.directives or () if d.name.value == "auth"]
+            arguments = {a.name.value: print_ast(a.value) for a in auth[0].arguments} if auth else {}
+            rules[(definition.name.value, field.name.value)] = (
+                (arguments["requires"], arguments.get("permission")) if auth else None
+            )
+    return rules
+
+
+def test_the_printed_schema_carries_the_rules_the_runtime_enforces() -> None:
+    assert printed_rules() == auth_rules()
+
+
+PRINCIPALS = ["anonymous", "user", "admin_without_permission", "admin", "admin_of_another_domain", "system_admin"]
+
+
+def expected_code(principal: str, rule: tuple[str, str | None]) -> str | None:
+    requires, permission = rule
+    if principal == "anonymous":
+        return "UNAUTHENTICATED"
+    if principal == "system_admin":
+        return None
+    if principal == "user" or requires == "SYSTEM_ADMIN":
+        return "FORBIDDEN"
+    if principal == "admin_of_another_domain":
+        return "FORBIDDEN"
+    if principal == "admin_without_permission" and permission is not None:
+        return "FORBIDDEN"
+    return None
+
+
+async def everything() -> tuple:
+    return (
+        await Domain.all().order_by("id").values_list("name", "max_mapi_ews_accounts", "mapi_ews_account_management"),
+        await Account.all().order_by("id").values_list("username", "mapi_ews_enabled"),
+        await AuditEntry.all().count(),
+        await SystemAdmin.all().count(),
+        await RefreshToken.all().count(),
+    )
+
+
+@pytest.mark.parametrize("principal", PRINCIPALS)
+@pytest.mark.parametrize("field", sorted(OPERATIONS), ids=lambda key: ".".join(key))
+async def test_authorization_matrix(
+    gql: GraphQLClient, make: Factory, field: tuple[str, str], principal: str
+) -> None:
+    rule = auth_rules()[field]
+    assert rule is not None
+    example = await make.domain("example.com", managed=True)
+    read_only = await make.domain("readonly.test", managed=False)
+    other = await make.domain("other.org", managed=True)
+    for domain in (example, read_only):
+        await make.account(domain, "alice")
+        await make.account(domain, "bob", enabled=True)
+    tokens = {
+        "anonymous": None,
+        "user": await make.token_for(await make.account(example, "plain")),
+        "admin_without_permission": await make.token_for(await make.account(read_only, "admin", admin=True)),
+        "admin": await make.token_for(await make.account(example, "admin", admin=True)),
+        "admin_of_another_domain": await make.token_for(await make.account(other, "admin", admin=True)),
+        "system_admin": await make.token_for(await make.system_admin()),
+    }
+    target = "readonly.test" if principal == "admin_without_permission" else "example.com"
+    operation = OPERATIONS[field]
+    before = await everything()
+
+    body = await gql.post(operation.document, operation.variables(target), token=tokens[principal])
+
+    code = expected_code(principal, rule)
+    if code is None:
+        assert "errors" not in body, body
+        payload = body["data"][field[1]]
+        assert not (isinstance(payload, dict) and payload.get("userErrors")), payload
+    else:
+        assert [e["extensions"]["code"] for e in body["errors"]] == [code]
+        assert body["data"] is None or body["data"] == {field[1]: None}  # a nullable field is nulled
+        assert await everything() == before
