@@ -13,13 +13,16 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types import ExecutionResult
 
 from api import db
 from api.auth.principal import Principal
 from api.auth.tokens import read_access_token
 from api.errors import ErrorCode, Unauthenticated
 from api.graphql.context import Context
+from api.graphql.errors import coded
 from api.graphql.schema import build_schema
 from api.metrics import Metrics, MetricsMiddleware
 from api.observability import RequestIdMiddleware
@@ -54,6 +57,13 @@ class GraphQLApp(GraphQL[Context, None]):
         principal: Principal | None = request.scope.get("principal")
         return Context(settings=self.settings, principal=principal, connection=request)
 
+    async def process_result(
+        self, request: Request | WebSocket, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        if result.errors:
+            result.errors = [coded(error) for error in result.errors]
+        return process_result(result)
+
 
 class Guard:
     """Before GraphQL: the request body cap, and the bearer token read once per request.
@@ -76,7 +86,9 @@ class Guard:
                 read_access_token(token, key=self.settings.signing_key) if token else None
             )
         except Unauthenticated as refused:
-            await _graphql_error(401, refused.message, ErrorCode.UNAUTHENTICATED)(scope, receive, send)
+            await _graphql_error(401, refused.message, ErrorCode.UNAUTHENTICATED)(
+                scope, receive, send
+            )
             return
         body = await _read_body(receive, self.settings.max_body_bytes)
         if body is None:
@@ -130,7 +142,7 @@ async def healthz(_: Request) -> Response:
 async def readyz(_: Request) -> Response:
     try:
         await db.ping()
-    except Exception:  # noqa: BLE001 - any failure means not ready; the reason goes to the log
+    except Exception:
         log.warning("readiness: the database does not answer", exc_info=True)
         return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
     return JSONResponse({"status": "ok", "database": "up"})
@@ -165,4 +177,3 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestIdMiddleware)
     return app
-

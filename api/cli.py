@@ -112,7 +112,9 @@ def export_schema(args: argparse.Namespace) -> None:
     if args.check:
         current = target.read_text() if target.exists() else ""
         if current != sdl:
-            sys.exit(f"{target} differs from the schema in the code: run `mapi-ews-admin export-schema`")
+            sys.exit(
+                f"{target} differs from the schema in the code: run `mapi-ews-admin export-schema`"
+            )
         print(f"{target} is up to date.")
         return
     target.write_text(sdl)
@@ -127,7 +129,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8000)
     run.add_argument("--workers", type=int, default=1)
-    run.add_argument("--demo", action="store_true", help="load a demo domain into an empty database")
+    run.add_argument(
+        "--demo", action="store_true", help="load a demo domain into an empty database"
+    )
     run.set_defaults(handler=serve)
 
     commands.add_parser("migrate", help="apply database migrations").set_defaults(handler=migrate)

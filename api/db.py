@@ -57,7 +57,8 @@ async def migrate_database(settings: Settings) -> None:
 
 
 def connection() -> BaseDBAsyncClient:
-    return connections.get("default")
+    conn: BaseDBAsyncClient = connections.get("default")
+    return conn
 
 
 def is_sqlite(conn: BaseDBAsyncClient | None = None) -> bool:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+_DURATION = "mapi_ews_http_request_duration_seconds"
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, float("inf"))
 
 
@@ -14,7 +15,7 @@ class Metrics:
     def __init__(self) -> None:
         self.requests: Counter[tuple[str, str, int]] = Counter()
         self.latency: Counter[tuple[str, float]] = Counter()
-        self.latency_sum: Counter[str] = Counter()
+        self.latency_sum: defaultdict[str, float] = defaultdict(float)
 
     def observe(self, path: str, method: str, status: int, seconds: float) -> None:
         self.requests[(path, method, status)] += 1
@@ -29,9 +30,8 @@ class Metrics:
             "# TYPE mapi_ews_http_requests_total counter",
         ]
         for (path, method, status), count in sorted(self.requests.items()):
-            lines.append(
-                f'mapi_ews_http_requests_total{{path="{path}",method="{method}",status="{status}"}} {count}'
-            )
+            labels = f'path="{path}",method="{method}",status="{status}"'
+            lines.append(f"mapi_ews_http_requests_total{{{labels}}} {count}")
         lines += [
             "# HELP mapi_ews_http_request_duration_seconds Time to the response's last byte.",
             "# TYPE mapi_ews_http_request_duration_seconds histogram",
@@ -41,11 +41,9 @@ class Metrics:
             for bound in _BUCKETS:
                 total = self.latency[(path, bound)]
                 le = "+Inf" if bound == float("inf") else repr(bound)
-                lines.append(
-                    f'mapi_ews_http_request_duration_seconds_bucket{{path="{path}",le="{le}"}} {total}'
-                )
-            lines.append(f'mapi_ews_http_request_duration_seconds_sum{{path="{path}"}} {self.latency_sum[path]}')
-            lines.append(f'mapi_ews_http_request_duration_seconds_count{{path="{path}"}} {total}')
+                lines.append(f'{_DURATION}_bucket{{path="{path}",le="{le}"}} {total}')
+            lines.append(f'{_DURATION}_sum{{path="{path}"}} {self.latency_sum[path]}')
+            lines.append(f'{_DURATION}_count{{path="{path}"}} {total}')
         return "\n".join(lines) + "\n"
 
 

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SQLITE_URL = "sqlite://./data/mapi-ews-admin.sqlite3"
 # Signs development tokens only: production refuses to start without its own key.
-_DEV_SECRET = "development-only-key-never-use-in-production-0123456789"
+_DEV_SECRET = "development-only-key-never-use-in-production-0123456789"  # noqa: S105
 
 
 class Environment(StrEnum):

@@ -10,6 +10,7 @@ import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -61,11 +62,9 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture(scope="session")
-async def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite://{tmp_path_factory.mktemp('sqlite') / 'test.sqlite3'}"
-        return
+@asynccontextmanager
+async def fresh_postgres_database() -> AsyncIterator[str]:
+    """A new, empty database on the server MAPI_EWS_TEST_DATABASE_URL names; dropped after."""
     assert PG_URL is not None
     name = f"mapi_ews_test_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(_asyncpg_dsn(PG_URL))
@@ -73,12 +72,25 @@ async def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    yield _with_database(PG_URL, name)
-    admin = await asyncpg.connect(_asyncpg_dsn(PG_URL))
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        yield _with_database(PG_URL, name)
     finally:
-        await admin.close()
+        admin = await asyncpg.connect(_asyncpg_dsn(PG_URL))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def database_url(
+    backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    if backend == "sqlite":
+        yield f"sqlite://{tmp_path_factory.mktemp('sqlite') / 'test.sqlite3'}"
+        return
+    async with fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -187,7 +199,9 @@ class Factory:
             mapi_ews_enabled_at=datetime.now(UTC) if enabled else None,
         )
 
-    async def accounts(self, domain: Domain, count: int, *, enabled: int = 0, prefix: str = "user") -> None:
+    async def accounts(
+        self, domain: Domain, count: int, *, enabled: int = 0, prefix: str = "user"
+    ) -> None:
         await Account.bulk_create(
             [
                 Account(
@@ -212,7 +226,9 @@ class Factory:
 
     async def token_for(self, who: Account | SystemAdmin) -> str:
         if isinstance(who, SystemAdmin):
-            return self.token(Principal(role=Role.SYSTEM_ADMIN, subject_id=who.id, username=who.username))
+            return self.token(
+                Principal(role=Role.SYSTEM_ADMIN, subject_id=who.id, username=who.username)
+            )
         domain = await Domain.get(id=who.domain_id)
         return self.token(account_principal(who, domain))
 

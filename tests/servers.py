@@ -41,7 +41,17 @@ def running_server(
     port = free_port()
     with log.open("w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "api", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
+            [
+                sys.executable,
+                "-m",
+                "api",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                *args,
+            ],
             cwd=ROOT,
             env={**os.environ, **env},
             stdout=out,

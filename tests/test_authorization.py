@@ -28,31 +28,43 @@ class Operation:
 
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("Query", "mapiEwsAccounts"): Operation(
-        "query($d: String) { mapiEwsAccounts(domain: $d) { totalCount } }", lambda d: {"d": d}),
+        "query($d: String) { mapiEwsAccounts(domain: $d) { totalCount } }", lambda d: {"d": d}
+    ),
     ("Query", "accounts"): Operation(
-        "query($d: String) { accounts(domain: $d) { totalCount } }", lambda d: {"d": d}),
+        "query($d: String) { accounts(domain: $d) { totalCount } }", lambda d: {"d": d}
+    ),
     ("Query", "mapiEwsUsage"): Operation(
-        "query($d: String) { mapiEwsUsage(domain: $d) { enabled } }", lambda d: {"d": d}),
+        "query($d: String) { mapiEwsUsage(domain: $d) { enabled } }", lambda d: {"d": d}
+    ),
     ("Query", "auditLog"): Operation(
-        "query($d: String) { auditLog(domain: $d) { totalCount } }", lambda d: {"d": d}),
+        "query($d: String) { auditLog(domain: $d) { totalCount } }", lambda d: {"d": d}
+    ),
     ("Query", "domain"): Operation(
-        "query($d: String!) { domain(name: $d) { name mapiEwsUsage { enabled } } }", lambda d: {"d": d}),
+        "query($d: String!) { domain(name: $d) { name mapiEwsUsage { enabled } } }",
+        lambda d: {"d": d},
+    ),
     ("Query", "domains"): Operation("{ domains { totalCount } }", lambda d: {}),
     ("Mutation", "enableMapiEws"): Operation(
-        "mutation($d: String) { enableMapiEws(input: {domain: $d, usernames: [\"alice\"]}) { userErrors { code } } }",
-        lambda d: {"d": d}),
+        'mutation($d: String) { enableMapiEws(input: {domain: $d, usernames: ["alice"]}) { userErrors { code } } }',
+        lambda d: {"d": d},
+    ),
     ("Mutation", "disableMapiEws"): Operation(
-        "mutation($d: String) { disableMapiEws(input: {domain: $d, usernames: [\"bob\"]}) { userErrors { code } } }",
-        lambda d: {"d": d}),
+        'mutation($d: String) { disableMapiEws(input: {domain: $d, usernames: ["bob"]}) { userErrors { code } } }',
+        lambda d: {"d": d},
+    ),
     ("Mutation", "createAccount"): Operation(
-        "mutation($e: String!) { createAccount(input: {emailAddress: $e, password: \"long-enough-pw\"}) "
+        'mutation($e: String!) { createAccount(input: {emailAddress: $e, password: "long-enough-pw"}) '
         "{ userErrors { code } } }",
-        lambda d: {"e": f"newcomer@{d}"}),
+        lambda d: {"e": f"newcomer@{d}"},
+    ),
     ("Mutation", "createDomain"): Operation(
-        "mutation { createDomain(input: {name: \"created.test\"}) { userErrors { code } } }", lambda d: {}),
+        'mutation { createDomain(input: {name: "created.test"}) { userErrors { code } } }',
+        lambda d: {},
+    ),
     ("Mutation", "updateDomain"): Operation(
         "mutation($d: String!) { updateDomain(input: {name: $d, maxMapiEwsAccounts: 9}) { userErrors { code } } }",
-        lambda d: {"d": d}),
+        lambda d: {"d": d},
+    ),
 }
 
 
@@ -94,7 +106,9 @@ def printed_rules() -> dict[tuple[str, str], tuple[str, str | None] | None]:
             continue
         for field in definition.fields or ():
             auth = [d for d in field.directives or () if d.name.value == "auth"]
-            arguments = {a.name.value: print_ast(a.value) for a in auth[0].arguments} if auth else {}
+            arguments = (
+                {a.name.value: print_ast(a.value) for a in auth[0].arguments} if auth else {}
+            )
             rules[(definition.name.value, field.name.value)] = (
                 (arguments["requires"], arguments.get("permission")) if auth else None
             )
@@ -105,7 +119,14 @@ def test_the_printed_schema_carries_the_rules_the_runtime_enforces() -> None:
     assert printed_rules() == auth_rules()
 
 
-PRINCIPALS = ["anonymous", "user", "admin_without_permission", "admin", "admin_of_another_domain", "system_admin"]
+PRINCIPALS = [
+    "anonymous",
+    "user",
+    "admin_without_permission",
+    "admin",
+    "admin_of_another_domain",
+    "system_admin",
+]
 
 
 def expected_code(principal: str, rule: tuple[str, str | None]) -> str | None:
@@ -125,7 +146,9 @@ def expected_code(principal: str, rule: tuple[str, str | None]) -> str | None:
 
 async def everything() -> tuple:
     return (
-        await Domain.all().order_by("id").values_list("name", "max_mapi_ews_accounts", "mapi_ews_account_management"),
+        await Domain.all()
+        .order_by("id")
+        .values_list("name", "max_mapi_ews_accounts", "mapi_ews_account_management"),
         await Account.all().order_by("id").values_list("username", "mapi_ews_enabled"),
         await AuditEntry.all().count(),
         await SystemAdmin.all().count(),
@@ -149,9 +172,13 @@ async def test_authorization_matrix(
     tokens = {
         "anonymous": None,
         "user": await make.token_for(await make.account(example, "plain")),
-        "admin_without_permission": await make.token_for(await make.account(read_only, "admin", admin=True)),
+        "admin_without_permission": await make.token_for(
+            await make.account(read_only, "admin", admin=True)
+        ),
         "admin": await make.token_for(await make.account(example, "admin", admin=True)),
-        "admin_of_another_domain": await make.token_for(await make.account(other, "admin", admin=True)),
+        "admin_of_another_domain": await make.token_for(
+            await make.account(other, "admin", admin=True)
+        ),
         "system_admin": await make.token_for(await make.system_admin()),
     }
     target = "readonly.test" if principal == "admin_without_permission" else "example.com"
@@ -167,5 +194,7 @@ async def test_authorization_matrix(
         assert not (isinstance(payload, dict) and payload.get("userErrors")), payload
     else:
         assert [e["extensions"]["code"] for e in body["errors"]] == [code]
-        assert body["data"] is None or body["data"] == {field[1]: None}  # a nullable field is nulled
+        assert body["data"] is None or body["data"] == {
+            field[1]: None
+        }  # a nullable field is nulled
         assert await everything() == before

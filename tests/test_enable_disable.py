@@ -58,8 +58,14 @@ async def test_enabling_one_account_turns_on_mapi_and_ews_and_audits_it(
     assert alice.mapi_ews_enabled_at is not None
     audit = await gql.data(AUDIT, token=token)
     assert audit["auditLog"]["edges"] == [
-        {"node": {"actor": "admin@example.com", "action": "MAPI_EWS_ENABLED",
-                  "domain": "example.com", "target": "alice@example.com"}}
+        {
+            "node": {
+                "actor": "admin@example.com",
+                "action": "MAPI_EWS_ENABLED",
+                "domain": "example.com",
+                "target": "alice@example.com",
+            }
+        }
     ]
 
 
@@ -92,7 +98,9 @@ async def test_enabling_an_enabled_account_is_not_an_error_and_writes_nothing(
     assert await snapshot() == before
 
 
-async def test_going_past_the_limit_refuses_the_whole_batch(gql: GraphQLClient, tab: tuple[str, Domain]) -> None:
+async def test_going_past_the_limit_refuses_the_whole_batch(
+    gql: GraphQLClient, tab: tuple[str, Domain]
+) -> None:
     token, _ = tab
     await gql.data(ENABLE, {"usernames": ["alice", "bob"]}, token=token)
     before = await snapshot()
@@ -102,8 +110,11 @@ async def test_going_past_the_limit_refuses_the_whole_batch(gql: GraphQLClient, 
     assert data["enableMapiEws"]["accounts"] == []
     assert data["enableMapiEws"]["usage"] is None
     assert data["enableMapiEws"]["userErrors"] == [
-        {"field": ["input", "usernames"], "code": "LIMIT_EXCEEDED",
-         "message": "example.com may have 3 MAPI/EWS accounts; 2 are in use, so 2 more would exceed the limit."}
+        {
+            "field": ["input", "usernames"],
+            "code": "LIMIT_EXCEEDED",
+            "message": "example.com may have 3 MAPI/EWS accounts; 2 are in use, so 2 more would exceed the limit.",
+        }
     ]
     assert await snapshot() == before
 
@@ -117,15 +128,25 @@ async def test_an_already_enabled_account_does_not_count_against_the_limit_twice
     data = await gql.data(ENABLE, {"usernames": ["alice", "bob", "carol"]}, token=token)
 
     assert data["enableMapiEws"]["userErrors"] == []
-    assert data["enableMapiEws"]["usage"] == {"domain": "example.com", "enabled": 3, "limit": 3, "available": 0}
+    assert data["enableMapiEws"]["usage"] == {
+        "domain": "example.com",
+        "enabled": 3,
+        "limit": 3,
+        "available": 0,
+    }
 
 
 @pytest.mark.parametrize(
     ("usernames", "errors"),
     [
         ([], [(["input", "usernames"], "INVALID_INPUT")]),
-        (["alice", "ghost", "bob", "nobody"],
-         [(["input", "usernames", "1"], "NOT_FOUND"), (["input", "usernames", "3"], "NOT_FOUND")]),
+        (
+            ["alice", "ghost", "bob", "nobody"],
+            [
+                (["input", "usernames", "1"], "NOT_FOUND"),
+                (["input", "usernames", "3"], "NOT_FOUND"),
+            ],
+        ),
         (["alice", "bad name"], [(["input", "usernames", "1"], "INVALID_INPUT")]),
         (["alice", "bob@other.org"], [(["input", "usernames", "1"], "INVALID_INPUT")]),
         (["x" * 65], [(["input", "usernames", "0"], "INVALID_INPUT")]),
@@ -142,7 +163,9 @@ async def test_bad_input_changes_nothing_and_points_at_the_item(
     await gql.data(ENABLE, {"usernames": ["carol"]}, token=token)
     before = await snapshot()
 
-    data = await gql.data(ENABLE if mutation == "enableMapiEws" else DISABLE, {"usernames": usernames}, token=token)
+    data = await gql.data(
+        ENABLE if mutation == "enableMapiEws" else DISABLE, {"usernames": usernames}, token=token
+    )
 
     payload = data[mutation]
     assert [(e["field"], e["code"]) for e in payload["userErrors"]] == errors
@@ -160,7 +183,10 @@ async def test_disabling_several_selected_rows_frees_their_allowance(
     data = await gql.data(DISABLE, {"usernames": ["alice", "carol"]}, token=token)
 
     assert data["disableMapiEws"] == {
-        "accounts": [{"username": "alice", "mapiEwsEnabled": False}, {"username": "carol", "mapiEwsEnabled": False}],
+        "accounts": [
+            {"username": "alice", "mapiEwsEnabled": False},
+            {"username": "carol", "mapiEwsEnabled": False},
+        ],
         "usage": {"enabled": 1, "limit": 3, "available": 2},
         "userErrors": [],
     }
@@ -172,7 +198,9 @@ async def test_disabling_several_selected_rows_frees_their_allowance(
     ]
 
 
-async def test_disabling_a_disabled_account_writes_nothing(gql: GraphQLClient, tab: tuple[str, Domain]) -> None:
+async def test_disabling_a_disabled_account_writes_nothing(
+    gql: GraphQLClient, tab: tuple[str, Domain]
+) -> None:
     token, _ = tab
     before = await snapshot()
 
@@ -191,8 +219,12 @@ async def test_racing_enables_never_leave_the_domain_above_its_limit(
     await make.accounts(example, 30, prefix="racer")
 
     # 30 single enables and 5 pairs, all at once, against an allowance of 7.
-    batches = [[f"racer{i:05d}"] for i in range(30)] + [[f"racer{i:05d}", f"racer{i + 1:05d}"] for i in range(0, 10, 2)]
-    results = await asyncio.gather(*(gql.data(ENABLE, {"usernames": b}, token=token) for b in batches))
+    batches = [[f"racer{i:05d}"] for i in range(30)] + [
+        [f"racer{i:05d}", f"racer{i + 1:05d}"] for i in range(0, 10, 2)
+    ]
+    results = await asyncio.gather(
+        *(gql.data(ENABLE, {"usernames": b}, token=token) for b in batches)
+    )
 
     enabled = await Account.filter(domain_id=example.id, mapi_ews_enabled=True).count()
     refused = [r for r in results if r["enableMapiEws"]["userErrors"]]
@@ -217,4 +249,9 @@ async def test_lowering_the_limit_keeps_enabled_accounts_and_refuses_new_ones(
 
     assert refused["enableMapiEws"]["userErrors"][0]["code"] == "LIMIT_EXCEEDED"
     assert still_full["enableMapiEws"]["userErrors"][0]["code"] == "LIMIT_EXCEEDED"
-    assert accepted["enableMapiEws"]["usage"] == {"domain": "example.com", "enabled": 1, "limit": 1, "available": 0}
+    assert accepted["enableMapiEws"]["usage"] == {
+        "domain": "example.com",
+        "enabled": 1,
+        "limit": 1,
+        "available": 0,
+    }

@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from api.models import Account, MailProtocol
+from api.models import MailProtocol
 from tests.conftest import Factory, GraphQLClient, StatementCounter
 
 LIST = """
@@ -35,7 +35,9 @@ async def given_a_domain_admin(make: Factory, **domain: object) -> tuple[str, ob
     return await make.token_for(admin), example
 
 
-async def test_the_tab_lists_only_accounts_with_mapi_ews_enabled(gql: GraphQLClient, make: Factory) -> None:
+async def test_the_tab_lists_only_accounts_with_mapi_ews_enabled(
+    gql: GraphQLClient, make: Factory
+) -> None:
     token, example = await given_a_domain_admin(make)
     await make.account(example, "bob", name="Bob Builder", enabled=True)
     await make.account(example, "carol", enabled=False)
@@ -48,15 +50,31 @@ async def test_the_tab_lists_only_accounts_with_mapi_ews_enabled(gql: GraphQLCli
     connection = data["mapiEwsAccounts"]
     assert connection["totalCount"] == 2
     assert [edge["node"] for edge in connection["edges"]] == [
-        {"username": "alice", "emailAddress": "alice@example.com", "name": "Alice",
-         "domain": "example.com", "mapiEwsEnabled": True, "lastLogin": None, "lastLoginProtocol": None},
-        {"username": "bob", "emailAddress": "bob@example.com", "name": "Bob Builder",
-         "domain": "example.com", "mapiEwsEnabled": True, "lastLogin": None, "lastLoginProtocol": None},
+        {
+            "username": "alice",
+            "emailAddress": "alice@example.com",
+            "name": "Alice",
+            "domain": "example.com",
+            "mapiEwsEnabled": True,
+            "lastLogin": None,
+            "lastLoginProtocol": None,
+        },
+        {
+            "username": "bob",
+            "emailAddress": "bob@example.com",
+            "name": "Bob Builder",
+            "domain": "example.com",
+            "mapiEwsEnabled": True,
+            "lastLogin": None,
+            "lastLoginProtocol": None,
+        },
     ]
     assert connection["pageInfo"]["hasNextPage"] is False
 
 
-async def test_last_login_sorts_newest_first_with_never_logged_in_last(gql: GraphQLClient, make: Factory) -> None:
+async def test_last_login_sorts_newest_first_with_never_logged_in_last(
+    gql: GraphQLClient, make: Factory
+) -> None:
     token, example = await given_a_domain_admin(make)
     now = datetime.now(UTC)
     for name, minutes in [("old", 300), ("never", None), ("new", 1), ("mid", 60)]:
@@ -66,8 +84,12 @@ async def test_last_login_sorts_newest_first_with_never_logged_in_last(gql: Grap
             account.last_login_protocol = MailProtocol.EWS
             await account.save()
 
-    newest = await gql.data(LIST, {"orderBy": {"field": "LAST_LOGIN", "direction": "DESC"}}, token=token)
-    oldest = await gql.data(LIST, {"orderBy": {"field": "LAST_LOGIN", "direction": "ASC"}}, token=token)
+    newest = await gql.data(
+        LIST, {"orderBy": {"field": "LAST_LOGIN", "direction": "DESC"}}, token=token
+    )
+    oldest = await gql.data(
+        LIST, {"orderBy": {"field": "LAST_LOGIN", "direction": "ASC"}}, token=token
+    )
 
     assert usernames(newest) == ["new", "mid", "old", "never"]
     assert usernames(oldest) == ["old", "mid", "new", "never"]
@@ -76,7 +98,11 @@ async def test_last_login_sorts_newest_first_with_never_logged_in_last(gql: Grap
 
 @pytest.mark.parametrize(
     ("field", "direction"),
-    [(f, d) for f in ("USERNAME", "NAME", "LAST_LOGIN", "MAPI_EWS_ENABLED_AT") for d in ("ASC", "DESC")],
+    [
+        (f, d)
+        for f in ("USERNAME", "NAME", "LAST_LOGIN", "MAPI_EWS_ENABLED_AT")
+        for d in ("ASC", "DESC")
+    ],
 )
 async def test_paging_forwards_and_backwards_visits_every_row_once_in_order(
     gql: GraphQLClient, make: Factory, field: str, direction: str
@@ -84,8 +110,9 @@ async def test_paging_forwards_and_backwards_visits_every_row_once_in_order(
     token, example = await given_a_domain_admin(make)
     now = datetime.now(UTC)
     for i in range(23):
-        account = await make.account(example, f"u{i:02d}", name=None if i % 5 == 0 else f"Name {i % 7}",
-                                     enabled=True)
+        account = await make.account(
+            example, f"u{i:02d}", name=None if i % 5 == 0 else f"Name {i % 7}", enabled=True
+        )
         # Ties and NULLs on purpose: the id must break them the same way on every page.
         account.last_login = None if i % 4 == 0 else now - timedelta(hours=i % 6)
         account.mapi_ews_enabled_at = now - timedelta(days=i % 3)
@@ -97,7 +124,7 @@ async def test_paging_forwards_and_backwards_visits_every_row_once_in_order(
     forwards: list[str] = []
     after = None
     while True:
-        page = (await gql.data(LIST, {"orderBy": order, "first": 5, "after": after}, token=token))
+        page = await gql.data(LIST, {"orderBy": order, "first": 5, "after": after}, token=token)
         forwards += usernames(page)
         info = page["mapiEwsAccounts"]["pageInfo"]
         if not info["hasNextPage"]:
@@ -117,7 +144,9 @@ async def test_paging_forwards_and_backwards_visits_every_row_once_in_order(
     assert backwards == whole
 
 
-async def test_search_matches_username_name_and_address_without_case(gql: GraphQLClient, make: Factory) -> None:
+async def test_search_matches_username_name_and_address_without_case(
+    gql: GraphQLClient, make: Factory
+) -> None:
     token, example = await given_a_domain_admin(make)
     await make.account(example, "jsmith", name="John Smith", enabled=True)
     await make.account(example, "mary", name="Mary SMITHSON", enabled=True)
@@ -135,7 +164,9 @@ async def test_search_matches_username_name_and_address_without_case(gql: GraphQ
     assert await search("nobody") == []
 
 
-async def test_accounts_filters_on_mapi_ews_for_the_enable_dialog(gql: GraphQLClient, make: Factory) -> None:
+async def test_accounts_filters_on_mapi_ews_for_the_enable_dialog(
+    gql: GraphQLClient, make: Factory
+) -> None:
     token, example = await given_a_domain_admin(make)
     await make.account(example, "on", enabled=True)
     await make.account(example, "off")
@@ -166,7 +197,9 @@ async def test_bad_paging_and_search_input_is_a_clear_error(
     body = await gql.post(LIST, variables, token=token)
 
     assert body["data"] is None
-    assert [(e["message"], e["extensions"]["code"]) for e in body["errors"]] == [(message, "BAD_USER_INPUT")]
+    assert [(e["message"], e["extensions"]["code"]) for e in body["errors"]] == [
+        (message, "BAD_USER_INPUT")
+    ]
 
 
 async def test_a_cursor_of_another_ordering_is_refused(gql: GraphQLClient, make: Factory) -> None:
@@ -176,7 +209,9 @@ async def test_a_cursor_of_another_ordering_is_refused(gql: GraphQLClient, make:
     page = await gql.data(LIST, {"first": 1}, token=token)
     cursor = page["mapiEwsAccounts"]["pageInfo"]["endCursor"]
 
-    body = await gql.post(LIST, {"first": 1, "after": cursor, "orderBy": {"field": "NAME"}}, token=token)
+    body = await gql.post(
+        LIST, {"first": 1, "after": cursor, "orderBy": {"field": "NAME"}}, token=token
+    )
 
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 

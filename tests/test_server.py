@@ -1,10 +1,15 @@
 """The tab's whole story against real `serve` processes over real sockets."""
 
 import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import pytest
 
+from tests.conftest import BACKENDS, fresh_postgres_database
 from tests.servers import running_server
 
 LOGIN = "mutation($u: String!, $p: String!) { login(input: {username: $u, password: $p}) { accessToken userErrors { code } } }"
@@ -18,7 +23,9 @@ UPDATE = "mutation($n: String!, $m: Int) { updateDomain(input: {name: $n, maxMap
 
 def call(url: str, query: str, variables: dict | None = None, token: str | None = None) -> dict:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    response = httpx.post(f"{url}/graphql", json={"query": query, "variables": variables or {}}, headers=headers)
+    response = httpx.post(
+        f"{url}/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+    )
     body = response.json()
     assert "errors" not in body, body
     return body["data"]
@@ -39,14 +46,18 @@ def test_a_domain_administrator_works_the_tab_on_the_demo(tmp_path: Path) -> Non
         tab = call(server.url, LIST, token=token)
         assert tab["mapiEwsUsage"] == {"enabled": 12, "limit": 25}
         assert tab["mapiEwsAccounts"]["totalCount"] == 12
-        candidates = [e["node"]["username"] for e in call(server.url, PICK, token=token)["accounts"]["edges"]]
+        candidates = [
+            e["node"]["username"] for e in call(server.url, PICK, token=token)["accounts"]["edges"]
+        ]
         candidates.remove("admin")
 
         one = call(server.url, ENABLE, {"u": [candidates[0]]}, token)["enableMapiEws"]
         several = call(server.url, ENABLE, {"u": candidates[1:5]}, token)["enableMapiEws"]
         assert (one["usage"], several["usage"]) == ({"enabled": 13}, {"enabled": 17})
         too_many = call(server.url, ENABLE, {"u": candidates[5:15]}, token)["enableMapiEws"]
-        assert too_many["userErrors"] == [{"code": "LIMIT_EXCEEDED", "field": ["input", "usernames"]}]
+        assert too_many["userErrors"] == [
+            {"code": "LIMIT_EXCEEDED", "field": ["input", "usernames"]}
+        ]
         off = call(server.url, DISABLE, {"u": candidates[1:3]}, token)["disableMapiEws"]
         assert off == {"usage": {"enabled": 15}, "userErrors": []}
 
@@ -58,25 +69,66 @@ def test_a_domain_administrator_works_the_tab_on_the_demo(tmp_path: Path) -> Non
         ]
 
         read_only = sign_in(server.url, "admin@readonly.example")
-        refused = httpx.post(f"{server.url}/graphql", json={"query": ENABLE, "variables": {"u": ["admin"]}},
-                             headers={"Authorization": f"Bearer {read_only}"}).json()
+        refused = httpx.post(
+            f"{server.url}/graphql",
+            json={"query": ENABLE, "variables": {"u": ["admin"]}},
+            headers={"Authorization": f"Bearer {read_only}"},
+        ).json()
         assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
 
-async def test_enables_racing_through_two_processes_on_one_sqlite_file_respect_the_limit(tmp_path: Path) -> None:
-    env = {"MAPI_EWS_DATABASE_URL": f"sqlite://{tmp_path / 'shared.sqlite3'}"}
-    with running_server(env, tmp_path / "a.log", "--demo") as first, running_server(env, tmp_path / "b.log") as second:
+@pytest.fixture(params=BACKENDS)
+async def shared_database(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[dict[str, str]]:
+    """The environment of server processes sharing one database, migrated before they start."""
+    if request.param == "sqlite":
+        yield {"MAPI_EWS_DATABASE_URL": f"sqlite://{tmp_path / 'shared.sqlite3'}"}
+        return
+    async with fresh_postgres_database() as url:
+        env = {"MAPI_EWS_DATABASE_URL": url}
+        migrate = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "api",
+            "migrate",
+            env={**os.environ, **env},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output, _ = await migrate.communicate()
+        assert migrate.returncode == 0, output.decode()
+        yield env
+
+
+async def test_enables_racing_through_two_processes_on_one_database_respect_the_limit(
+    tmp_path: Path, shared_database: dict[str, str]
+) -> None:
+    env = shared_database
+    with (
+        running_server(env, tmp_path / "a.log", "--demo") as first,
+        running_server(env, tmp_path / "b.log") as second,
+    ):
         sysadmin = sign_in(first.url, "sysadmin")
         call(first.url, UPDATE, {"n": "example.com", "m": 16}, sysadmin)  # 12 in use: room for 4
         token = sign_in(first.url, "admin@example.com")
-        candidates = [e["node"]["username"] for e in call(first.url, PICK, token=token)["accounts"]["edges"]]
+        candidates = [
+            e["node"]["username"] for e in call(first.url, PICK, token=token)["accounts"]["edges"]
+        ]
         candidates.remove("admin")
 
-        async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
-            responses = await asyncio.gather(*(
-                http.post(f"{(first, second)[i % 2].url}/graphql", json={"query": ENABLE, "variables": {"u": [name]}})
-                for i, name in enumerate(candidates[:20])
-            ))
+        async with httpx.AsyncClient(
+            headers={"Authorization": f"Bearer {token}"}, timeout=30
+        ) as http:
+            responses = await asyncio.gather(
+                *(
+                    http.post(
+                        f"{(first, second)[i % 2].url}/graphql",
+                        json={"query": ENABLE, "variables": {"u": [name]}},
+                    )
+                    for i, name in enumerate(candidates[:20])
+                )
+            )
 
         assert [r.status_code for r in responses] == [200] * 20
         bodies = [r.json() for r in responses]

@@ -6,8 +6,9 @@ from typing import Any
 
 import strawberry
 
+from api import models
 from api.auth.principal import Permission, Role
-from api.errors import UserErrors
+from api.errors import BadUserInput, UserErrors
 from api.graphql.context import Info, scope_of
 from api.graphql.directives import auth
 from api.graphql.types import (
@@ -26,8 +27,6 @@ from api.services import accounts, mapi_ews, validation
 from api.services.accounts import AccountSortField
 from api.services.paging import Page, PageRequest
 from api.services.tenancy import Scope
-from api.errors import BadUserInput
-from api import models
 
 AccountSortFieldType = strawberry.enum(AccountSortField, name="AccountSortField")
 
@@ -188,7 +187,9 @@ class AccountQuery:
         )
 
 
-async def _set(info: Info, usernames: list[str], *, enabled: bool) -> tuple[list[Account], MapiEwsUsage]:
+async def _set(
+    info: Info, usernames: list[str], *, enabled: bool
+) -> tuple[list[Account], MapiEwsUsage]:
     scope = scope_of(info)
     rows, usage = await mapi_ews.set_mapi_ews(
         actor=info.context.require_principal().username,
@@ -207,15 +208,21 @@ class AccountMutation:
         try:
             changed, usage = await _set(info, input.usernames, enabled=True)
         except UserErrors as refused:
-            return EnableMapiEwsPayload(accounts=[], usage=None, user_errors=user_errors_of(list(refused.errors)))
+            return EnableMapiEwsPayload(
+                accounts=[], usage=None, user_errors=user_errors_of(list(refused.errors))
+            )
         return EnableMapiEwsPayload(accounts=changed, usage=usage, user_errors=[])
 
     @strawberry.mutation(extensions=auth(Role.DOMAIN_ADMIN, Permission.MANAGE_MAPI_EWS))
-    async def disable_mapi_ews(self, info: Info, input: DisableMapiEwsInput) -> DisableMapiEwsPayload:
+    async def disable_mapi_ews(
+        self, info: Info, input: DisableMapiEwsInput
+    ) -> DisableMapiEwsPayload:
         try:
             changed, usage = await _set(info, input.usernames, enabled=False)
         except UserErrors as refused:
-            return DisableMapiEwsPayload(accounts=[], usage=None, user_errors=user_errors_of(list(refused.errors)))
+            return DisableMapiEwsPayload(
+                accounts=[], usage=None, user_errors=user_errors_of(list(refused.errors))
+            )
         return DisableMapiEwsPayload(accounts=changed, usage=usage, user_errors=[])
 
     @strawberry.mutation(extensions=auth(Role.DOMAIN_ADMIN, domain_of=_email_domain))

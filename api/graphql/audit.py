@@ -15,10 +15,15 @@ from api.services.paging import PageRequest
 @strawberry.type
 class AuditQuery:
     @strawberry.field(
-        extensions=auth(Role.DOMAIN_ADMIN), description="Administrative changes in a domain, newest first."
+        extensions=auth(Role.DOMAIN_ADMIN),
+        description="Administrative changes in a domain, newest first.",
     )
     async def audit_log(
-        self, info: Info, domain: str | None = None, first: int | None = None, after: str | None = None
+        self,
+        info: Info,
+        domain: str | None = None,
+        first: int | None = None,
+        after: str | None = None,
     ) -> AuditEntryConnection:
         scope = scope_of(info)
         settings = info.context.settings

@@ -64,9 +64,13 @@ class Auth(BasePermission):
         self.permission = permission
         self.domain_of = domain_of
         self.unknown_domain_ok = unknown_domain_ok
-        self._schema_directive = AuthDirective(
+        self._directive = AuthDirective(
             requires=requires, permission=permission if permission else strawberry.UNSET
         )
+
+    @property
+    def schema_directive(self) -> object:
+        return self._directive
 
     async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
         principal: Principal | None = info.context.principal

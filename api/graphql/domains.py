@@ -98,7 +98,9 @@ def _name_argument(kwargs: dict[str, Any]) -> str | None:
 
 @strawberry.type
 class DomainQuery:
-    @strawberry.field(extensions=auth(Role.DOMAIN_ADMIN, domain_of=_name_argument, unknown_domain_ok=True))
+    @strawberry.field(
+        extensions=auth(Role.DOMAIN_ADMIN, domain_of=_name_argument, unknown_domain_ok=True)
+    )
     async def domain(self, info: Info, name: str) -> Domain | None:
         scope = optional_scope_of(info)
         row = await domains.get_domain(domain_id=scope.domain_id) if scope else None
@@ -106,13 +108,16 @@ class DomainQuery:
 
     @strawberry.field(extensions=auth(Role.DOMAIN_ADMIN))
     async def mapi_ews_usage(self, info: Info, domain: str | None = None) -> MapiEwsUsage:
-        row = await domains.get_domain(domain_id=scope_of(info).domain_id)
-        assert row is not None, "the scope names an existing domain"
-        return usage_of(await domains.usage(domain=row))
+        scope = scope_of(info)
+        return usage_of(await domains.usage_of(domain_id=scope.domain_id))
 
     @strawberry.field(extensions=auth(Role.SYSTEM_ADMIN))
     async def domains(
-        self, info: Info, search: str | None = None, first: int | None = None, after: str | None = None
+        self,
+        info: Info,
+        search: str | None = None,
+        first: int | None = None,
+        after: str | None = None,
     ) -> DomainConnection:
         settings = info.context.settings
         page = await domains.list_domains(
@@ -122,7 +127,10 @@ class DomainQuery:
             max_size=settings.page_size_max,
         )
         return DomainConnection(
-            edges=[DomainEdge(cursor=c, node=domain_of(r)) for c, r in zip(page.cursors, page.items, strict=True)],
+            edges=[
+                DomainEdge(cursor=c, node=domain_of(r))
+                for c, r in zip(page.cursors, page.items, strict=True)
+            ],
             page_info=page_info_of(page),
             total_count=page.total_count,
         )
@@ -153,7 +161,9 @@ class DomainMutation:
                 name=input.name,
                 max_mapi_ews_accounts=domains.KEEP if limit is strawberry.UNSET else limit,
                 mapi_ews_account_management=(
-                    domains.KEEP if management is strawberry.UNSET or management is None else management
+                    domains.KEEP
+                    if management is strawberry.UNSET or management is None
+                    else management
                 ),
             )
         except UserErrors as refused:

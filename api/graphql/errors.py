@@ -1,12 +1,13 @@
-"""Every error outside userErrors leaves with extensions.code; unexpected ones are masked."""
+"""Every error outside userErrors leaves with extensions.code; unexpected ones are masked.
+
+Applied where results leave the server (the HTTP view's process_result), because parse errors
+travel through Strawberry's operation hooks as exceptions and never reach a schema extension."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
 from graphql import GraphQLError
-from strawberry.extensions import SchemaExtension
 
 from api.errors import AppError, ErrorCode
 from api.observability import request_id
@@ -49,13 +50,3 @@ def coded(error: GraphQLError) -> GraphQLError:
         path=error.path,
         extensions=extensions,
     )
-
-
-class CodedErrors(SchemaExtension):
-    """Gives each error its code; an unexpected one shows neither its message nor its trace."""
-
-    def on_operation(self) -> Iterator[None]:
-        yield
-        result = self.execution_context.result
-        if result is not None and result.errors:
-            result.errors = [coded(error) for error in result.errors]

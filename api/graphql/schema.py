@@ -20,7 +20,7 @@ from api.graphql.accounts import AccountMutation, AccountQuery
 from api.graphql.audit import AuditQuery
 from api.graphql.directives import AuthDirective
 from api.graphql.domains import DomainMutation, DomainQuery
-from api.graphql.errors import CodedErrors, log_unexpected
+from api.graphql.errors import log_unexpected
 from api.graphql.sessions import SessionMutation, SessionQuery
 from api.settings import Settings
 
@@ -44,7 +44,6 @@ def build_schema(settings: Settings | None = None) -> Schema:
         lambda: QueryDepthLimiter(max_depth=limits.max_query_depth),
         lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-        CodedErrors,
     ]
     return Schema(
         query=Query,

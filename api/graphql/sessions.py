@@ -18,7 +18,9 @@ from api.settings import Settings
 class Viewer:
     username: str
     role: Role
-    domain: str | None = strawberry.field(description="Null for system administrators and gateways.")
+    domain: str | None = strawberry.field(
+        description="Null for system administrators and gateways."
+    )
     permissions: list[Permission]
 
 
@@ -83,7 +85,9 @@ def _refused(refused: UserErrors) -> LoginPayload:
 
 @strawberry.type
 class SessionQuery:
-    @strawberry.field(description="The signed-in principal; null when the request carries no credentials.")
+    @strawberry.field(
+        description="The signed-in principal; null when the request carries no credentials."
+    )
     async def viewer(self, info: Info) -> Viewer | None:
         principal = info.context.principal
         return await viewer_of(principal) if principal else None
@@ -95,14 +99,18 @@ class SessionMutation:
     async def login(self, info: Info, input: LoginInput) -> LoginPayload:
         try:
             session = await sessions.login(
-                username=input.username, password=input.password, policy=_policy(info.context.settings)
+                username=input.username,
+                password=input.password,
+                policy=_policy(info.context.settings),
             )
         except UserErrors as refused:
             return _refused(refused)
         return await _payload(session)
 
     @strawberry.mutation
-    async def refresh_access_token(self, info: Info, input: RefreshAccessTokenInput) -> LoginPayload:
+    async def refresh_access_token(
+        self, info: Info, input: RefreshAccessTokenInput
+    ) -> LoginPayload:
         try:
             session = await sessions.refresh(
                 refresh_token=input.refresh_token, policy=_policy(info.context.settings)

@@ -57,7 +57,8 @@ class Account(Node):
     domain: str
     is_domain_admin: bool
     mapi_ews_enabled: bool = strawberry.field(
-        description="True when both MAPI and EWS are enabled (they are enabled and disabled together)."
+        description="True when both MAPI and EWS are enabled "
+        "(they are enabled and disabled together)."
     )
     mapi_ews_enabled_at: datetime | None
     last_login: datetime | None = strawberry.field(
@@ -104,7 +105,9 @@ def usage_of(usage: Usage) -> MapiEwsUsage:
     )
 
 
-@strawberry.type(description="An expected failure of a mutation, caused by its input: nothing was changed.")
+@strawberry.type(
+    description="An expected failure of a mutation, caused by its input: nothing was changed."
+)
 class UserError:
     field: list[str] | None = strawberry.field(
         description='Path to the input field at fault, e.g. ["input", "usernames", "2"].'

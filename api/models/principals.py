@@ -20,9 +20,8 @@ class SystemAdmin(Model):
 
 # A refresh token is stored only as its SHA-256 and rotated on every use. Tokens minted from one
 # sign-in share a `family`: presenting a token that was already used revokes the whole family
-# (it was stolen or replayed). Tortoise turns model docstrings into SQL comments, hence no docstring.
+# (it was stolen or replayed). Tortoise turns model docstrings into SQL comments: hence a comment.
 class RefreshToken(Model):
-
     id = fields.IntField(primary_key=True)
     token_hash = fields.CharField(max_length=64, unique=True)
     family = fields.CharField(max_length=32, db_index=True)

@@ -82,7 +82,9 @@ async def create_account(
         if "@" not in email_address:
             raise ValueError(f"{email_address[:80]!r} is not an email address (user@domain).")
     except ValueError as error:
-        problems.append(UserError(UserErrorCode.INVALID_INPUT, str(error), ("input", "emailAddress")))
+        problems.append(
+            UserError(UserErrorCode.INVALID_INPUT, str(error), ("input", "emailAddress"))
+        )
     try:
         name = validation.display_name(name)
     except ValueError as error:
@@ -95,7 +97,13 @@ async def create_account(
         raise UserErrors(problems)
     address = f"{username}@{scope.domain}"
     exists = UserErrors(
-        [UserError(UserErrorCode.ALREADY_EXISTS, f"{address} already exists.", ("input", "emailAddress"))]
+        [
+            UserError(
+                UserErrorCode.ALREADY_EXISTS,
+                f"{address} already exists.",
+                ("input", "emailAddress"),
+            )
+        ]
     )
     if await Account.exists(domain_id=scope.domain_id, username=username):
         raise exists

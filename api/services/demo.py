@@ -14,11 +14,46 @@ from api.services import audit, domains
 
 DEMO_DOMAIN = "example.com"
 READ_ONLY_DOMAIN = "readonly.example"
-DEMO_PASSWORD = "demo-password"  # printed at start-up; this data exists only to be tried
-_FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Margaret", "Ken", "Frances",
-          "John", "Radia", "Dennis", "Shafi", "Leslie", "Tim", "Sophie", "Linus", "Hedy"]
-_LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Hamilton", "Thompson",
-         "Allen", "Backus", "Perlman", "Ritchie", "Goldwasser", "Lamport", "Berners-Lee", "Wilson"]
+# Printed at start-up: the demo exists only to be tried.
+DEMO_PASSWORD = "demo-password"  # noqa: S105
+_FIRST = [
+    "Ada",
+    "Grace",
+    "Alan",
+    "Edsger",
+    "Barbara",
+    "Donald",
+    "Margaret",
+    "Ken",
+    "Frances",
+    "John",
+    "Radia",
+    "Dennis",
+    "Shafi",
+    "Leslie",
+    "Tim",
+    "Sophie",
+    "Linus",
+    "Hedy",
+]
+_LAST = [
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Dijkstra",
+    "Liskov",
+    "Knuth",
+    "Hamilton",
+    "Thompson",
+    "Allen",
+    "Backus",
+    "Perlman",
+    "Ritchie",
+    "Goldwasser",
+    "Lamport",
+    "Berners-Lee",
+    "Wilson",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,21 +72,39 @@ async def load_demo(*, seed: int = 7) -> DemoSignIns | None:
     password_hash = await hash_password(DEMO_PASSWORD)
     await SystemAdmin.create(username="sysadmin", password_hash=password_hash)
     example = await domains.create_domain(
-        actor="sysadmin", name=DEMO_DOMAIN, max_mapi_ews_accounts=25, mapi_ews_account_management=True
+        actor="sysadmin",
+        name=DEMO_DOMAIN,
+        max_mapi_ews_accounts=25,
+        mapi_ews_account_management=True,
     )
     read_only = await domains.create_domain(
-        actor="sysadmin", name=READ_ONLY_DOMAIN, max_mapi_ews_accounts=5,
+        actor="sysadmin",
+        name=READ_ONLY_DOMAIN,
+        max_mapi_ews_accounts=5,
         mapi_ews_account_management=False,
     )
     now = datetime.now(UTC)
     async with in_transaction() as conn:
         for domain, count, enabled in ((example, 40, 12), (read_only, 8, 3)):
-            rows = [Account(domain=domain, username="admin", name="Domain Administrator",
-                            password_hash=password_hash, is_domain_admin=True)]
+            rows = [
+                Account(
+                    domain=domain,
+                    username="admin",
+                    name="Domain Administrator",
+                    password_hash=password_hash,
+                    is_domain_admin=True,
+                )
+            ]
             for index in range(count):
                 first, last = rng.choice(_FIRST), rng.choice(_LAST)
-                rows.append(Account(domain=domain, username=f"{first}.{last}{index}".lower(),
-                                    name=f"{first} {last}", password_hash=password_hash))
+                rows.append(
+                    Account(
+                        domain=domain,
+                        username=f"{first}.{last}{index}".lower(),
+                        name=f"{first} {last}",
+                        password_hash=password_hash,
+                    )
+                )
             for row in rows[1 : enabled + 1]:
                 row.mapi_ews_enabled = True
                 row.mapi_ews_enabled_at = now - timedelta(days=rng.randint(1, 90))
@@ -61,12 +114,20 @@ async def load_demo(*, seed: int = 7) -> DemoSignIns | None:
                     row.last_login_protocol = protocol
                     setattr(row, f"last_{protocol.value.lower()}_login", row.last_login)
             await Account.bulk_create(rows, using_db=conn)
-            await audit.record(conn=conn, actor="sysadmin", action=AuditAction.ACCOUNT_CREATED,
-                               domain_id=domain.id,
-                               targets=[f"{r.username}@{domain.name}" for r in rows])
-            await audit.record(conn=conn, actor="sysadmin", action=AuditAction.MAPI_EWS_ENABLED,
-                               domain_id=domain.id,
-                               targets=[f"{r.username}@{domain.name}" for r in rows[1 : enabled + 1]])
+            await audit.record(
+                conn=conn,
+                actor="sysadmin",
+                action=AuditAction.ACCOUNT_CREATED,
+                domain_id=domain.id,
+                targets=[f"{r.username}@{domain.name}" for r in rows],
+            )
+            await audit.record(
+                conn=conn,
+                actor="sysadmin",
+                action=AuditAction.MAPI_EWS_ENABLED,
+                domain_id=domain.id,
+                targets=[f"{r.username}@{domain.name}" for r in rows[1 : enabled + 1]],
+            )
     return DemoSignIns(
         domain_admin=f"admin@{DEMO_DOMAIN}",
         read_only_admin=f"admin@{READ_ONLY_DOMAIN}",

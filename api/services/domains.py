@@ -90,7 +90,7 @@ async def update_domain(
     *,
     actor: str,
     name: str,
-    max_mapi_ews_accounts: int | None | _Keep = KEEP,
+    max_mapi_ews_accounts: int | _Keep | None = KEEP,
     mapi_ews_account_management: bool | _Keep = KEEP,
 ) -> Domain:
     normal = _valid_name(name)
@@ -137,6 +137,12 @@ async def list_domains(
         default_size=default_size,
         max_size=max_size,
     )
+
+
+async def usage_of(*, domain_id: int) -> Usage:
+    """Usage of the domain with this id; it was just resolved, so it exists unless deleted since."""
+    domain = await Domain.get(id=domain_id)
+    return await usage(domain=domain)
 
 
 async def usage(*, domain: Domain) -> Usage:

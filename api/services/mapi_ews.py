@@ -21,7 +21,9 @@ _FIELD = ("input", "usernames")
 
 def _parse_usernames(usernames: Sequence[str], *, domain: str, max_batch: int) -> list[str]:
     if not usernames:
-        raise UserErrors([UserError(UserErrorCode.INVALID_INPUT, "Name at least one username.", _FIELD)])
+        raise UserErrors(
+            [UserError(UserErrorCode.INVALID_INPUT, "Name at least one username.", _FIELD)]
+        )
     if len(usernames) > max_batch:
         raise UserErrors(
             [
@@ -38,7 +40,9 @@ def _parse_usernames(usernames: Sequence[str], *, domain: str, max_batch: int) -
         try:
             parsed.append(validation.username_in_domain(raw, domain))
         except ValueError as error:
-            problems.append(UserError(UserErrorCode.INVALID_INPUT, str(error), (*_FIELD, str(index))))
+            problems.append(
+                UserError(UserErrorCode.INVALID_INPUT, str(error), (*_FIELD, str(index)))
+            )
     if problems:
         raise UserErrors(problems)
     return parsed
@@ -73,7 +77,9 @@ async def set_mapi_ews(
         domain = await _lock_domain(conn, scope.domain_id)
         found = {
             account.username: account
-            for account in await Account.filter(domain_id=domain.id, username__in=wanted).using_db(conn)
+            for account in await Account.filter(domain_id=domain.id, username__in=wanted).using_db(
+                conn
+            )
         }
         missing = [
             UserError(
@@ -87,7 +93,9 @@ async def set_mapi_ews(
         if missing:
             raise UserErrors(missing)
         changing = [found[name] for name in wanted if found[name].mapi_ews_enabled is not enabled]
-        in_use = await Account.filter(domain_id=domain.id, mapi_ews_enabled=True).using_db(conn).count()
+        in_use = (
+            await Account.filter(domain_id=domain.id, mapi_ews_enabled=True).using_db(conn).count()
+        )
         limit = domain.max_mapi_ews_accounts
         after = in_use + len(changing) if enabled else in_use - len(changing)
         if enabled and changing and limit is not None and after > limit:
@@ -102,8 +110,10 @@ async def set_mapi_ews(
                 ]
             )
         if changing:
-            await Account.filter(id__in=[a.id for a in changing]).using_db(conn).update(
-                mapi_ews_enabled=enabled, mapi_ews_enabled_at=now if enabled else None
+            await (
+                Account.filter(id__in=[a.id for a in changing])
+                .using_db(conn)
+                .update(mapi_ews_enabled=enabled, mapi_ews_enabled_at=now if enabled else None)
             )
             for account in changing:
                 account.mapi_ews_enabled = enabled

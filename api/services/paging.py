@@ -89,29 +89,35 @@ def decode_cursor(spec: SortSpec, cursor: str) -> tuple[Any, int]:
         raise BadUserInput("The cursor is not valid for this list and ordering.") from None
 
 
+def _q(**conditions: Any) -> Q:
+    return Q(**conditions)
+
+
 def _beyond(spec: SortSpec, value: Any, row_id: int, *, forwards: bool) -> Q:
     """Rows strictly after (forwards) or before the cursor row in the list's order."""
     ascending = spec.descending is not forwards
     op = "gt" if ascending else "lt"
     column = spec.column
     if column == "id":
-        return Q(**{f"id__{op}": row_id})
+        return _q(**{f"id__{op}": row_id})
     if not spec.nullable:
-        return Q(**{f"{column}__{op}": value}) | Q(**{column: value, f"id__{op}": row_id})
+        return _q(**{f"{column}__{op}": value}) | _q(**{column: value, f"id__{op}": row_id})
     if value is None:
         # The cursor row is in the NULL group, which comes last.
-        within = Q(**{f"{column}__isnull": True, f"id__{op}": row_id})
-        return within if forwards else within | Q(**{f"{column}__isnull": False})
-    within = Q(**{f"{column}__{op}": value}) | Q(**{column: value, f"id__{op}": row_id})
+        within = _q(**{f"{column}__isnull": True, f"id__{op}": row_id})
+        return within if forwards else within | _q(**{f"{column}__isnull": False})
+    within = _q(**{f"{column}__{op}": value}) | _q(**{column: value, f"id__{op}": row_id})
     if forwards:
-        return within | Q(**{f"{column}__isnull": True})
+        return within | _q(**{f"{column}__isnull": True})
     return within
 
 
 def _ordered(queryset: QuerySet[M], spec: SortSpec, *, forwards: bool) -> QuerySet[M]:
     descending = spec.descending is forwards  # reading backwards reverses the order
     sign = "-" if descending else ""
-    orderings = [f"{sign}{spec.column}"] if spec.column == "id" else [f"{sign}{spec.column}", f"{sign}id"]
+    orderings = (
+        [f"{sign}{spec.column}"] if spec.column == "id" else [f"{sign}{spec.column}", f"{sign}id"]
+    )
     if spec.nullable:
         queryset = queryset.annotate(
             **{_NULLS: Case(When(**{f"{spec.column}__isnull": True}, then="1"), default="0")}

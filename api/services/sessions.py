@@ -79,9 +79,7 @@ async def _find(username: str) -> tuple[str | None, Principal | None]:
 
 
 async def _start(principal: Principal, policy: TokenPolicy, family: str) -> Session:
-    access, expires = issue_access_token(
-        principal, key=policy.key, lifetime=policy.access_lifetime
-    )
+    access, expires = issue_access_token(principal, key=policy.key, lifetime=policy.access_lifetime)
     refresh = new_opaque_token()
     await RefreshToken.create(
         token_hash=token_digest(refresh),
@@ -96,9 +94,9 @@ async def _start(principal: Principal, policy: TokenPolicy, family: str) -> Sess
 async def login(*, username: str, password: str, policy: TokenPolicy) -> Session:
     """INVALID_CREDENTIALS, in the same time, whether the name is unknown or the password wrong."""
     password_hash, principal = await _find(username[:400])
-    if not await verify_password(password_hash, password[: validation.MAX_PASSWORD]):
+    verified = await verify_password(password_hash, password[: validation.MAX_PASSWORD])
+    if not verified or principal is None:
         raise _BAD_CREDENTIALS
-    assert principal is not None  # verify_password is False without a hash
     return await _start(principal, policy, family=secrets.token_hex(16))
 
 

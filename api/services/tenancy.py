@@ -28,8 +28,8 @@ async def resolve_scope(principal: Principal, requested: str | None) -> Scope | 
             name = validation.domain_name(requested)
         except ValueError as error:
             raise BadUserInput(str(error)) from None
-        row = await Domain.filter(name=name).values_list("id", flat=True)
-        return Scope(domain_id=row[0], domain=name) if row else None
+        row = await Domain.filter(name=name).only("id").first()
+        return Scope(domain_id=row.id, domain=name) if row else None
     if principal.domain_id is None or principal.domain is None:
         raise Forbidden("This principal does not belong to a domain.")
     if requested is not None and requested.strip().lower().rstrip(".") != principal.domain:

@@ -1,0 +1,72 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(
+    *args: str, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "api", *args],
+        cwd=ROOT,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+        check=False,
+    )
+
+
+def test_export_schema_check_passes_on_the_checked_in_file() -> None:
+    result = run("export-schema", "--check")
+
+    assert result.returncode == 0, result.stderr
+    assert "is up to date" in result.stdout
+
+
+def test_export_schema_check_fails_when_the_file_drifts(tmp_path: Path) -> None:
+    stale = tmp_path / "schema.graphql"
+    stale.write_text("type Query { stale: Int }\n")
+
+    result = run("export-schema", "--check", "--path", str(stale))
+
+    assert result.returncode != 0
+    assert "differs" in result.stderr
+
+
+def test_create_system_admin_reads_the_password_from_stdin_then_signs_in(tmp_path: Path) -> None:
+    env = {"MAPI_EWS_DATABASE_URL": f"sqlite://{tmp_path / 'cli.sqlite3'}"}
+    assert run("migrate", env=env).returncode == 0
+
+    created = run(
+        "create-system-admin", "Root", stdin="a-strong-password\na-strong-password\n", env=env
+    )
+    again = run("create-system-admin", "root", stdin="a-strong-password\n", env=env)
+    mismatch = run(
+        "create-system-admin", "other", stdin="a-strong-password\nsomething-else\n", env=env
+    )
+    weak = run("create-system-admin", "weak", stdin="short\n", env=env)
+
+    assert created.returncode == 0, created.stderr
+    assert "root created" in created.stdout
+    assert again.returncode != 0 and "already exists" in again.stderr
+    assert mismatch.returncode != 0 and "differ" in mismatch.stderr
+    assert weak.returncode != 0 and "password" in weak.stderr
+    assert "a-strong-password" not in created.stdout + created.stderr + again.stderr
+
+
+def test_production_refuses_to_start_without_a_secret_key(tmp_path: Path) -> None:
+    result = run(
+        "serve",
+        env={
+            "MAPI_EWS_ENV": "production",
+            "MAPI_EWS_DATABASE_URL": f"sqlite://{tmp_path / 'p.sqlite3'}",
+        },
+    )
+
+    assert result.returncode != 0
+    assert "MAPI_EWS_SECRET_KEY is required" in result.stderr

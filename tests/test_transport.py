@@ -1,0 +1,113 @@
+import logging
+
+import pytest
+
+from api.services import domains
+from tests.conftest import Factory, GraphQLClient
+
+USAGE = "{ mapiEwsUsage { enabled } }"
+
+
+@pytest.fixture
+async def admin_token(make: Factory) -> str:
+    example = await make.domain("example.com")
+    return await make.token_for(await make.account(example, "admin", admin=True))
+
+
+async def test_queries_work_over_get_and_mutations_do_not(
+    gql: GraphQLClient, admin_token: str
+) -> None:
+    headers = {"Authorization": f"Bearer {admin_token}"}
+
+    query = await gql.http.get("/graphql", params={"query": USAGE}, headers=headers)
+    mutation = await gql.http.get(
+        "/graphql",
+        params={
+            "query": 'mutation { login(input: {username: "a", password: "b"}) { accessToken } }'
+        },
+    )
+
+    assert query.json() == {"data": {"mapiEwsUsage": {"enabled": 0}}}
+    assert mutation.status_code == 400
+    assert "mutations are not allowed when using get" in mutation.text.lower()
+
+
+async def test_an_unexpected_error_is_masked_and_logged_with_the_request_id(
+    gql: GraphQLClient,
+    admin_token: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def broken(**_: object) -> None:
+        raise RuntimeError("connection to db failed: password=hunter2")
+
+    monkeypatch.setattr(domains, "usage", broken)
+
+    with caplog.at_level(logging.ERROR, logger="api.graphql"):
+        response = await gql.http.post(
+            "/graphql",
+            json={"query": USAGE},
+            headers={"Authorization": f"Bearer {admin_token}", "X-Request-ID": "req-42"},
+        )
+
+    body = response.json()
+    assert response.headers["x-request-id"] == "req-42"
+    assert body["errors"][0]["message"] == "Internal server error."
+    assert body["errors"][0]["extensions"] == {
+        "code": "INTERNAL_SERVER_ERROR",
+        "requestId": "req-42",
+    }
+    assert "hunter2" not in response.text
+    assert any(
+        record.exc_info and "hunter2" in str(record.exc_info[1]) for record in caplog.records
+    )
+
+
+async def test_a_body_over_the_cap_is_refused_with_413(gql: GraphQLClient) -> None:
+    response = await gql.http.post(
+        "/graphql",
+        content=b"{" + b" " * 300_000 + b"}",
+        headers={"content-type": "application/json"},
+    )
+
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_alias_floods_and_token_floods_are_refused(gql: GraphQLClient) -> None:
+    aliases = "{ " + " ".join(f"a{i}: viewer {{ username }}" for i in range(40)) + " }"
+
+    flood = await gql.post(aliases)
+    tokens = await gql.post("{ " + "viewer { username } " * 1000 + "}")
+
+    assert flood["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "alias" in flood["errors"][0]["message"].lower()
+    assert tokens["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "token" in tokens["errors"][0]["message"].lower()
+
+
+async def test_a_syntax_error_is_bad_user_input(gql: GraphQLClient) -> None:
+    body = await gql.post("{ viewer { ")
+
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_health_readiness_and_metrics(gql: GraphQLClient) -> None:
+    health = await gql.http.get("/healthz")
+    ready = await gql.http.get("/readyz")
+    await gql.post("{ viewer { username } }")
+    metrics = await gql.http.get("/metrics")
+
+    assert health.json() == {"status": "ok"}
+    assert ready.json() == {"status": "ok", "database": "up"}
+    assert (
+        'mapi_ews_http_requests_total{path="/graphql",method="POST",status="200"} 1' in metrics.text
+    )
+    assert "mapi_ews_http_request_duration_seconds_bucket" in metrics.text
+
+
+async def test_graphiql_is_served_to_browsers_in_development(gql: GraphQLClient) -> None:
+    response = await gql.http.get("/graphql", headers={"Accept": "text/html"})
+
+    assert response.status_code == 200
+    assert "graphiql" in response.text.lower()
