@@ -39,7 +39,7 @@ class Migration(migrations.Migration):
                 ('last_ews_login', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
             ],
-            options={'table': 'account', 'app': 'api', 'unique_together': (('domain', 'username'),), 'indexes': [Index(fields=['domain_id', 'mapi_ews_enabled', 'last_login', 'id']), Index(fields=['domain_id', 'mapi_ews_enabled', 'name', 'id']), Index(fields=['domain_id', 'mapi_ews_enabled', 'mapi_ews_enabled_at', 'id'])], 'pk_attr': 'id'},
+            options={'table': 'account', 'app': 'api', 'unique_together': (('domain', 'username'),), 'indexes': [Index(fields=['domain_id', 'mapi_ews_enabled', 'username', 'id']), Index(fields=['domain_id', 'mapi_ews_enabled', 'last_login', 'id']), Index(fields=['domain_id', 'mapi_ews_enabled', 'name', 'id']), Index(fields=['domain_id', 'mapi_ews_enabled', 'mapi_ews_enabled_at', 'id'])], 'pk_attr': 'id'},
             bases=['Model'],
         ),
         ops.CreateModel(

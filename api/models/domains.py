@@ -51,6 +51,7 @@ class Account(Model):
         unique_together = (("domain", "username"),)
         # The MAPI/EWS tab filters on (domain, enabled) and sorts by one column, id breaking ties.
         indexes = (
+            ("domain_id", "mapi_ews_enabled", "username", "id"),
             ("domain_id", "mapi_ews_enabled", "last_login", "id"),
             ("domain_id", "mapi_ews_enabled", "name", "id"),
             ("domain_id", "mapi_ews_enabled", "mapi_ews_enabled_at", "id"),

@@ -1,8 +1,9 @@
 """Keyset (cursor) paging in SQL: LIMIT n+1 for the page, one COUNT for totalCount.
 
 Rows are ordered by one column and then by id, both in the requested direction; rows whose
-column is NULL always come last. A cursor names the row's column value and id, so pages stay
-stable while rows are added and removed elsewhere in the list.
+column is NULL always come last, ordered by id. A cursor names the row's column value and id, so
+pages stay stable while rows are added and removed elsewhere in the list. Every read follows an
+index (domain, enabled, column, id) in plain order; no expression sorts.
 """
 
 from __future__ import annotations
@@ -15,15 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from tortoise.expressions import Case, Q, When
+from tortoise.expressions import Q
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
 from api.errors import BadUserInput
 
 M = TypeVar("M", bound=Model)
-
-_NULLS = "_sort_is_null"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,37 +92,56 @@ def _q(**conditions: Any) -> Q:
     return Q(**conditions)
 
 
-def _beyond(spec: SortSpec, value: Any, row_id: int, *, forwards: bool) -> Q:
-    """Rows strictly after (forwards) or before the cursor row in the list's order."""
-    ascending = spec.descending is not forwards
+def _beyond(spec: SortSpec, value: Any, row_id: int, *, ascending: bool) -> Q:
+    """Rows after the cursor row within its group, reading in the given direction."""
     op = "gt" if ascending else "lt"
-    column = spec.column
-    if column == "id":
+    if spec.column == "id":
         return _q(**{f"id__{op}": row_id})
+    if value is None:  # the cursor row is in the NULL group, ordered by id alone
+        return _q(**{f"id__{op}": row_id})
+    return _q(**{f"{spec.column}__{op}": value}) | _q(**{spec.column: value, f"id__{op}": row_id})
+
+
+def _in_order(queryset: QuerySet[M], column: str, *, ascending: bool) -> QuerySet[M]:
+    sign = "" if ascending else "-"
+    if column == "id":
+        return queryset.order_by(f"{sign}id")
+    return queryset.order_by(f"{sign}{column}", f"{sign}id")
+
+
+async def _read(
+    queryset: QuerySet[M],
+    spec: SortSpec,
+    cursor: tuple[Any, int] | None,
+    *,
+    forwards: bool,
+    want: int,
+) -> list[M]:
+    """Up to `want` rows after `cursor` in reading order.
+
+    A nullable column is read in two groups, non-NULL then NULL (reversed when reading backwards),
+    each in plain index order: a page costs one statement, or two when it spans both groups.
+    """
+    ascending = spec.descending is not forwards
     if not spec.nullable:
-        return _q(**{f"{column}__{op}": value}) | _q(**{column: value, f"id__{op}": row_id})
-    if value is None:
-        # The cursor row is in the NULL group, which comes last.
-        within = _q(**{f"{column}__isnull": True, f"id__{op}": row_id})
-        return within if forwards else within | _q(**{f"{column}__isnull": False})
-    within = _q(**{f"{column}__{op}": value}) | _q(**{column: value, f"id__{op}": row_id})
-    if forwards:
-        return within | _q(**{f"{column}__isnull": True})
-    return within
-
-
-def _ordered(queryset: QuerySet[M], spec: SortSpec, *, forwards: bool) -> QuerySet[M]:
-    descending = spec.descending is forwards  # reading backwards reverses the order
-    sign = "-" if descending else ""
-    orderings = (
-        [f"{sign}{spec.column}"] if spec.column == "id" else [f"{sign}{spec.column}", f"{sign}id"]
-    )
-    if spec.nullable:
-        queryset = queryset.annotate(
-            **{_NULLS: Case(When(**{f"{spec.column}__isnull": True}, then="1"), default="0")}
-        )
-        orderings.insert(0, _NULLS if forwards else f"-{_NULLS}")
-    return queryset.order_by(*orderings)
+        query = queryset
+        if cursor is not None:
+            query = query.filter(_beyond(spec, *cursor, ascending=ascending))
+        return list(await _in_order(query, spec.column, ascending=ascending).limit(want))
+    column = spec.column
+    groups = [False, True] if forwards else [True, False]  # is the group the NULL one?
+    if cursor is not None:
+        groups = groups[groups.index(cursor[0] is None) :]
+    rows: list[M] = []
+    for null_group in groups:
+        query = queryset.filter(_q(**{f"{column}__isnull": null_group}))
+        if cursor is not None and (cursor[0] is None) is null_group:
+            query = query.filter(_beyond(spec, *cursor, ascending=ascending))
+        order = "id" if null_group else column
+        rows += await _in_order(query, order, ascending=ascending).limit(want - len(rows))
+        if len(rows) >= want:
+            break
+    return rows
 
 
 async def paginate(
@@ -135,15 +153,13 @@ async def paginate(
     max_size: int,
     value_of: Callable[[M], Any] | None = None,
 ) -> Page[M]:
-    """One page of `queryset` in `spec` order: exactly two SQL statements, whatever the size."""
+    """One page of `queryset` in `spec` order: a COUNT and the page's one or two reads, whatever
+    the page size."""
     size, backwards = page_size(request, default=default_size, maximum=max_size)
     total = await queryset.count()
-    cursor = request.before if backwards else request.after
-    page_query = queryset
-    if cursor is not None:
-        value, row_id = decode_cursor(spec, cursor)
-        page_query = page_query.filter(_beyond(spec, value, row_id, forwards=not backwards))
-    rows = await _ordered(page_query, spec, forwards=not backwards).limit(size + 1)
+    given = request.before if backwards else request.after
+    cursor = decode_cursor(spec, given) if given is not None else None
+    rows = await _read(queryset, spec, cursor, forwards=not backwards, want=size + 1)
     more = len(rows) > size
     rows = rows[:size]
     if backwards:
