@@ -1,7 +1,7 @@
 import pytest
 
 from api.models import Account, AuditEntry, Domain
-from tests.conftest import Factory, GraphQLClient
+from tests.conftest import Factory, GraphQLClient, StatementCounter
 
 CREATE = """
 mutation($input: CreateDomainInput!) {
@@ -167,6 +167,26 @@ async def test_domains_are_listed_by_name_with_search_and_paging(
     assert [e["node"]["name"] for e in first["domains"]["edges"]] == ["a.com", "c.com"]
     assert [e["node"]["name"] for e in second["domains"]["edges"]] == ["d.com"]
     assert second["domains"]["pageInfo"]["hasNextPage"] is False
+
+
+@pytest.mark.parametrize("count", [2, 20])
+async def test_listing_domains_with_their_usage_costs_the_same_sql_for_two_or_twenty(
+    gql: GraphQLClient, make: Factory, root: str, sql: StatementCounter, count: int
+) -> None:
+    for i in range(count):
+        domain = await make.domain(f"d{i:02d}.com", limit=5)
+        for j in range(i % 3):
+            await make.account(domain, f"u{j}", enabled=True)
+    sql.statements.clear()
+
+    data = await gql.data(
+        "{ domains(first: 100) { edges { node { name mapiEwsUsage { enabled available } } } } }",
+        token=root,
+    )
+
+    usages = [e["node"]["mapiEwsUsage"] for e in data["domains"]["edges"]]
+    assert usages == [{"enabled": i % 3, "available": 5 - i % 3} for i in range(count)]
+    assert len(sql.statements) == 3  # the COUNT, the page, one grouped COUNT of usage
 
 
 async def test_domain_shows_its_usage_and_is_null_when_unknown(

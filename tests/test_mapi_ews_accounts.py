@@ -1,3 +1,5 @@
+import base64
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -200,6 +202,34 @@ async def test_bad_paging_and_search_input_is_a_clear_error(
     assert [(e["message"], e["extensions"]["code"]) for e in body["errors"]] == [
         (message, "BAD_USER_INPUT")
     ]
+
+
+def forged(*parts: object) -> str:
+    raw = json.dumps(list(parts)).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("order", "cursor"),
+    [
+        ({"field": "NAME"}, forged("name", 5, 1)),
+        ({"field": "USERNAME"}, forged("username", None, 1)),
+        ({"field": "LAST_LOGIN"}, forged("last_login", "2026-01-01T00:00:00", 1)),
+        ({"field": "LAST_LOGIN"}, forged("last_login", "yesterday", 1)),
+        ({"field": "USERNAME"}, forged("username", "a", "1")),
+        ({"field": "USERNAME"}, forged("username", "a")),
+        ({"field": "USERNAME"}, "%%%"),
+    ],
+)
+async def test_a_forged_cursor_is_bad_user_input(
+    gql: GraphQLClient, make: Factory, order: dict, cursor: str
+) -> None:
+    token, example = await given_a_domain_admin(make)
+    await make.account(example, "a", enabled=True)
+
+    body = await gql.post(LIST, {"orderBy": order, "after": cursor}, token=token)
+
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"]
 
 
 async def test_a_cursor_of_another_ordering_is_refused(gql: GraphQLClient, make: Factory) -> None:

@@ -6,10 +6,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import HTTPConnection
+from strawberry.dataloader import DataLoader
 from strawberry.types import Info as StrawberryInfo
 
 from api.auth.principal import Principal
 from api.errors import Unauthenticated
+from api.services import domains
 from api.services.tenancy import Scope
 from api.settings import Settings
 
@@ -21,6 +23,12 @@ class Context:
     connection: HTTPConnection | None = None
     # The domain each @auth field acts in, by response path, set before its resolver runs.
     scopes: dict[tuple[str | int, ...], Scope | None] = field(default_factory=dict)
+    # MAPI/EWS accounts per domain id, batched: a list of domains costs one COUNT, not one each.
+    enabled_counts: DataLoader[int, int] = field(
+        default_factory=lambda: DataLoader(
+            load_fn=lambda ids: domains.enabled_counts(domain_ids=ids), max_batch_size=500
+        )
+    )
 
     def require_principal(self) -> Principal:
         if self.principal is None:

@@ -38,8 +38,11 @@ class Domain(Node):
     row: strawberry.Private[DomainRow]
 
     @strawberry.field
-    async def mapi_ews_usage(self) -> MapiEwsUsage:
-        return usage_of(await domains.usage(domain=self.row))
+    async def mapi_ews_usage(self, info: Info) -> MapiEwsUsage:
+        enabled = await info.context.enabled_counts.load(self.row.id)
+        return usage_of(
+            domains.Usage(domain=self.name, enabled=enabled, limit=self.max_mapi_ews_accounts)
+        )
 
 
 def domain_of(row: DomainRow) -> Domain:

@@ -67,7 +67,9 @@ def page_size(request: PageRequest, *, default: int, maximum: int) -> tuple[int,
 
 
 def encode_cursor(spec: SortSpec, value: Any, row_id: int) -> str:
-    if isinstance(value, datetime):
+    if spec.column == "id":
+        value = None  # the id is already there
+    elif isinstance(value, datetime):
         value = value.isoformat()
     raw = json.dumps([spec.column, value, row_id], separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
@@ -77,15 +79,27 @@ def decode_cursor(spec: SortSpec, cursor: str) -> tuple[Any, int]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         column, value, row_id = json.loads(base64.urlsafe_b64decode(padded))
-        if column != spec.column or not isinstance(row_id, int):
+        if column != spec.column or type(row_id) is not int:
             raise ValueError("cursor of another ordering")
-        if value is not None and spec.is_datetime:
-            value = datetime.fromisoformat(value)
-        elif value is not None and not isinstance(value, str | int):
-            raise ValueError("unexpected cursor value")
-        return value, row_id
+        return _cursor_value(spec, value), row_id
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         raise BadUserInput("The cursor is not valid for this list and ordering.") from None
+
+
+def _cursor_value(spec: SortSpec, value: Any) -> Any:
+    """The cursor's sort value, of exactly the column's type (it reaches SQL as a parameter)."""
+    if value is None and (spec.nullable or spec.column == "id"):
+        return None
+    if spec.column == "id":
+        raise ValueError("an id cursor carries no value")
+    if spec.is_datetime and isinstance(value, str):
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            raise ValueError("a cursor's time has an offset")
+        return moment
+    if not spec.is_datetime and isinstance(value, str):
+        return value
+    raise ValueError("unexpected cursor value")
 
 
 def _q(**conditions: Any) -> Q:
