@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -56,6 +57,12 @@ class GraphQLApp(GraphQL[Context, None]):
     ) -> Context:
         principal: Principal | None = request.scope.get("principal")
         return Context(settings=self.settings, principal=principal, connection=request)
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+    def decode_json(self, data: str | bytes) -> object:
+        return orjson.loads(data)
 
     async def process_result(
         self, request: Request | WebSocket, result: ExecutionResult

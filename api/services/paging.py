@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+import orjson
 from tortoise.expressions import Q
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
@@ -71,18 +71,18 @@ def encode_cursor(spec: SortSpec, value: Any, row_id: int) -> str:
         value = None  # the id is already there
     elif isinstance(value, datetime):
         value = value.isoformat()
-    raw = json.dumps([spec.column, value, row_id], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    raw = orjson.dumps([spec.column, value, row_id])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def decode_cursor(spec: SortSpec, cursor: str) -> tuple[Any, int]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        column, value, row_id = json.loads(base64.urlsafe_b64decode(padded))
+        column, value, row_id = orjson.loads(base64.urlsafe_b64decode(padded))
         if column != spec.column or type(row_id) is not int:
             raise ValueError("cursor of another ordering")
         return _cursor_value(spec, value), row_id
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
         raise BadUserInput("The cursor is not valid for this list and ordering.") from None
 
 
