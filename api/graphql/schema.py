@@ -22,6 +22,7 @@ from api.graphql.audit import AuditQuery
 from api.graphql.directives import AuthDirective
 from api.graphql.domains import DomainMutation, DomainQuery
 from api.graphql.errors import log_unexpected
+from api.graphql.execution import PlainFieldExecutor
 from api.graphql.sessions import SessionMutation, SessionQuery
 from api.settings import Settings
 
@@ -56,6 +57,7 @@ def build_schema(settings: Settings | None = None) -> Schema:
         mutation=Mutation,
         extensions=extensions,
         schema_directives=[AuthDirective],
+        execution_context_class=PlainFieldExecutor,
     )
 
 
