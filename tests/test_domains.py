@@ -27,6 +27,8 @@ mutation($input: CreateAccountInput!) {
   }
 }
 """
+ENABLE_IN = 'mutation($d: String) { enableMapiEws(input: {domain: $d, usernames: ["alice"]}) { userErrors { field code message } } }'
+CREATE_IN = 'mutation($e: String!) { createAccount(input: {emailAddress: $e, password: "long-enough-pw"}) { userErrors { field code message } } }'
 DOMAINS = "query($s: String, $after: String) { domains(search: $s, first: 2, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { node { name } } } }"
 DOMAIN = "query($n: String!) { domain(name: $n) { name maxMapiEwsAccounts mapiEwsUsage { domain enabled limit available } } }"
 
@@ -293,3 +295,46 @@ async def test_bad_accounts_are_refused_and_change_nothing(
     assert data["createAccount"]["account"] is None
     assert [(e["field"], e["code"]) for e in data["createAccount"]["userErrors"]] == errors
     assert (await Account.all().count(), await AuditEntry.all().count()) == before
+
+
+@pytest.mark.parametrize(
+    ("document", "variables", "error"),
+    [
+        (
+            ENABLE_IN,
+            {"d": "nowhere.test"},
+            (["input", "domain"], "NOT_FOUND", "No domain nowhere.test."),
+        ),
+        (
+            ENABLE_IN,
+            {"d": "not a domain"},
+            (["input", "domain"], "INVALID_INPUT", "'not a domain' is not a valid domain name."),
+        ),
+        (
+            ENABLE_IN,
+            {"d": None},
+            (["input", "domain"], "INVALID_INPUT", "A system administrator must name the domain."),
+        ),
+        (
+            CREATE_IN,
+            {"e": "new@nowhere.test"},
+            (["input", "emailAddress"], "NOT_FOUND", "No domain nowhere.test."),
+        ),
+    ],
+)
+async def test_a_bad_domain_in_a_system_administrators_mutation_is_a_user_error(
+    gql: GraphQLClient, make: Factory, root: str, document: str, variables: dict, error: tuple
+) -> None:
+    example = await make.domain("example.com")
+    await make.account(example, "alice")
+    before = await domains_now(), await Account.all().count(), await AuditEntry.all().count()
+
+    data = await gql.data(document, variables, token=root)
+
+    payload = next(iter(data.values()))
+    assert [(e["field"], e["code"], e["message"]) for e in payload["userErrors"]] == [error]
+    assert (
+        await domains_now(),
+        await Account.all().count(),
+        await AuditEntry.all().count(),
+    ) == before

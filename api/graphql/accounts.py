@@ -127,6 +127,9 @@ async def _list(
     return _connection(page, scope)
 
 
+_DOMAIN = ("input", "domain")
+
+
 def _email_domain(kwargs: dict[str, Any]) -> str | None:
     payload = kwargs.get("input")
     address = getattr(payload, "email_address", "")
@@ -203,7 +206,9 @@ async def _set(
 
 @strawberry.type
 class AccountMutation:
-    @strawberry.mutation(extensions=auth(Role.DOMAIN_ADMIN, Permission.MANAGE_MAPI_EWS))
+    @strawberry.mutation(
+        extensions=auth(Role.DOMAIN_ADMIN, Permission.MANAGE_MAPI_EWS, domain_input=_DOMAIN)
+    )
     async def enable_mapi_ews(self, info: Info, input: EnableMapiEwsInput) -> EnableMapiEwsPayload:
         try:
             changed, usage = await _set(info, input.usernames, enabled=True)
@@ -213,7 +218,9 @@ class AccountMutation:
             )
         return EnableMapiEwsPayload(accounts=changed, usage=usage, user_errors=[])
 
-    @strawberry.mutation(extensions=auth(Role.DOMAIN_ADMIN, Permission.MANAGE_MAPI_EWS))
+    @strawberry.mutation(
+        extensions=auth(Role.DOMAIN_ADMIN, Permission.MANAGE_MAPI_EWS, domain_input=_DOMAIN)
+    )
     async def disable_mapi_ews(
         self, info: Info, input: DisableMapiEwsInput
     ) -> DisableMapiEwsPayload:
@@ -225,10 +232,14 @@ class AccountMutation:
             )
         return DisableMapiEwsPayload(accounts=changed, usage=usage, user_errors=[])
 
-    @strawberry.mutation(extensions=auth(Role.DOMAIN_ADMIN, domain_of=_email_domain))
+    @strawberry.mutation(
+        extensions=auth(
+            Role.DOMAIN_ADMIN, domain_of=_email_domain, domain_input=("input", "emailAddress")
+        )
+    )
     async def create_account(self, info: Info, input: CreateAccountInput) -> AccountPayload:
-        scope = scope_of(info)
         try:
+            scope = scope_of(info)
             row = await accounts.create_account(
                 actor=info.context.require_principal().username,
                 scope=scope,

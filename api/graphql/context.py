@@ -10,7 +10,7 @@ from strawberry.dataloader import DataLoader
 from strawberry.types import Info as StrawberryInfo
 
 from api.auth.principal import Principal
-from api.errors import Unauthenticated
+from api.errors import Unauthenticated, UserError, UserErrors
 from api.services import domains
 from api.services.tenancy import Scope
 from api.settings import Settings
@@ -22,7 +22,8 @@ class Context:
     principal: Principal | None
     connection: HTTPConnection | None = None
     # The domain each @auth field acts in, by response path, set before its resolver runs.
-    scopes: dict[tuple[str | int, ...], Scope | None] = field(default_factory=dict)
+    # A mutation whose input names a bad domain gets the UserError to answer with instead.
+    scopes: dict[tuple[str | int, ...], Scope | UserError | None] = field(default_factory=dict)
     # MAPI/EWS accounts per domain id, batched: a list of domains costs one COUNT, not one each.
     enabled_counts: DataLoader[int, int] = field(
         default_factory=lambda: DataLoader(
@@ -44,12 +45,17 @@ def path_key(info: Info) -> tuple[str | int, ...]:
 
 
 def scope_of(info: Info) -> Scope:
-    """The domain @auth resolved for this field (its resolver runs only after that)."""
+    """The domain @auth resolved for this field (its resolver runs only after that).
+
+    Raises UserErrors when the field's input named a bad domain: mutations answer with it."""
     scope = info.context.scopes.get(path_key(info))
+    if isinstance(scope, UserError):
+        raise UserErrors([scope])
     if scope is None:
         raise LookupError(f"no domain was resolved for {info.path.as_list()}")
     return scope
 
 
 def optional_scope_of(info: Info) -> Scope | None:
-    return info.context.scopes.get(path_key(info))
+    scope = info.context.scopes.get(path_key(info))
+    return scope if isinstance(scope, Scope) else None

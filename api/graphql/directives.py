@@ -11,7 +11,7 @@ from strawberry.permission import BasePermission, PermissionExtension
 from strawberry.schema_directive import Location
 
 from api.auth.principal import Permission, Principal, Role
-from api.errors import BadUserInput, Forbidden, Unauthenticated
+from api.errors import BadUserInput, Forbidden, Unauthenticated, UserError, UserErrorCode
 from api.graphql.context import Info, path_key
 from api.services import tenancy
 
@@ -59,11 +59,13 @@ class Auth(BasePermission):
         *,
         domain_of: DomainOf = domain_argument,
         unknown_domain_ok: bool = False,
+        domain_input: tuple[str, ...] | None = None,
     ) -> None:
         self.requires = requires
         self.permission = permission
         self.domain_of = domain_of
         self.unknown_domain_ok = unknown_domain_ok
+        self.domain_input = domain_input
         self._directive = AuthDirective(
             requires=requires, permission=permission if permission else strawberry.UNSET
         )
@@ -80,9 +82,20 @@ class Auth(BasePermission):
             raise Forbidden(f"This field is for the {self.requires.value} role.")
         if self.requires is not Role.DOMAIN_ADMIN:
             return True
-        scope = await tenancy.resolve_scope(principal, self.domain_of(kwargs))
+        requested = self.domain_of(kwargs)
+        try:
+            scope = await tenancy.resolve_scope(principal, requested)
+        except BadUserInput as problem:
+            if self.domain_input is None:
+                raise
+            return self._refuse_input(
+                info, UserErrorCode.INVALID_INPUT, problem.message, self.domain_input
+            )
         if scope is None and not self.unknown_domain_ok:
-            raise BadUserInput(f"No domain named {self.domain_of(kwargs)!r}.")
+            message = f"No domain {requested[:253] if requested else ''}."
+            if self.domain_input is None:
+                raise BadUserInput(message)
+            return self._refuse_input(info, UserErrorCode.NOT_FOUND, message, self.domain_input)
         if (
             scope is not None
             and self.permission is not None
@@ -95,6 +108,14 @@ class Auth(BasePermission):
         info.context.scopes[path_key(info)] = scope
         return True
 
+    def _refuse_input(
+        self, info: Info, code: UserErrorCode, message: str, field: tuple[str, ...]
+    ) -> bool:
+        """A mutation names its domain in its input: a domain that is missing, malformed or
+        unknown is the input's fault, so the mutation answers with a userError (nothing runs)."""
+        info.context.scopes[path_key(info)] = UserError(code, message, field)
+        return True
+
 
 def auth(
     requires: Role,
@@ -102,7 +123,18 @@ def auth(
     *,
     domain_of: DomainOf = domain_argument,
     unknown_domain_ok: bool = False,
+    domain_input: tuple[str, ...] | None = None,
 ) -> list[FieldExtension]:
-    """Field extensions for `@auth(requires:, permission:)`."""
-    rule = Auth(requires, permission, domain_of=domain_of, unknown_domain_ok=unknown_domain_ok)
+    """Field extensions for `@auth(requires:, permission:)`.
+
+    `domain_of` finds the domain a call names; `domain_input` is its path in a mutation's input,
+    where a bad domain becomes a userError; `unknown_domain_ok` lets a query answer null.
+    """
+    rule = Auth(
+        requires,
+        permission,
+        domain_of=domain_of,
+        unknown_domain_ok=unknown_domain_ok,
+        domain_input=domain_input,
+    )
     return [PermissionExtension(permissions=[rule])]
