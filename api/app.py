@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 
 import orjson
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -147,13 +149,13 @@ async def healthz(_: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-async def readyz(_: Request) -> Response:
+async def _answers(name: str, check: Awaitable[object]) -> bool:
     try:
-        await db.ping()
+        await asyncio.wait_for(check, timeout=2)
     except Exception:
-        log.warning("readiness: the database does not answer", exc_info=True)
-        return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
-    return JSONResponse({"status": "ok", "database": "up"})
+        log.warning("readiness: %s does not answer", name, exc_info=True)
+        return False
+    return True
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -161,8 +163,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     metrics = Metrics()
 
     @asynccontextmanager
-    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await db.open_database(settings)
+        app.state.redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
         # Everything alive now (schema, ORM metadata, modules) lives as long as the process:
         # keep it out of the collector's full passes, which otherwise scan it every time
         # (measured: 43 ms per full collection under load before, 6 ms after).
@@ -171,7 +174,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
+            if app.state.redis is not None:
+                await app.state.redis.aclose()
             await db.close_database()
+
+    async def readyz(request: Request) -> Response:
+        """Ready when the database answers, and Redis too where one is configured."""
+        state = {"database": "up" if await _answers("the database", db.ping()) else "down"}
+        redis_client: Redis | None = request.app.state.redis
+        if redis_client is not None:
+            up = await _answers("redis", redis_client.ping())
+            state["redis"] = "up" if up else "down"
+        ready = all(value == "up" for value in state.values())
+        body = {"status": "ok" if ready else "unavailable", **state}
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     async def metrics_endpoint(_: Request) -> Response:
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")

@@ -1,9 +1,16 @@
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 
+from api.app import create_app
 from api.services import domains
-from tests.conftest import Factory, GraphQLClient
+from api.settings import Environment, Settings
+from tests.conftest import REDIS_URL, Factory, GraphQLClient
+from tests.servers import free_port
 
 USAGE = "{ mapiEwsUsage { enabled } }"
 
@@ -111,3 +118,40 @@ async def test_graphiql_is_served_to_browsers_in_development(gql: GraphQLClient)
 
     assert response.status_code == 200
     assert "graphiql" in response.text.lower()
+
+
+@asynccontextmanager
+async def served(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    application = create_app(settings)
+    async with LifespanManager(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            yield http
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="Redis: set MAPI_EWS_TEST_REDIS_URL to run this")
+async def test_readiness_includes_redis_when_one_is_configured(settings: Settings) -> None:
+    async with served(settings.model_copy(update={"redis_url": REDIS_URL})) as http:
+        response = await http.get("/readyz")
+
+    assert response.json() == {"status": "ok", "database": "up", "redis": "up"}
+
+
+async def test_readiness_fails_while_redis_does_not_answer(settings: Settings) -> None:
+    closed = f"redis://127.0.0.1:{free_port()}/0"
+
+    async with served(settings.model_copy(update={"redis_url": closed})) as http:
+        response = await http.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json() == {"status": "unavailable", "database": "up", "redis": "down"}
+
+
+async def test_production_serves_no_graphiql(settings: Settings) -> None:
+    production = settings.model_copy(update={"env": Environment.PRODUCTION})
+
+    async with served(production) as http:
+        page = await http.get("/graphql", headers={"Accept": "text/html"})
+
+    assert "graphiql" not in page.text.lower()
+    assert page.status_code in (400, 404)
