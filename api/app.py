@@ -59,7 +59,7 @@ class GraphQLApp(GraphQL[Context, None]):
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
         principal: Principal | None = request.scope.get("principal")
-        return Context(settings=self.settings, principal=principal, connection=request)
+        return Context(settings=self.settings, principal=principal)
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -73,7 +72,3 @@ class Settings(BaseSettings):
             return None
         path = self.database_url.removeprefix("sqlite://")
         return None if path == ":memory:" else Path(path)
-
-
-def new_secret(nbytes: int = 32) -> str:
-    return secrets.token_urlsafe(nbytes)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.requests import HTTPConnection
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info as StrawberryInfo
 
@@ -20,7 +19,6 @@ from api.settings import Settings
 class Context:
     settings: Settings
     principal: Principal | None
-    connection: HTTPConnection | None = None
     # The domain each @auth field acts in, by response path, set before its resolver runs.
     # A mutation whose input names a bad domain gets the UserError to answer with instead.
     scopes: dict[tuple[str | int, ...], Scope | UserError | None] = field(default_factory=dict)
