@@ -6,6 +6,7 @@ from typing import Any
 
 from tortoise import Tortoise, connections
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.backends.base.config_generator import expand_db_url
 
 from api.settings import Settings
 
@@ -18,15 +19,16 @@ MODEL_MODULES = [
 
 
 def tortoise_config(settings: Settings) -> dict[str, Any]:
-    url = settings.database_url
-    if url.startswith(("postgres://", "asyncpg://")):
-        separator = "&" if "?" in url else "?"
-        url = f"{url}{separator}minsize=1&maxsize={settings.database_pool_size}"
+    # The URL is expanded into Tortoise's credentials form: pool sizes go in as values, and
+    # Tortoise masks a password given this way in its debug log (one inside a URL it does not).
+    connection = expand_db_url(settings.database_url)
+    if connection["engine"] != "tortoise.backends.sqlite":
+        connection["credentials"].update(minsize=1, maxsize=settings.database_pool_size)
     path = settings.sqlite_path()
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
     return {
-        "connections": {"default": url},
+        "connections": {"default": connection},
         "apps": {
             APP_LABEL: {
                 "models": MODEL_MODULES,

@@ -1,0 +1,33 @@
+import logging
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from tortoise.backends.base.executor import EXECUTOR_CACHE
+
+from api import db
+from api.models import Domain
+from api.settings import Settings
+from tests.conftest import PG_URL
+
+
+@pytest.mark.skipif(not PG_URL, reason="PostgreSQL: set MAPI_EWS_TEST_DATABASE_URL to run this")
+async def test_the_database_password_stays_out_of_even_debug_logs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert PG_URL is not None
+    parts = urlsplit(PG_URL)
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or "postgres"
+    with_password = urlunsplit(parts._replace(netloc=f"{user}:pw-canary-8d2f@{host}"))
+    settings = Settings(database_url=with_password)
+
+    with caplog.at_level(logging.DEBUG):
+        await db.open_database(settings)
+        try:
+            await Domain.all().count()
+        finally:
+            await db.close_database()
+            EXECUTOR_CACHE.clear()  # this session's other tests may be on SQLite: see conftest
+
+    assert caplog.records
+    assert "pw-canary-8d2f" not in caplog.text
