@@ -1,0 +1,48 @@
+"""docker-compose.yml cannot be run here (no Docker engine): check its shape and its settings."""
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from api.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return loaded
+
+
+def test_compose_runs_several_api_replicas_on_one_postgres_and_one_redis() -> None:
+    services = compose()["services"]
+
+    assert services["api"]["deploy"]["replicas"] >= 2
+    assert services["postgres"]["image"].startswith("postgres:")
+    assert services["redis"]["image"].startswith("redis:")
+    assert services["migrate"]["command"] == ["mapi-ews-admin", "migrate"]
+    assert services["api"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert services["api"]["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert services["proxy"]["depends_on"]["api"]["condition"] == "service_healthy"
+    assert all("healthcheck" in services[name] for name in ("postgres", "redis", "api"))
+    assert "/readyz" in " ".join(services["api"]["healthcheck"]["test"])
+
+
+def test_every_variable_compose_sets_is_a_setting_and_production_is_complete() -> None:
+    environment = compose()["services"]["api"]["environment"]
+    known = {f"MAPI_EWS_{name.upper()}" for name in Settings.model_fields}
+
+    assert set(environment) <= known
+    assert environment["MAPI_EWS_ENV"] == "production"
+    assert environment["MAPI_EWS_DATABASE_URL"].startswith("postgres://")
+    assert environment["MAPI_EWS_REDIS_URL"].startswith("redis://")
+    assert "MAPI_EWS_SECRET_KEY" in environment  # production refuses to start without it
+
+
+def test_the_proxy_passes_websocket_upgrades_to_the_api() -> None:
+    nginx = compose()["configs"]["nginx"]["content"]
+
+    assert "proxy_pass http://api;" in nginx
+    assert "proxy_set_header Upgrade $$http_upgrade;" in nginx
