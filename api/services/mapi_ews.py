@@ -51,7 +51,8 @@ def _parse_usernames(usernames: Sequence[str], *, domain: str, max_batch: int) -
 async def _lock_domain(conn: BaseDBAsyncClient, domain_id: int) -> Domain:
     """Serialise every change of the domain's MAPI/EWS set behind its row.
 
-    PostgreSQL: SELECT ... FOR UPDATE. SQLite has no row locks and Tortoise's transactions begin
+    PostgreSQL: SELECT ... FOR NO KEY UPDATE, which serialises these changes without blocking
+    accounts being created in the domain meanwhile. SQLite has no row locks and Tortoise's transactions begin
     DEFERRED, so a no-op write takes the database's write lock before anything is read; across
     processes sharing the file the second writer waits (busy timeout) instead of reading stale
     counts.
@@ -59,7 +60,7 @@ async def _lock_domain(conn: BaseDBAsyncClient, domain_id: int) -> Domain:
     query = Domain.filter(id=domain_id).using_db(conn)
     if is_sqlite(conn):
         await query.update(max_mapi_ews_accounts=F("max_mapi_ews_accounts"))
-    domain = await query.select_for_update().get()
+    domain = await query.select_for_update(no_key=True).get()
     return domain
 
 
