@@ -52,10 +52,10 @@ async def _lock_domain(conn: BaseDBAsyncClient, domain_id: int) -> Domain:
     """Serialise every change of the domain's MAPI/EWS set behind its row.
 
     PostgreSQL: SELECT ... FOR NO KEY UPDATE, which serialises these changes without blocking
-    accounts being created in the domain meanwhile. SQLite has no row locks and Tortoise's transactions begin
-    DEFERRED, so a no-op write takes the database's write lock before anything is read; across
-    processes sharing the file the second writer waits (busy timeout) instead of reading stale
-    counts.
+    accounts being created in the domain meanwhile. SQLite has no row locks and Tortoise's
+    transactions begin DEFERRED, so a no-op write takes the database's write lock before anything
+    is read; across processes sharing the file the second writer waits (busy timeout) instead of
+    reading stale counts.
     """
     query = Domain.filter(id=domain_id).using_db(conn)
     if is_sqlite(conn):
