@@ -338,3 +338,12 @@ async def test_a_bad_domain_in_a_system_administrators_mutation_is_a_user_error(
         await Account.all().count(),
         await AuditEntry.all().count(),
     ) == before
+
+
+@pytest.mark.parametrize("search", ["x" * 101, "a\u0000b"])
+async def test_a_bad_domain_search_is_refused_like_an_account_search(
+    gql: GraphQLClient, root: str, search: str
+) -> None:
+    body = await gql.post(DOMAINS, {"s": search}, token=root)
+
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"]

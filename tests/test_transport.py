@@ -48,7 +48,7 @@ async def test_an_unexpected_error_is_masked_and_logged_with_the_request_id(
     async def broken(**_: object) -> None:
         raise RuntimeError("connection to db failed: password=hunter2")
 
-    monkeypatch.setattr(domains, "usage", broken)
+    monkeypatch.setattr(domains, "usage_of", broken)
 
     with caplog.at_level(logging.ERROR, logger="api.graphql"):
         response = await gql.http.post(

@@ -8,7 +8,7 @@ import strawberry
 
 from api import models
 from api.auth.principal import Permission, Role
-from api.errors import BadUserInput, UserErrors
+from api.errors import UserErrors
 from api.graphql.context import Info, scope_of
 from api.graphql.directives import auth
 from api.graphql.types import (
@@ -23,7 +23,7 @@ from api.graphql.types import (
     usage_of,
     user_errors_of,
 )
-from api.services import accounts, mapi_ews, validation
+from api.services import accounts, mapi_ews
 from api.services.accounts import AccountSortField
 from api.services.paging import Page, PageRequest
 from api.services.tenancy import Scope
@@ -97,13 +97,6 @@ def _connection(page: Page[models.Account], scope: Scope) -> AccountConnection:
     )
 
 
-def _search(search: str | None) -> str | None:
-    try:
-        return validation.search_text(search)
-    except ValueError as error:
-        raise BadUserInput(str(error)) from None
-
-
 async def _list(
     info: Info,
     *,
@@ -118,7 +111,7 @@ async def _list(
     page = await accounts.list_accounts(
         scope=scope,
         mapi_ews_enabled=enabled,
-        search=_search(search),
+        search=search,
         order=accounts.sort_spec(order.field, descending=order.direction is SortDirection.DESC),
         request=request,
         default_size=settings.page_size_default,

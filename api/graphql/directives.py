@@ -92,7 +92,7 @@ class Auth(BasePermission):
                 info, UserErrorCode.INVALID_INPUT, problem.message, self.domain_input
             )
         if scope is None and not self.unknown_domain_ok:
-            message = f"No domain {requested[:253] if requested else ''}."
+            message = f"No domain {requested}."  # resolve_scope accepted it as a domain name
             if self.domain_input is None:
                 raise BadUserInput(message)
             return self._refuse_input(info, UserErrorCode.NOT_FOUND, message, self.domain_input)

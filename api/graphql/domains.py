@@ -35,11 +35,11 @@ class Domain(Node):
     max_mapi_ews_accounts: int | None = strawberry.field(
         description="Most accounts that may have MAPI/EWS at once; null means no limit."
     )
-    row: strawberry.Private[DomainRow]
+    pk: strawberry.Private[int]
 
     @strawberry.field
     async def mapi_ews_usage(self, info: Info) -> MapiEwsUsage:
-        enabled = await info.context.enabled_counts.load(self.row.id)
+        enabled = await info.context.enabled_counts.load(self.pk)
         return usage_of(
             domains.Usage(domain=self.name, enabled=enabled, limit=self.max_mapi_ews_accounts)
         )
@@ -51,7 +51,7 @@ def domain_of(row: DomainRow) -> Domain:
         name=row.name,
         mapi_ews_account_management=row.mapi_ews_account_management,
         max_mapi_ews_accounts=row.max_mapi_ews_accounts,
-        row=row,
+        pk=row.id,
     )
 
 
@@ -124,7 +124,7 @@ class DomainQuery:
     ) -> DomainConnection:
         settings = info.context.settings
         page = await domains.list_domains(
-            search=search.strip().lower() if search else None,
+            search=search,
             request=PageRequest(first=first, after=after),
             default_size=settings.page_size_default,
             max_size=settings.page_size_max,

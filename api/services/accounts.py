@@ -59,8 +59,8 @@ async def list_accounts(
     queryset = Account.filter(domain_id=scope.domain_id)
     if mapi_ews_enabled is not None:
         queryset = queryset.filter(mapi_ews_enabled=mapi_ews_enabled)
-    if search:
-        queryset = queryset.filter(_search(search, scope.domain))
+    if text := validation.search_argument(search):
+        queryset = queryset.filter(_search(text, scope.domain))
     return await paginate(
         queryset, spec=order, request=request, default_size=default_size, max_size=max_size
     )

@@ -130,8 +130,8 @@ async def list_domains(
     *, search: str | None, request: PageRequest, default_size: int, max_size: int
 ) -> Page[Domain]:
     queryset = Domain.all()
-    if search:
-        queryset = queryset.filter(name__icontains=search)
+    if text := validation.search_argument(search):
+        queryset = queryset.filter(name__icontains=text)
     return await paginate(
         queryset,
         spec=SortSpec(column="name"),
@@ -156,9 +156,5 @@ async def enabled_counts(*, domain_ids: Sequence[int]) -> list[int]:
 async def usage_of(*, domain_id: int) -> Usage:
     """Usage of the domain with this id; it was just resolved, so it exists unless deleted since."""
     domain = await Domain.get(id=domain_id)
-    return await usage(domain=domain)
-
-
-async def usage(*, domain: Domain) -> Usage:
     enabled = await Account.filter(domain_id=domain.id, mapi_ews_enabled=True).count()
     return Usage(domain=domain.name, enabled=enabled, limit=domain.max_mapi_ews_accounts)

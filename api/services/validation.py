@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from api.errors import BadUserInput
+
 # The local part of an address as mail servers accept it for mailbox names: letters, digits
 # and . _ + - ', starting with a letter or digit, at most 64 characters.
 _USERNAME = re.compile(r"[a-z0-9][a-z0-9._+'-]{0,63}")
@@ -89,6 +91,15 @@ def password(value: str) -> str:
     if not MIN_PASSWORD <= len(value) <= MAX_PASSWORD:
         raise ValueError(f"A password is {MIN_PASSWORD} to {MAX_PASSWORD} characters.")
     return value
+
+
+def search_argument(value: str | None) -> str | None:
+    """A list's `search` argument, normalised; a bad one is BAD_USER_INPUT (lists have no
+    payload to carry userErrors)."""
+    try:
+        return search_text(value)
+    except ValueError as error:
+        raise BadUserInput(str(error)) from None
 
 
 def search_text(value: str | None, *, maximum: int = 100) -> str | None:
