@@ -17,14 +17,16 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
 from api import db
+from api.auth.credentials import Authenticator, bearer_token
 from api.auth.principal import Principal
-from api.auth.tokens import read_access_token
 from api.errors import ErrorCode, Unauthenticated
+from api.events import EventBus, RedisEventBus, event_bus
 from api.graphql.context import Context
 from api.graphql.errors import coded
 from api.graphql.schema import build_schema
@@ -35,34 +37,57 @@ from api.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
+def authorization_header(headers: list[tuple[bytes, bytes]]) -> str | None:
     value = dict(headers).get(b"authorization")
-    if value is None:
-        return None
-    scheme, _, token = value.decode("latin-1").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("The Authorization header must be `Bearer <token>`.")
-    return token.strip()
+    return value.decode("latin-1") if value is not None else None
 
 
 class GraphQLApp(GraphQL[Context, None]):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, events: EventBus, authenticator: Authenticator) -> None:
         super().__init__(
             build_schema(settings),
             graphql_ide="graphiql" if settings.is_development else None,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             allowed_origins=settings.allowed_origins,
+            max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
         )
         self.settings = settings
+        self.events = events
+        self.authenticator = authenticator
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
         principal: Principal | None = request.scope.get("principal")
-        return Context(settings=self.settings, principal=principal)
+        return Context(
+            settings=self.settings,
+            principal=principal,
+            events=self.events,
+            authenticator=self.authenticator,
+            upgrade_authorization=(
+                request.headers.get("authorization") if isinstance(request, WebSocket) else None
+            ),
+        )
 
-    def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)
+    async def on_ws_connect(self, context: Context) -> None:
+        """Credentials from the connection_init payload, else from the upgrade request's header.
+        A bad token closes the connection with 4403; none at all leaves it anonymous, so @auth
+        fields answer UNAUTHENTICATED, as over HTTP."""
+        params = context.connection_params or {}
+        value = params.get("Authorization", params.get("authorization"))
+        if value is None:
+            value = context.upgrade_authorization
+        try:
+            if value is not None and not isinstance(value, str):
+                raise Unauthenticated("Authorization must be a string.")
+            token = bearer_token(value)
+            context.principal = await self.authenticator.principal(token) if token else None
+        except Unauthenticated:
+            raise ConnectionRejectionError from None
+
+    def encode_json(self, data: object) -> str:
+        # Text, not bytes: graphql-transport-ws messages must be text frames.
+        return orjson.dumps(data).decode()
 
     def decode_json(self, data: str | bytes) -> object:
         return orjson.loads(data)
@@ -82,19 +107,18 @@ class Guard:
     no token at all leaves the principal empty, so public fields still work.
     """
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, authenticator: Authenticator) -> None:
         self.app = app
         self.settings = settings
+        self.authenticator = authenticator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         try:
-            token = bearer_token(scope["headers"])
-            scope["principal"] = (
-                read_access_token(token, key=self.settings.signing_key) if token else None
-            )
+            token = bearer_token(authorization_header(scope["headers"]))
+            scope["principal"] = await self.authenticator.principal(token) if token else None
         except Unauthenticated as refused:
             await _graphql_error(401, refused.message, ErrorCode.UNAUTHENTICATED)(
                 scope, receive, send
@@ -162,10 +186,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     metrics = Metrics()
 
+    events = event_bus(
+        redis_url=settings.redis_url,
+        channel=settings.redis_channel,
+        queue_size=settings.subscription_queue_size,
+    )
+    authenticator = Authenticator(settings)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await db.open_database(settings)
-        app.state.redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        app.state.events = events
+        app.state.redis = events.redis if isinstance(events, RedisEventBus) else None
+        await events.start()
         # Everything alive now (schema, ORM metadata, modules) lives as long as the process:
         # keep it out of the collector's full passes, which otherwise scan it every time
         # (measured: 43 ms per full collection under load before, 6 ms after).
@@ -174,8 +207,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
-            if app.state.redis is not None:
-                await app.state.redis.aclose()
+            await events.stop()
             await db.close_database()
 
     async def readyz(request: Request) -> Response:
@@ -192,7 +224,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def metrics_endpoint(_: Request) -> Response:
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
-    graphql = Guard(GraphQLApp(settings), settings)
+    graphql_app = GraphQLApp(settings, events, authenticator)
+    graphql = Guard(graphql_app, settings, authenticator)
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
@@ -203,6 +236,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ],
         lifespan=lifespan,
     )
+    app.state.graphql = graphql_app
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestIdMiddleware)
     return app

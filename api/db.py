@@ -15,6 +15,7 @@ MODEL_MODULES = [
     "api.models.domains",
     "api.models.principals",
     "api.models.audit",
+    "api.models.activity",
 ]
 
 

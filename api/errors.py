@@ -14,6 +14,8 @@ class ErrorCode(StrEnum):
     FORBIDDEN = "FORBIDDEN"
     BAD_USER_INPUT = "BAD_USER_INPUT"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+    # A subscription whose client read too slowly: it missed events, resubscribe and reload.
+    FELL_BEHIND = "FELL_BEHIND"
 
 
 class UserErrorCode(StrEnum):
@@ -44,6 +46,10 @@ class Forbidden(AppError):
 
 class BadUserInput(AppError):
     code = ErrorCode.BAD_USER_INPUT
+
+
+class FellBehind(AppError):
+    code = ErrorCode.FELL_BEHIND
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     allowed_origins: list[str] = Field(default_factory=list)
 
+    # Live login activity (see README, "Live login activity").
+    redis_channel: str = Field(default="mapi-ews-admin:events", min_length=1)
+    subscription_queue_size: int = Field(default=256, ge=1)
+    max_subscriptions_per_connection: int = Field(default=20, ge=1)
+    login_event_retention_days: int = Field(default=90, ge=1)
+    gateway_token_cache_seconds: int = Field(default=30, ge=0, le=3600)
+
     @model_validator(mode="after")
     def _require_secret_in_production(self) -> Settings:
         if self.env is Environment.PRODUCTION and self.secret_key is None:

@@ -33,7 +33,15 @@ from api.services.sessions import account_principal
 from api.settings import Settings
 
 PASSWORD = "correct-horse-battery"
-TABLES = ["refresh_token", "audit_entry", "account", "system_admin", "domain"]
+TABLES = [
+    "login_event",
+    "gateway_token",
+    "refresh_token",
+    "audit_entry",
+    "account",
+    "system_admin",
+    "domain",
+]
 PG_URL = os.environ.get("MAPI_EWS_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("MAPI_EWS_TEST_REDIS_URL")
 
@@ -223,6 +231,11 @@ class Factory:
             principal, key=self.settings.signing_key, lifetime=timedelta(minutes=minutes)
         )
         return token
+
+    async def gateway(self, name: str = "gateway-1") -> str:
+        from api.services.gateways import create_gateway_token
+
+        return await create_gateway_token(actor="test", name=name)
 
     async def token_for(self, who: Account | SystemAdmin) -> str:
         if isinstance(who, SystemAdmin):

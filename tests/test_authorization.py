@@ -4,15 +4,29 @@ The fields come from the schema itself: a field added without an entry in OPERAT
 field not listed in PUBLIC, fails `test_every_field_is_in_the_matrix`.
 """
 
+import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from graphql import GraphQLObjectType, parse, print_ast
 from graphql.language import ObjectTypeDefinitionNode
+from starlette.applications import Starlette
 
+from api.events import EventBus
+from api.graphql.context import Context
 from api.graphql.schema import build_schema
-from api.models import Account, AuditEntry, Domain, RefreshToken, SystemAdmin
+from api.models import (
+    Account,
+    AuditEntry,
+    Domain,
+    GatewayToken,
+    LoginEvent,
+    RefreshToken,
+    SystemAdmin,
+)
 from tests.conftest import Factory, GraphQLClient
 
 PUBLIC = {("Query", "viewer"), ("Mutation", "login"), ("Mutation", "refreshAccessToken")}
@@ -24,6 +38,7 @@ Variables = Callable[[str], dict[str, object]]
 class Operation:
     document: str
     variables: Variables
+    subscription: bool = False
 
 
 OPERATIONS: dict[tuple[str, str], Operation] = {
@@ -60,6 +75,28 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("Mutation", "createDomain"): Operation(
         'mutation { createDomain(input: {name: "created.test"}) { userErrors { code } } }',
         lambda d: {},
+    ),
+    ("Query", "mapiEwsLoginEvents"): Operation(
+        "query($d: String) { mapiEwsLoginEvents(domain: $d) { totalCount } }", lambda d: {"d": d}
+    ),
+    ("Mutation", "createGatewayToken"): Operation(
+        'mutation { createGatewayToken(input: {name: "gw-new"}) { token userErrors { code } } }',
+        lambda d: {},
+    ),
+    ("Mutation", "recordProtocolLogin"): Operation(
+        "mutation($e: String!) { recordProtocolLogin(input: {emailAddress: $e, protocol: MAPI}) "
+        "{ allowed userErrors { code } } }",
+        lambda d: {"e": f"bob@{d}"},
+    ),
+    ("Subscription", "mapiEwsLoginUpdates"): Operation(
+        "subscription($d: String) { mapiEwsLoginUpdates(domain: $d) { id } }",
+        lambda d: {"d": d},
+        subscription=True,
+    ),
+    ("Subscription", "mapiEwsAccountChanges"): Operation(
+        "subscription($d: String) { mapiEwsAccountChanges(domain: $d) { kind } }",
+        lambda d: {"d": d},
+        subscription=True,
     ),
     ("Mutation", "updateDomain"): Operation(
         "mutation($d: String!) { updateDomain(input: {name: $d, maxMapiEwsAccounts: 9}) { userErrors { code } } }",
@@ -126,6 +163,7 @@ PRINCIPALS = [
     "admin",
     "admin_of_another_domain",
     "system_admin",
+    "gateway",
 ]
 
 
@@ -133,6 +171,9 @@ def expected_code(principal: str, rule: tuple[str, str | None]) -> str | None:
     requires, permission = rule
     if principal == "anonymous":
         return "UNAUTHENTICATED"
+    if requires == "GATEWAY" or principal == "gateway":
+        # The gateway role and the others do not overlap, in either direction.
+        return None if requires == "GATEWAY" and principal == "gateway" else "FORBIDDEN"
     if principal == "system_admin":
         return None
     if principal == "user" or requires == "SYSTEM_ADMIN":
@@ -153,13 +194,55 @@ async def everything() -> tuple:
         await AuditEntry.all().count(),
         await SystemAdmin.all().count(),
         await RefreshToken.all().count(),
+        await GatewayToken.all().count(),
+        await LoginEvent.all().count(),
     )
+
+
+async def start_subscription(
+    app: Starlette, operation: Operation, domain: str, token: str | None
+) -> dict[str, Any]:
+    """Start a subscription as the WebSocket transport does (same schema, same context) and
+    report how its start went: {"data": {field: "subscribed"}} once it is waiting for events,
+    else its first result, errors and all. Real sockets are in test_subscriptions."""
+    events: EventBus = app.state.events
+    graphql = app.state.graphql
+    authenticator = graphql.authenticator
+    context = Context(
+        settings=graphql.settings,
+        principal=await authenticator.principal(token) if token else None,
+        events=events,
+        authenticator=authenticator,
+    )
+    stream = await graphql.schema.subscribe(
+        operation.document, operation.variables(domain), context_value=context
+    )
+    first = asyncio.ensure_future(anext(stream))
+    try:
+        for _ in range(200):
+            if first.done() or events.hub.subscriber_count():
+                break
+            await asyncio.sleep(0.01)
+        if first.done():
+            result = first.result()
+            return {
+                "data": result.data,
+                "errors": [error.formatted for error in result.errors or []],
+            }
+        name = parse(operation.document).definitions[0].selection_set.selections[0].name.value  # type: ignore[attr-defined]
+        return {"data": {name: "subscribed"}}
+    finally:
+        first.cancel()
+        with contextlib.suppress(BaseException):
+            await first
+        await stream.aclose()
+        assert events.hub.subscriber_count() == 0
 
 
 @pytest.mark.parametrize("principal", PRINCIPALS)
 @pytest.mark.parametrize("field", sorted(OPERATIONS), ids=lambda key: ".".join(key))
 async def test_authorization_matrix(
-    gql: GraphQLClient, make: Factory, field: tuple[str, str], principal: str
+    app: Starlette, gql: GraphQLClient, make: Factory, field: tuple[str, str], principal: str
 ) -> None:
     rule = auth_rules()[field]
     assert rule is not None
@@ -180,12 +263,18 @@ async def test_authorization_matrix(
             await make.account(other, "admin", admin=True)
         ),
         "system_admin": await make.token_for(await make.system_admin()),
+        "gateway": await make.gateway(),
     }
     target = "readonly.test" if principal == "admin_without_permission" else "example.com"
     operation = OPERATIONS[field]
     before = await everything()
 
-    body = await gql.post(operation.document, operation.variables(target), token=tokens[principal])
+    if operation.subscription:
+        body = await start_subscription(app, operation, target, tokens[principal])
+    else:
+        body = await gql.post(
+            operation.document, operation.variables(target), token=tokens[principal]
+        )
 
     code = expected_code(principal, rule)
     if code is None:

@@ -188,6 +188,7 @@ async def _set(
 ) -> tuple[list[Account], MapiEwsUsage]:
     scope = scope_of(info)
     rows, usage = await mapi_ews.set_mapi_ews(
+        events=info.context.events,
         actor=info.context.require_principal().username,
         scope=scope,
         usernames=usernames,

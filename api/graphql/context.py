@@ -1,33 +1,75 @@
-"""The typed per-request (or per-connection) context."""
+"""The typed context: one per HTTP request, one per WebSocket connection."""
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info as StrawberryInfo
 
+from api.auth.credentials import Authenticator
 from api.auth.principal import Principal
 from api.errors import Unauthenticated, UserError, UserErrors
+from api.events import EventBus
 from api.services import domains
 from api.services.tenancy import Scope
 from api.settings import Settings
 
+ScopeKey = tuple[str | int, ...]
+
 
 @dataclass
-class Context:
-    settings: Settings
-    principal: Principal | None
+class OperationState:
+    """What one operation works out as it runs. A WebSocket connection shares its context
+    between the operations it carries, each in its own task; this state is per task, so two
+    subscriptions on one connection never see each other's domain or cached counts."""
+
     # The domain each @auth field acts in, by response path, set before its resolver runs.
     # A mutation whose input names a bad domain gets the UserError to answer with instead.
-    scopes: dict[tuple[str | int, ...], Scope | UserError | None] = field(default_factory=dict)
+    scopes: dict[ScopeKey, Scope | UserError | None] = field(default_factory=dict)
     # MAPI/EWS accounts per domain id, batched: a list of domains costs one COUNT, not one each.
     enabled_counts: DataLoader[int, int] = field(
         default_factory=lambda: DataLoader(
             load_fn=lambda ids: domains.enabled_counts(domain_ids=ids), max_batch_size=500
         )
     )
+
+
+_operation: ContextVar[OperationState | None] = ContextVar("operation_state", default=None)
+
+
+def begin_operation() -> None:
+    """Called as each operation starts (api.graphql.schema.OperationScope)."""
+    _operation.set(OperationState())
+
+
+def operation_state() -> OperationState:
+    state = _operation.get()
+    if state is None:
+        state = OperationState()
+        _operation.set(state)
+    return state
+
+
+@dataclass
+class Context:
+    settings: Settings
+    principal: Principal | None
+    events: EventBus
+    authenticator: Authenticator
+    # WebSocket only: the upgrade request's Authorization header and the connection_init payload.
+    upgrade_authorization: str | None = None
+    connection_params: dict[str, Any] | None = None
+
+    @property
+    def scopes(self) -> dict[ScopeKey, Scope | UserError | None]:
+        return operation_state().scopes
+
+    @property
+    def enabled_counts(self) -> DataLoader[int, int]:
+        return operation_state().enabled_counts
 
     def require_principal(self) -> Principal:
         if self.principal is None:
@@ -38,7 +80,7 @@ class Context:
 Info = StrawberryInfo[Context, Any]
 
 
-def path_key(info: Info) -> tuple[str | int, ...]:
+def path_key(info: Info) -> ScopeKey:
     return tuple(info.path.as_list())
 
 

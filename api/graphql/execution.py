@@ -7,13 +7,25 @@ no arguments and whose type is a scalar or enum, the result is simply the serial
 A page of the MAPI/EWS tab is some 300 such fields, and this is the GraphQL layer's largest
 cost there (see README, Performance). Anything else, and any value that is null or does not
 serialize, takes graphql-core's own path, so its errors and null rules are unchanged.
+
+Subscription events are rendered once per process for every subscriber who asked the same
+question (see `execute_operation`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 from typing import Any
 
-from graphql import GraphQLField, GraphQLLeafType, GraphQLNonNull, GraphQLObjectType, is_leaf_type
+from graphql import (
+    GraphQLField,
+    GraphQLLeafType,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    OperationType,
+    is_leaf_type,
+)
 from graphql.execution.collect_fields import FieldDetailsList
 from graphql.pyutils import Path, Undefined, UndefinedType
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -65,3 +77,26 @@ class PlainFieldExecutor(StrawberryGraphQLCoreExecutionContext):
         return super().execute_field(
             parent_type, source, field_details_list, path, position_context
         )
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        """For a subscription event that carries a `render_memo`, the result is computed by the
+        first subscriber and reused by every other whose operation is the same parsed document
+        (the parser cache hands out one per query text) with the same variables.
+
+        That is sound because events are filtered by domain before they reach a subscriber, and
+        the event types' fields depend only on the event, never on who is looking: two
+        subscribers with the same question see the same answer. A thousand dashboards on one
+        process then cost one execution, not a thousand."""
+        memo = getattr(self.root_value, "render_memo", None)
+        if memo is None or self.operation.operation is not OperationType.SUBSCRIPTION:
+            return super().execute_operation(serially)
+        key = (id(self.operation), repr(sorted(self.variable_values.coerced.items())))
+        if key in memo:
+            shared = memo[key]
+            return asyncio.shield(shared) if isinstance(shared, asyncio.Future) else shared
+        result = super().execute_operation(serially)
+        if inspect.isawaitable(result):
+            memo[key] = task = asyncio.ensure_future(result)
+            return asyncio.shield(task)
+        memo[key] = result
+        return result

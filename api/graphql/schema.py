@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import strawberry
@@ -12,22 +13,48 @@ from strawberry.extensions import (
     MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
+    SchemaExtension,
     ValidationCache,
 )
 from strawberry.tools import merge_types
 from strawberry.types.execution import ExecutionContext
 
 from api.graphql.accounts import AccountMutation, AccountQuery
+from api.graphql.activity import ActivityMutation, ActivityQuery
 from api.graphql.audit import AuditQuery
+from api.graphql.context import begin_operation
 from api.graphql.directives import AuthDirective
 from api.graphql.domains import DomainMutation, DomainQuery
-from api.graphql.errors import log_unexpected
+from api.graphql.errors import coded, log_unexpected
 from api.graphql.execution import PlainFieldExecutor
+from api.graphql.live import LiveSubscription
 from api.graphql.sessions import SessionMutation, SessionQuery
 from api.settings import Settings
 
-Query = merge_types("Query", (SessionQuery, AccountQuery, DomainQuery, AuditQuery))
-Mutation = merge_types("Mutation", (SessionMutation, AccountMutation, DomainMutation))
+Query = merge_types("Query", (SessionQuery, AccountQuery, ActivityQuery, DomainQuery, AuditQuery))
+Mutation = merge_types(
+    "Mutation", (SessionMutation, AccountMutation, DomainMutation, ActivityMutation)
+)
+
+Subscription = merge_types("Subscription", (LiveSubscription,))
+
+
+class OperationScope(SchemaExtension):
+    """Each operation starts with its own resolved domains and batch loaders (see Context)."""
+
+    def on_operation(self) -> Iterator[None]:
+        begin_operation()
+        yield
+
+
+class CodedStreamErrors(SchemaExtension):
+    """Results sent over WebSocket carry extensions.code and mask the unexpected, like HTTP's
+    (which the view's process_result does: parse errors never reach an extension there)."""
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        if getattr(result, "errors", None):
+            result.errors = [coded(error) for error in result.errors]
+        yield
 
 
 class Schema(strawberry.Schema):
@@ -46,6 +73,8 @@ def build_schema(settings: Settings | None = None) -> Schema:
         *MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules,
     ]
     extensions: list[Any] = [
+        OperationScope,
+        CodedStreamErrors,
         # Factories, not shared instances: each operation gets its own extension state.
         lambda: AddValidationRules(rules),
         lambda: ParserCache(maxsize=256),
@@ -55,6 +84,7 @@ def build_schema(settings: Settings | None = None) -> Schema:
     return Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=extensions,
         schema_directives=[AuthDirective],
         execution_context_class=PlainFieldExecutor,

@@ -1,5 +1,6 @@
 """Tortoise models only: no rules of the domain live here."""
 
+from api.models.activity import GatewayToken, LoginEvent
 from api.models.audit import AuditAction, AuditEntry
 from api.models.domains import Account, Domain, MailProtocol
 from api.models.principals import RefreshToken, SystemAdmin
@@ -9,6 +10,8 @@ __all__ = [
     "AuditAction",
     "AuditEntry",
     "Domain",
+    "GatewayToken",
+    "LoginEvent",
     "MailProtocol",
     "RefreshToken",
     "SystemAdmin",

@@ -17,6 +17,7 @@ class AuditAction(StrEnum):
     DOMAIN_UPDATED = "DOMAIN_UPDATED"
     ACCOUNT_CREATED = "ACCOUNT_CREATED"
     GATEWAY_TOKEN_CREATED = "GATEWAY_TOKEN_CREATED"  # noqa: S105 - a name, not a secret
+    GATEWAY_TOKEN_REVOKED = "GATEWAY_TOKEN_REVOKED"  # noqa: S105
 
 
 class AuditEntry(Model):

@@ -11,8 +11,10 @@ from tortoise.transactions import in_transaction
 
 from api.db import is_sqlite
 from api.errors import UserError, UserErrorCode, UserErrors
+from api.events import Event, EventBus, Topic
 from api.models import Account, AuditAction, Domain
 from api.services import audit, validation
+from api.services.accounts import account_snapshot
 from api.services.domains import Usage
 from api.services.tenancy import Scope
 
@@ -65,11 +67,18 @@ async def _lock_domain(conn: BaseDBAsyncClient, domain_id: int) -> Domain:
 
 
 async def set_mapi_ews(
-    *, actor: str, scope: Scope, usernames: Sequence[str], enabled: bool, max_batch: int
+    *,
+    events: EventBus,
+    actor: str,
+    scope: Scope,
+    usernames: Sequence[str],
+    enabled: bool,
+    max_batch: int,
 ) -> tuple[list[Account], Usage]:
     """Enable (or disable) MAPI and EWS together for every named account, or for none.
 
-    Returns the named accounts as they now stand, in the order named, and the domain's usage.
+    Returns the named accounts as they now stand, in the order named, and the domain's usage;
+    once committed, publishes one account change per account that changed.
     """
     names = _parse_usernames(usernames, domain=scope.domain, max_batch=max_batch)
     wanted = list(dict.fromkeys(names))
@@ -127,4 +136,27 @@ async def set_mapi_ews(
                 targets=[f"{a.username}@{domain.name}" for a in changing],
                 at=now,
             )
-    return [found[name] for name in wanted], Usage(domain=domain.name, enabled=after, limit=limit)
+    usage = Usage(domain=domain.name, enabled=after, limit=limit)
+    await events.publish(
+        [_change(account, domain.name, usage, actor=actor, at=now) for account in changing]
+    )
+    return [found[name] for name in wanted], usage
+
+
+def _change(account: Account, domain: str, usage: Usage, *, actor: str, at: datetime) -> Event:
+    return Event(
+        Topic.ACCOUNT_CHANGES,
+        account.domain_id,
+        {
+            "kind": "ENABLED" if account.mapi_ews_enabled else "DISABLED",
+            "account": account_snapshot(account, domain),
+            "actor": actor,
+            "occurredAt": at,
+            "usage": {
+                "domain": usage.domain,
+                "enabled": usage.enabled,
+                "limit": usage.limit,
+                "available": usage.available,
+            },
+        },
+    )

@@ -3,6 +3,7 @@ with a sentence fit for a client."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 from api.errors import BadUserInput
@@ -110,3 +111,27 @@ def search_text(value: str | None, *, maximum: int = 100) -> str | None:
     if len(normal) > maximum:
         raise ValueError(f"A search is at most {maximum} characters.")
     return normal or None
+
+
+_TOKEN_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+
+def token_name(value: str) -> str:
+    _printable(value, "A token name")
+    normal = value.strip().lower()
+    if not _TOKEN_NAME.fullmatch(normal):
+        raise ValueError(
+            f"{value[:80]!r} is not a valid token name: use 1 to 64 letters, digits and . _ -, "
+            "starting with a letter or digit."
+        )
+    return normal
+
+
+def client_address(value: str | None) -> str | None:
+    """An IPv4 or IPv6 address, in its canonical form."""
+    if value is None or not value.strip():
+        return None
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        raise ValueError(f"{value[:80]!r} is not an IP address.") from None

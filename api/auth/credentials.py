@@ -1,0 +1,52 @@
+"""Bearer credentials -> the principal, for HTTP requests and WebSocket connections alike."""
+
+from __future__ import annotations
+
+import time
+
+from api.auth.principal import Principal
+from api.auth.tokens import read_access_token
+from api.errors import Unauthenticated
+from api.services import gateways
+from api.settings import Settings
+
+_CACHE_LIMIT = 1024
+
+
+def bearer_token(value: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` value; None when there is no value."""
+    if value is None:
+        return None
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("The Authorization header must be `Bearer <token>`.")
+    return token.strip()
+
+
+class Authenticator:
+    """Access tokens are checked by signature alone. Gateway tokens are looked up by hash and
+    the answer kept for `gateway_token_cache_seconds`: gateways report every login, and this
+    keeps that path free of a read per report. A revoked gateway token therefore stops working
+    within that many seconds, on every server process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.key = settings.signing_key
+        self.ttl = float(settings.gateway_token_cache_seconds)
+        self._gateways: dict[str, tuple[Principal, float]] = {}
+
+    async def principal(self, token: str) -> Principal:
+        if not gateways.is_gateway_token(token):
+            return read_access_token(token, key=self.key)
+        now = time.monotonic()
+        cached = self._gateways.get(token)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        principal = await gateways.gateway_principal(token)
+        if principal is None:
+            self._gateways.pop(token, None)
+            raise Unauthenticated("The gateway token is unknown or revoked.")
+        if self.ttl > 0:
+            if len(self._gateways) >= _CACHE_LIMIT:
+                self._gateways.clear()
+            self._gateways[token] = (principal, now + self.ttl)
+        return principal

@@ -1,0 +1,218 @@
+"""Login activity: gateway tokens, gateway reports and the login history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import strawberry
+
+from api import models
+from api.auth.principal import Role
+from api.errors import UserErrors
+from api.graphql.context import Info, scope_of
+from api.graphql.directives import auth
+from api.graphql.types import (
+    Account,
+    Node,
+    PageInfo,
+    UserError,
+    account_of,
+    global_id,
+    page_info_of,
+    user_errors_of,
+)
+from api.models import MailProtocol
+from api.services import gateways, logins
+from api.services.paging import PageRequest
+
+
+@strawberry.type(description="One login over MAPI or EWS, as a gateway reported it.")
+class MapiEwsLoginEvent(Node):
+    username: str
+    email_address: str
+    domain: str
+    protocol: MailProtocol
+    occurred_at: datetime
+    client_address: str | None
+    allowed: bool = strawberry.field(
+        description="False when the login was refused because MAPI/EWS is not enabled for the "
+        "account."
+    )
+    account: Account | None = strawberry.field(
+        description="The account as it stands after this login; null only if it no longer exists."
+    )
+    # Shared by every subscriber this event reaches on this process (api.graphql.live).
+    render_memo: strawberry.Private[dict[Any, Any] | None] = None
+
+
+def _moment(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value is not None else None
+
+
+def account_from_data(data: dict[str, Any]) -> Account:
+    """An account as a live event carries it (api.services.accounts.account_snapshot)."""
+    protocol = data["lastLoginProtocol"]
+    return Account(
+        id=global_id("Account", data["id"]),
+        username=data["username"],
+        email_address=f"{data['username']}@{data['domain']}",
+        name=data["name"],
+        domain=data["domain"],
+        is_domain_admin=data["isDomainAdmin"],
+        mapi_ews_enabled=data["mapiEwsEnabled"],
+        mapi_ews_enabled_at=_moment(data["mapiEwsEnabledAt"]),
+        last_login=_moment(data["lastLogin"]),
+        last_login_protocol=MailProtocol(protocol) if protocol else None,
+        last_mapi_login=_moment(data["lastMapiLogin"]),
+        last_ews_login=_moment(data["lastEwsLogin"]),
+    )
+
+
+def login_event_from_data(data: dict[str, Any], memo: dict[Any, Any]) -> MapiEwsLoginEvent:
+    account = data["account"]
+    return MapiEwsLoginEvent(
+        id=global_id("MapiEwsLoginEvent", data["id"]),
+        username=data["username"],
+        email_address=f"{data['username']}@{data['domain']}",
+        domain=data["domain"],
+        protocol=MailProtocol(data["protocol"]),
+        occurred_at=datetime.fromisoformat(data["occurredAt"]),
+        client_address=data["clientAddress"],
+        allowed=data["allowed"],
+        account=account_from_data(account) if account is not None else None,
+        render_memo=memo,
+    )
+
+
+def login_event_of(
+    row: models.LoginEvent, domain: str, account: models.Account | None
+) -> MapiEwsLoginEvent:
+    return MapiEwsLoginEvent(
+        id=global_id("MapiEwsLoginEvent", row.id),
+        username=row.username,
+        email_address=f"{row.username}@{domain}",
+        domain=domain,
+        protocol=row.protocol,
+        occurred_at=row.occurred_at,
+        client_address=row.client_address,
+        allowed=row.allowed,
+        account=account_of(account, domain) if account is not None else None,
+    )
+
+
+@strawberry.type
+class MapiEwsLoginEventEdge:
+    cursor: str
+    node: MapiEwsLoginEvent
+
+
+@strawberry.type
+class MapiEwsLoginEventConnection:
+    edges: list[MapiEwsLoginEventEdge]
+    page_info: PageInfo
+    total_count: int
+
+
+@strawberry.input
+class CreateGatewayTokenInput:
+    name: str
+
+
+@strawberry.type
+class CreateGatewayTokenPayload:
+    token: str | None = strawberry.field(description="Shown once; only a hash of it is stored.")
+    user_errors: list[UserError]
+
+
+@strawberry.input
+class RecordProtocolLoginInput:
+    email_address: str
+    protocol: MailProtocol
+    client_address: str | None = None
+    occurred_at: datetime | None = strawberry.field(
+        default=None, description="Defaults to the time the server receives it."
+    )
+
+
+@strawberry.type
+class RecordProtocolLoginPayload:
+    allowed: bool = strawberry.field(
+        description="Whether the gateway should let this login through."
+    )
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class ActivityQuery:
+    @strawberry.field(
+        extensions=auth(Role.DOMAIN_ADMIN),
+        description="Logins over MAPI and EWS in a domain, newest first.",
+    )
+    async def mapi_ews_login_events(
+        self,
+        info: Info,
+        domain: str | None = None,
+        username: str | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> MapiEwsLoginEventConnection:
+        scope = scope_of(info)
+        settings = info.context.settings
+        page, accounts = await logins.login_events(
+            scope=scope,
+            username=username,
+            request=PageRequest(first=first, after=after),
+            default_size=settings.page_size_default,
+            max_size=settings.page_size_max,
+        )
+        return MapiEwsLoginEventConnection(
+            edges=[
+                MapiEwsLoginEventEdge(
+                    cursor=cursor,
+                    node=login_event_of(
+                        row,
+                        scope.domain,
+                        accounts.get(row.account_id) if row.account_id is not None else None,
+                    ),
+                )
+                for cursor, row in zip(page.cursors, page.items, strict=True)
+            ],
+            page_info=page_info_of(page),
+            total_count=page.total_count,
+        )
+
+
+@strawberry.type
+class ActivityMutation:
+    @strawberry.mutation(extensions=auth(Role.SYSTEM_ADMIN))
+    async def create_gateway_token(
+        self, info: Info, input: CreateGatewayTokenInput
+    ) -> CreateGatewayTokenPayload:
+        try:
+            token = await gateways.create_gateway_token(
+                actor=info.context.require_principal().username, name=input.name
+            )
+        except UserErrors as refused:
+            return CreateGatewayTokenPayload(
+                token=None, user_errors=user_errors_of(list(refused.errors))
+            )
+        return CreateGatewayTokenPayload(token=token, user_errors=[])
+
+    @strawberry.mutation(extensions=auth(Role.GATEWAY))
+    async def record_protocol_login(
+        self, info: Info, input: RecordProtocolLoginInput
+    ) -> RecordProtocolLoginPayload:
+        try:
+            allowed = await logins.record_login(
+                events=info.context.events,
+                email_address=input.email_address,
+                protocol=input.protocol,
+                client_address=input.client_address,
+                occurred_at=input.occurred_at,
+            )
+        except UserErrors as refused:
+            return RecordProtocolLoginPayload(
+                allowed=False, user_errors=user_errors_of(list(refused.errors))
+            )
+        return RecordProtocolLoginPayload(allowed=allowed, user_errors=[])

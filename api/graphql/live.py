@@ -1,0 +1,95 @@
+"""Subscriptions: logins and MAPI/EWS changes of a domain, as they happen, from any process.
+
+@auth and the domain rule run when a subscription starts, exactly as for a query. Each event
+reaches a subscriber as one object shared by every subscriber on this process (converted once
+from the wire form); the executor then renders it once per distinct question
+(api.graphql.execution). The subscription leaves the hub in `finally`, whether the client
+completed it, disconnected, or fell behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, TypeVar
+
+import strawberry
+
+from api.auth.principal import Role
+from api.events import Event, Topic
+from api.graphql.activity import MapiEwsLoginEvent, account_from_data, login_event_from_data
+from api.graphql.context import Info, scope_of
+from api.graphql.directives import auth
+from api.graphql.types import Account, MapiEwsUsage
+
+T = TypeVar("T")
+
+
+@strawberry.enum(name="MapiEwsChangeKind")
+class MapiEwsChangeKind(StrEnum):
+    ENABLED = "ENABLED"
+    DISABLED = "DISABLED"
+
+
+@strawberry.type(description="MAPI/EWS was enabled or disabled for an account.")
+class MapiEwsAccountChange:
+    kind: MapiEwsChangeKind
+    account: Account
+    actor: str = strawberry.field(description="Username of whoever made the change.")
+    occurred_at: datetime
+    usage: MapiEwsUsage
+    render_memo: strawberry.Private[dict[Any, Any] | None] = None
+
+
+def change_from_data(data: dict[str, Any], memo: dict[Any, Any]) -> MapiEwsAccountChange:
+    usage = data["usage"]
+    return MapiEwsAccountChange(
+        kind=MapiEwsChangeKind(data["kind"]),
+        account=account_from_data(data["account"]),
+        actor=data["actor"],
+        occurred_at=datetime.fromisoformat(data["occurredAt"]),
+        usage=MapiEwsUsage(
+            domain=usage["domain"],
+            enabled=usage["enabled"],
+            limit=usage["limit"],
+            available=usage["available"],
+        ),
+        render_memo=memo,
+    )
+
+
+def shared(event: Event, convert: Callable[[dict[str, Any], dict[Any, Any]], T]) -> T:
+    """The event as a GraphQL object, converted by its first subscriber on this process."""
+    converted: T | None = event.memo.get(convert)
+    if converted is None:
+        converted = event.memo[convert] = convert(event.data, event.memo)
+    return converted
+
+
+@strawberry.type
+class LiveSubscription:
+    @strawberry.subscription(
+        extensions=auth(Role.DOMAIN_ADMIN),
+        description="Every MAPI/EWS login reported in a domain, allowed or refused, as it "
+        "happens, from any server process.",
+    )
+    async def mapi_ews_login_updates(
+        self, info: Info, domain: str | None = None
+    ) -> AsyncGenerator[MapiEwsLoginEvent, None]:
+        scope = scope_of(info)
+        async with info.context.events.subscribe(Topic.LOGINS, scope.domain_id) as events:
+            async for event in events:
+                yield shared(event, login_event_from_data)
+
+    @strawberry.subscription(
+        extensions=auth(Role.DOMAIN_ADMIN),
+        description="Every enable and disable in a domain, as it happens, from any server process.",
+    )
+    async def mapi_ews_account_changes(
+        self, info: Info, domain: str | None = None
+    ) -> AsyncGenerator[MapiEwsAccountChange, None]:
+        scope = scope_of(info)
+        async with info.context.events.subscribe(Topic.ACCOUNT_CHANGES, scope.domain_id) as events:
+            async for event in events:
+                yield shared(event, change_from_data)

@@ -1,0 +1,50 @@
+"""Protocol gateways and the logins they report."""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+
+from api.models.domains import Account, Domain, MailProtocol
+
+
+# A gateway token is stored only as its SHA-256; it is shown once, when created. Revoked tokens
+# stay (with revoked_at) so their names cannot be reused by mistake.
+class GatewayToken(Model):
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=64, unique=True)
+    token_hash = fields.CharField(max_length=64, unique=True)
+    created_by = fields.CharField(max_length=320)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    revoked_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "gateway_token"
+
+
+# One login a gateway reported, allowed or refused. Username and protocol are kept even if the
+# account goes, so the history still reads; rows older than the retention setting are pruned.
+class LoginEvent(Model):
+    id = fields.BigIntField(primary_key=True)
+    domain: fields.ForeignKeyRelation[Domain] = fields.ForeignKeyField(
+        "api.Domain", related_name=False, on_delete=fields.CASCADE
+    )
+    domain_id: int
+    account: fields.ForeignKeyNullableRelation[Account] = fields.ForeignKeyField(
+        "api.Account", null=True, related_name=False, on_delete=fields.SET_NULL
+    )
+    account_id: int | None
+    username = fields.CharField(max_length=64)
+    protocol = fields.CharEnumField(MailProtocol, max_length=8)
+    occurred_at = fields.DatetimeField()
+    client_address = fields.CharField(max_length=45, null=True)
+    allowed = fields.BooleanField()
+
+    class Meta:
+        table = "login_event"
+        # Newest first within a domain, optionally for one username; pruning goes by age.
+        indexes = (
+            ("domain_id", "occurred_at", "id"),
+            ("domain_id", "username", "occurred_at", "id"),
+            ("occurred_at",),
+        )

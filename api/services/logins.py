@@ -1,0 +1,263 @@
+"""Logins reported by the protocol gateways: the decision, the last-login columns, the history.
+
+`record_login` sits on the gateways' hot path (every MAPI and EWS login asks it). An allowed
+login is one UPDATE that decides and moves the last-login columns forward in the same row lock,
+and one INSERT of the event; on PostgreSQL both are a single statement, so a report costs one
+round trip. Nothing is read first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
+
+from api.db import connection, is_sqlite
+from api.errors import BadUserInput, UserError, UserErrorCode, UserErrors
+from api.events import Event, EventBus, Topic
+from api.models import Account, LoginEvent, MailProtocol
+from api.services import validation
+from api.services.accounts import account_snapshot
+from api.services.paging import Page, PageRequest, SortSpec, paginate
+from api.services.tenancy import Scope
+
+# A gateway's clock may run a little ahead of ours; a login further in the future than this is
+# refused, as it would pin lastLogin ahead of every real login until then.
+CLOCK_SKEW = timedelta(minutes=5)
+_NEWEST_FIRST = SortSpec(column="occurred_at", descending=True, is_datetime=True)
+_PRUNE_BATCH = 5000
+
+# Forward only: each column takes the report's time only when that is newer. Every CASE reads
+# the row as it was before this UPDATE, and PostgreSQL re-evaluates it against the latest
+# version when reports race for the row, so a late or racing report never moves a time back.
+_SET_FORWARD = """
+    last_login = CASE WHEN last_login IS NULL OR last_login < {t} THEN {t} ELSE last_login END,
+    last_login_protocol = CASE WHEN last_login IS NULL OR last_login < {t}
+        THEN {p} ELSE last_login_protocol END,
+    last_mapi_login = CASE WHEN {p} = 'MAPI' AND (last_mapi_login IS NULL OR last_mapi_login < {t})
+        THEN {t} ELSE last_mapi_login END,
+    last_ews_login = CASE WHEN {p} = 'EWS' AND (last_ews_login IS NULL OR last_ews_login < {t})
+        THEN {t} ELSE last_ews_login END
+"""
+_WHERE_ENABLED = (
+    "domain_id = (SELECT id FROM domain WHERE name = {d}) AND username = {u} AND mapi_ews_enabled"
+)
+# Built from the constants above only; every value is a bound parameter.
+_UPDATE = "UPDATE account SET " + _SET_FORWARD + " WHERE " + _WHERE_ENABLED + " RETURNING *"  # noqa: S608
+_PG_PARAMS = {"d": "$1", "u": "$2", "t": "$3::timestamptz", "p": "$4::varchar", "c": "$5"}
+_SQLITE_PARAMS = {"d": "?1", "u": "?2", "t": "?3", "p": "?4", "c": "?5"}
+_PG_ALLOWED = (
+    "WITH changed AS (" + _UPDATE.format(**_PG_PARAMS) + "), "  # noqa: S608
+    "logged AS (INSERT INTO login_event "
+    "(domain_id, account_id, username, protocol, occurred_at, client_address, allowed) "
+    "SELECT domain_id, id, username, {p}, {t}, {c}, TRUE FROM changed RETURNING id) "
+    "SELECT changed.*, logged.id AS event_id FROM changed CROSS JOIN logged"
+).format(**_PG_PARAMS)
+_SQLITE_ALLOWED = _UPDATE.format(**_SQLITE_PARAMS)
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    username: str
+    domain: str
+    protocol: MailProtocol
+    occurred_at: datetime
+    client_address: str | None
+
+
+def parse_report(
+    *,
+    email_address: str,
+    protocol: MailProtocol,
+    client_address: str | None,
+    occurred_at: datetime | None,
+    now: datetime,
+) -> Report:
+    problems: list[UserError] = []
+    username = domain = ""
+    try:
+        username, domain = validation.email_address(email_address)
+    except ValueError as error:
+        problems.append(
+            UserError(UserErrorCode.INVALID_INPUT, str(error), ("input", "emailAddress"))
+        )
+    address: str | None = None
+    try:
+        address = validation.client_address(client_address)
+    except ValueError as error:
+        problems.append(
+            UserError(UserErrorCode.INVALID_INPUT, str(error), ("input", "clientAddress"))
+        )
+    when = now
+    if occurred_at is not None:
+        if occurred_at.tzinfo is None:
+            problems.append(
+                UserError(
+                    UserErrorCode.INVALID_INPUT,
+                    "occurredAt needs an offset, e.g. 2026-11-24T09:30:00Z.",
+                    ("input", "occurredAt"),
+                )
+            )
+        elif occurred_at > now + CLOCK_SKEW:
+            problems.append(
+                UserError(
+                    UserErrorCode.INVALID_INPUT,
+                    "occurredAt is in the future: check the gateway's clock.",
+                    ("input", "occurredAt"),
+                )
+            )
+        else:
+            when = occurred_at.astimezone(UTC)
+    if problems:
+        raise UserErrors(problems)
+    return Report(username, domain, protocol, when, address)
+
+
+async def _record_allowed(conn: BaseDBAsyncClient, report: Report) -> dict[str, Any] | None:
+    """The account after the login and the event's id, if the login is allowed; else None."""
+    values = [
+        report.domain,
+        report.username,
+        report.occurred_at,
+        report.protocol.value,
+        report.client_address,
+    ]
+    if not is_sqlite(conn):
+        rows = await conn.execute_query_dict(_PG_ALLOWED, values)
+        return rows[0] if rows else None
+    rows = await conn.execute_query_dict(_SQLITE_ALLOWED, values[:4])
+    if not rows:
+        return None
+    event = await LoginEvent.create(
+        domain_id=rows[0]["domain_id"],
+        account_id=rows[0]["id"],
+        username=report.username,
+        protocol=report.protocol,
+        occurred_at=report.occurred_at,
+        client_address=report.client_address,
+        allowed=True,
+        using_db=conn,
+    )
+    return {**rows[0], "event_id": event.id}
+
+
+async def record_login(
+    *,
+    events: EventBus,
+    email_address: str,
+    protocol: MailProtocol,
+    client_address: str | None = None,
+    occurred_at: datetime | None = None,
+) -> bool:
+    """Whether the login may go through: exactly when MAPI/EWS is enabled for the account.
+
+    Either way the report is stored as a login event and published once committed. An unknown
+    address is NOT_FOUND and stores nothing: there is no account or domain to file it under."""
+    report = parse_report(
+        email_address=email_address,
+        protocol=protocol,
+        client_address=client_address,
+        occurred_at=occurred_at,
+        now=datetime.now(UTC),
+    )
+    conn = connection()
+    if is_sqlite(conn):
+        async with in_transaction() as tx:
+            row = await _record_allowed(tx, report)
+    else:
+        row = await _record_allowed(conn, report)
+    if row is not None:
+        # The row as the database returned it, converted by Tortoise's own per-dialect rules.
+        account = Account._init_from_db(**{k: v for k, v in row.items() if k != "event_id"})
+        event_id = int(row["event_id"])
+        allowed = True
+    else:
+        found = await Account.filter(domain__name=report.domain, username=report.username).first()
+        if found is None:
+            raise UserErrors(
+                [
+                    UserError(
+                        UserErrorCode.NOT_FOUND,
+                        f"No account {report.username}@{report.domain}.",
+                        ("input", "emailAddress"),
+                    )
+                ]
+            )
+        account, allowed = found, False
+        refused = await LoginEvent.create(
+            domain_id=account.domain_id,
+            account_id=account.id,
+            username=report.username,
+            protocol=report.protocol,
+            occurred_at=report.occurred_at,
+            client_address=report.client_address,
+            allowed=False,
+        )
+        event_id = refused.id
+    await events.publish([_login_event(event_id, report, account, allowed=allowed)])
+    return allowed
+
+
+def _login_event(event_id: int, report: Report, account: Account, *, allowed: bool) -> Event:
+    return Event(
+        Topic.LOGINS,
+        account.domain_id,
+        {
+            "id": event_id,
+            "domain": report.domain,
+            "username": report.username,
+            "protocol": report.protocol.value,
+            "occurredAt": report.occurred_at,
+            "clientAddress": report.client_address,
+            "allowed": allowed,
+            "account": account_snapshot(account, report.domain),
+        },
+    )
+
+
+async def login_events(
+    *,
+    scope: Scope,
+    username: str | None,
+    request: PageRequest,
+    default_size: int,
+    max_size: int,
+) -> tuple[Page[LoginEvent], dict[int, Account]]:
+    """A page of the domain's login events, newest first, and the accounts they name as they
+    stand now (one read for the page, whatever its size)."""
+    queryset = LoginEvent.filter(domain_id=scope.domain_id)
+    if username is not None:
+        try:
+            queryset = queryset.filter(
+                username=validation.username_in_domain(username, scope.domain)
+            )
+        except ValueError as error:
+            raise BadUserInput(str(error)) from None
+    page = await paginate(
+        queryset,
+        spec=_NEWEST_FIRST,
+        request=request,
+        default_size=default_size,
+        max_size=max_size,
+    )
+    ids = {row.account_id for row in page.items if row.account_id is not None}
+    accounts = {a.id: a for a in await Account.filter(id__in=ids)} if ids else {}
+    return page, accounts
+
+
+async def prune_login_events(*, older_than: timedelta, now: datetime | None = None) -> int:
+    """Delete login events older than `older_than`, in batches that keep each lock short."""
+    cutoff = (now or datetime.now(UTC)) - older_than
+    deleted = 0
+    while True:
+        ids = (
+            await LoginEvent.filter(occurred_at__lt=cutoff)
+            .limit(_PRUNE_BATCH)
+            .values_list("id", flat=True)
+        )
+        if not ids:
+            return deleted
+        deleted += await LoginEvent.filter(id__in=list(ids)).delete()
