@@ -21,6 +21,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
+from strawberry.types.unset import UnsetType
 
 from api import db
 from api.auth.credentials import Authenticator, bearer_token
@@ -59,17 +60,17 @@ class GraphQLApp(GraphQL[Context, None]):
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
         principal: Principal | None = request.scope.get("principal")
+        over_websocket = isinstance(request, WebSocket)
         return Context(
             settings=self.settings,
             principal=principal,
             events=self.events,
             authenticator=self.authenticator,
-            upgrade_authorization=(
-                request.headers.get("authorization") if isinstance(request, WebSocket) else None
-            ),
+            over_websocket=over_websocket,
+            upgrade_authorization=request.headers.get("authorization") if over_websocket else None,
         )
 
-    async def on_ws_connect(self, context: Context) -> None:
+    async def on_ws_connect(self, context: Context) -> UnsetType:
         """Credentials from the connection_init payload, else from the upgrade request's header.
         A bad token closes the connection with 4403; none at all leaves it anonymous, so @auth
         fields answer UNAUTHENTICATED, as over HTTP."""
@@ -84,6 +85,7 @@ class GraphQLApp(GraphQL[Context, None]):
             context.principal = await self.authenticator.principal(token) if token else None
         except Unauthenticated:
             raise ConnectionRejectionError from None
+        return UnsetType()  # no payload in connection_ack
 
     def encode_json(self, data: object) -> str:
         # Text, not bytes: graphql-transport-ws messages must be text frames.
@@ -222,7 +224,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return JSONResponse(body, status_code=200 if ready else 503)
 
     async def metrics_endpoint(_: Request) -> Response:
-        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
+        return PlainTextResponse(metrics.render(events), media_type="text/plain; version=0.0.4")
 
     graphql_app = GraphQLApp(settings, events, authenticator)
     graphql = Guard(graphql_app, settings, authenticator)

@@ -7,6 +7,8 @@ from collections import Counter, defaultdict
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.events import EventBus
+
 _DURATION = "mapi_ews_http_request_duration_seconds"
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, float("inf"))
 
@@ -24,7 +26,7 @@ class Metrics:
             if seconds <= bound:
                 self.latency[(path, bound)] += 1
 
-    def render(self) -> str:
+    def render(self, events: EventBus | None = None) -> str:
         lines = [
             "# HELP mapi_ews_http_requests_total HTTP requests by path, method and status.",
             "# TYPE mapi_ews_http_requests_total counter",
@@ -44,7 +46,53 @@ class Metrics:
                 lines.append(f'{_DURATION}_bucket{{path="{path}",le="{le}"}} {total}')
             lines.append(f'{_DURATION}_sum{{path="{path}"}} {self.latency_sum[path]}')
             lines.append(f'{_DURATION}_count{{path="{path}"}} {total}')
+        if events is not None:
+            lines += _event_lines(events)
         return "\n".join(lines) + "\n"
+
+
+def _event_lines(events: EventBus) -> list[str]:
+    hub = events.hub
+    lines: list[str] = []
+    for name, kind, help_text, value in (
+        (
+            "open_subscriptions",
+            "gauge",
+            "Subscriptions open on this process.",
+            hub.subscriber_count(),
+        ),
+        ("events_published_total", "counter", "Events this process published.", events.published),
+        (
+            "events_publish_failures_total",
+            "counter",
+            "Events that could not be published (Redis unreachable); their changes are committed.",
+            events.publish_failures,
+        ),
+        (
+            "events_delivered_total",
+            "counter",
+            "Events queued for local subscribers.",
+            hub.delivered,
+        ),
+        (
+            "events_dropped_total",
+            "counter",
+            "Events a subscriber missed because its queue was full.",
+            hub.dropped,
+        ),
+        (
+            "subscriptions_fell_behind_total",
+            "counter",
+            "Subscriptions ended because their client read too slowly.",
+            hub.cut_off,
+        ),
+    ):
+        lines += [
+            f"# HELP mapi_ews_{name} {help_text}",
+            f"# TYPE mapi_ews_{name} {kind}",
+            f"mapi_ews_{name} {value}",
+        ]
+    return lines
 
 
 _KNOWN_PATHS = frozenset({"/graphql", "/healthz", "/readyz", "/metrics"})

@@ -59,6 +59,7 @@ class Context:
     principal: Principal | None
     events: EventBus
     authenticator: Authenticator
+    over_websocket: bool = False
     # WebSocket only: the upgrade request's Authorization header and the connection_init payload.
     upgrade_authorization: str | None = None
     connection_params: dict[str, Any] | None = None

@@ -18,7 +18,9 @@ from strawberry.extensions import (
 )
 from strawberry.tools import merge_types
 from strawberry.types.execution import ExecutionContext
+from strawberry.types.graphql import OperationType
 
+from api.errors import BadUserInput
 from api.graphql.accounts import AccountMutation, AccountQuery
 from api.graphql.activity import ActivityMutation, ActivityQuery
 from api.graphql.audit import AuditQuery
@@ -44,6 +46,21 @@ class OperationScope(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         begin_operation()
+        yield
+
+
+class SubscriptionsOverWebSocketOnly(SchemaExtension):
+    """Strawberry would run a subscription sent over HTTP as a query (or as a multipart stream):
+    the contract serves them over graphql-transport-ws only."""
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context.context
+        if self.execution_context.operation_type is OperationType.SUBSCRIPTION and not getattr(
+            context, "over_websocket", False
+        ):
+            raise BadUserInput(
+                "Subscriptions are served over WebSocket only: graphql-transport-ws on /graphql."
+            )
         yield
 
 
@@ -75,6 +92,7 @@ def build_schema(settings: Settings | None = None) -> Schema:
     extensions: list[Any] = [
         OperationScope,
         CodedStreamErrors,
+        SubscriptionsOverWebSocketOnly,
         # Factories, not shared instances: each operation gets its own extension state.
         lambda: AddValidationRules(rules),
         lambda: ParserCache(maxsize=256),

@@ -1,0 +1,331 @@
+"""Subscriptions over graphql-transport-ws against a real `serve` process (the demo, embedded
+SQLite, in-process fan-out), over real sockets."""
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from websockets.exceptions import InvalidStatus
+
+from tests.servers import running_server
+from tests.ws import GraphQLWebSocket, websocket
+
+LOGIN = 'mutation($u: String!) { login(input: {username: $u, password: "demo-password"}) { accessToken } }'
+CREATE_GATEWAY = 'mutation { createGatewayToken(input: {name: "mapi-1"}) { token } }'
+REPORT = """
+mutation($e: String!, $p: MailProtocol!, $at: DateTime) {
+  recordProtocolLogin(input: {emailAddress: $e, protocol: $p, occurredAt: $at, clientAddress: "198.51.100.4"}) {
+    allowed userErrors { code }
+  }
+}
+"""
+ENABLED = "{ mapiEwsAccounts(first: 100) { edges { node { username } } } }"
+CANDIDATES = "{ accounts(mapiEwsEnabled: false, first: 100) { edges { node { username } } } }"
+ENABLE = (
+    "mutation($u: [String!]!) { enableMapiEws(input: {usernames: $u}) { userErrors { code } } }"
+)
+DISABLE = (
+    "mutation($u: [String!]!) { disableMapiEws(input: {usernames: $u}) { userErrors { code } } }"
+)
+HISTORY = "{ mapiEwsLoginEvents(first: 1) { edges { node { id } } } }"
+LOGINS = """
+subscription($d: String) {
+  mapiEwsLoginUpdates(domain: $d) {
+    id username emailAddress domain protocol occurredAt clientAddress allowed
+    account { username mapiEwsEnabled lastLogin lastLoginProtocol lastMapiLogin }
+  }
+}
+"""
+CHANGES = """
+subscription {
+  mapiEwsAccountChanges {
+    kind actor account { username mapiEwsEnabled } usage { enabled limit available }
+  }
+}
+"""
+
+
+@dataclass
+class Demo:
+    url: str
+    admin: str
+    read_only_admin: str
+    system_admin: str
+    gateway: str
+
+    async def call(
+        self, query: str, variables: dict[str, Any] | None = None, *, token: str
+    ) -> dict[str, Any]:
+        async with httpx.AsyncClient() as http:
+            response = await http.post(
+                f"{self.url}/graphql",
+                json={"query": query, "variables": variables or {}},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        body: dict[str, Any] = response.json()
+        assert "errors" not in body, body
+        return body["data"]  # type: ignore[no-any-return]
+
+    async def usernames(self, query: str, *, token: str) -> list[str]:
+        data = await self.call(query, token=token)
+        field = next(iter(data.values()))
+        return [e["node"]["username"] for e in field["edges"] if e["node"]["username"] != "admin"]
+
+
+def _sign_in(url: str, username: str) -> str:
+    response = httpx.post(f"{url}/graphql", json={"query": LOGIN, "variables": {"u": username}})
+    return str(response.json()["data"]["login"]["accessToken"])
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    folder = tmp_path_factory.mktemp("live")
+    env = {"MAPI_EWS_DATABASE_URL": f"sqlite://{folder / 'demo.sqlite3'}"}
+    with running_server(env, folder / "server.log", "--demo") as server:
+        root = _sign_in(server.url, "sysadmin")
+        gateway = httpx.post(
+            f"{server.url}/graphql",
+            json={"query": CREATE_GATEWAY},
+            headers={"Authorization": f"Bearer {root}"},
+        ).json()["data"]["createGatewayToken"]["token"]
+        yield Demo(
+            url=server.url,
+            admin=_sign_in(server.url, "admin@example.com"),
+            read_only_admin=_sign_in(server.url, "admin@readonly.example"),
+            system_admin=root,
+            gateway=gateway,
+        )
+
+
+@pytest.fixture
+async def dashboard(demo: Demo) -> AsyncIterator[GraphQLWebSocket]:
+    async with websocket(demo.url) as ws:
+        assert await ws.init({"Authorization": f"Bearer {demo.admin}"}) == {
+            "type": "connection_ack"
+        }
+        yield ws
+
+
+async def subscribed(ws: GraphQLWebSocket, demo: Demo, operation_id: str, query: str) -> None:
+    """Subscribe, then wait until the server counts the subscription as open (/metrics): events
+    published before that moment are not for it."""
+    before = await open_subscriptions(demo)
+    await ws.subscribe(operation_id, query)
+    for _ in range(100):
+        if await open_subscriptions(demo) > before:
+            return
+    raise AssertionError("the subscription never started")
+
+
+async def open_subscriptions(demo: Demo) -> int:
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"{demo.url}/metrics")).text
+    for line in text.splitlines():
+        if line.startswith("mapi_ews_open_subscriptions "):
+            return int(float(line.split()[1]))
+    raise AssertionError("no mapi_ews_open_subscriptions in /metrics")
+
+
+async def test_a_dashboard_sees_a_reported_login_with_the_account_as_it_now_stands(
+    demo: Demo, dashboard: GraphQLWebSocket
+) -> None:
+    user = (await demo.usernames(ENABLED, token=demo.admin))[0]
+    await subscribed(dashboard, demo, "logins", LOGINS)
+
+    report = await demo.call(
+        REPORT,
+        {"e": f"{user}@example.com", "p": "MAPI", "at": "2026-11-01T10:00:00+00:00"},
+        token=demo.gateway,
+    )
+    message = await dashboard.receive()
+
+    assert report["recordProtocolLogin"] == {"allowed": True, "userErrors": []}
+    assert message["type"] == "next" and message["id"] == "logins"
+    event = message["payload"]["data"]["mapiEwsLoginUpdates"]
+    assert {k: v for k, v in event.items() if k != "id"} == {
+        "username": user,
+        "emailAddress": f"{user}@example.com",
+        "domain": "example.com",
+        "protocol": "MAPI",
+        "occurredAt": "2026-11-01T10:00:00+00:00",
+        "clientAddress": "198.51.100.4",
+        "allowed": True,
+        "account": {
+            "username": user,
+            "mapiEwsEnabled": True,
+            "lastLogin": event["account"]["lastLogin"],
+            "lastLoginProtocol": event["account"]["lastLoginProtocol"],
+            "lastMapiLogin": event["account"]["lastMapiLogin"],
+        },
+    }
+    assert event["account"]["lastMapiLogin"] >= "2026-11-01T10:00:00+00:00"
+    # Published after its transaction committed: the history already has it.
+    history = await demo.call(HISTORY, token=demo.admin)
+    assert history["mapiEwsLoginEvents"]["edges"][0]["node"]["id"] == event["id"]
+
+
+async def test_a_refused_login_is_delivered_too(demo: Demo, dashboard: GraphQLWebSocket) -> None:
+    user = (await demo.usernames(CANDIDATES, token=demo.admin))[-1]
+    await subscribed(dashboard, demo, "logins", LOGINS)
+
+    await demo.call(REPORT, {"e": f"{user}@example.com", "p": "EWS"}, token=demo.gateway)
+    message = await dashboard.receive()
+
+    event = message["payload"]["data"]["mapiEwsLoginUpdates"]
+    assert (event["username"], event["allowed"], event["protocol"]) == (user, False, "EWS")
+    assert event["account"]["mapiEwsEnabled"] is False
+
+
+async def test_a_dashboard_sees_enables_and_disables_and_nothing_for_a_refused_change(
+    demo: Demo, dashboard: GraphQLWebSocket
+) -> None:
+    user = (await demo.usernames(CANDIDATES, token=demo.admin))[0]
+    await subscribed(dashboard, demo, "changes", CHANGES)
+
+    refused = await demo.call(ENABLE, {"u": [user, "nobody-here"]}, token=demo.admin)
+    await demo.call(ENABLE, {"u": [user]}, token=demo.admin)
+    enabled = await dashboard.receive()
+    await demo.call(DISABLE, {"u": [user]}, token=demo.admin)
+    disabled = await dashboard.receive()
+
+    assert refused["enableMapiEws"]["userErrors"] == [{"code": "NOT_FOUND"}]
+    # The refused enable published nothing: the first message is the real enable.
+    change = enabled["payload"]["data"]["mapiEwsAccountChanges"]
+    assert (change["kind"], change["actor"], change["account"]) == (
+        "ENABLED",
+        "admin@example.com",
+        {"username": user, "mapiEwsEnabled": True},
+    )
+    assert change["usage"]["limit"] == 25
+    assert change["usage"]["available"] == 25 - change["usage"]["enabled"]
+    after = disabled["payload"]["data"]["mapiEwsAccountChanges"]
+    assert (after["kind"], after["account"]["mapiEwsEnabled"]) == ("DISABLED", False)
+    assert after["usage"]["enabled"] == change["usage"]["enabled"] - 1
+
+
+async def test_a_dashboard_sees_only_its_own_domain(
+    demo: Demo, dashboard: GraphQLWebSocket
+) -> None:
+    other = (await demo.usernames(CANDIDATES, token=demo.read_only_admin))[0]
+    mine = (await demo.usernames(ENABLED, token=demo.admin))[1]
+    await subscribed(dashboard, demo, "logins", LOGINS)
+
+    await demo.call(REPORT, {"e": f"{other}@readonly.example", "p": "MAPI"}, token=demo.gateway)
+    await demo.call(REPORT, {"e": f"{mine}@example.com", "p": "MAPI"}, token=demo.gateway)
+    message = await dashboard.receive()
+
+    assert message["payload"]["data"]["mapiEwsLoginUpdates"]["username"] == mine
+
+
+async def test_credentials_may_come_from_the_upgrade_request_header(demo: Demo) -> None:
+    async with websocket(demo.url, token=demo.admin) as ws:
+        assert (await ws.init())["type"] == "connection_ack"
+        await subscribed(ws, demo, "1", LOGINS)
+        user = (await demo.usernames(ENABLED, token=demo.admin))[0]
+
+        await demo.call(REPORT, {"e": f"{user}@example.com", "p": "EWS"}, token=demo.gateway)
+
+        assert (await ws.receive())["payload"]["data"]["mapiEwsLoginUpdates"]["username"] == user
+
+
+@pytest.mark.parametrize("where", ["payload", "header"])
+async def test_a_bad_token_closes_the_connection_with_4403(demo: Demo, where: str) -> None:
+    bad = demo.admin[:-4] + "AAAA"
+    async with websocket(demo.url, token=bad if where == "header" else None) as ws:
+        await ws.send(
+            {
+                "type": "connection_init",
+                "payload": {"Authorization": f"Bearer {bad}"} if where == "payload" else {},
+            }
+        )
+
+        assert await ws.close_code() == 4403
+
+
+async def test_another_domain_is_forbidden(demo: Demo, dashboard: GraphQLWebSocket) -> None:
+    await dashboard.subscribe("other", LOGINS, {"d": "readonly.example"})
+
+    message = await dashboard.receive()
+
+    assert message["type"] == "error" and message["id"] == "other"
+    assert [e["extensions"]["code"] for e in message["payload"]] == ["FORBIDDEN"]
+
+
+async def test_without_a_token_a_subscription_is_unauthenticated(demo: Demo) -> None:
+    async with websocket(demo.url) as ws:
+        assert (await ws.init())["type"] == "connection_ack"
+        await ws.subscribe("anon", CHANGES)
+
+        message = await ws.receive()
+
+    assert message["type"] == "error"
+    assert [e["extensions"]["code"] for e in message["payload"]] == ["UNAUTHENTICATED"]
+
+
+async def test_a_gateway_may_not_subscribe(demo: Demo) -> None:
+    async with websocket(demo.url, token=demo.gateway) as ws:
+        assert (await ws.init())["type"] == "connection_ack"
+        await ws.subscribe("gw", CHANGES)
+
+        message = await ws.receive()
+
+    assert [e["extensions"]["code"] for e in message["payload"]] == ["FORBIDDEN"]
+
+
+async def test_a_system_administrator_names_the_domain(demo: Demo) -> None:
+    async with websocket(demo.url, token=demo.system_admin) as ws:
+        await ws.init()
+        await ws.subscribe("none", LOGINS)
+        unnamed = await ws.receive()
+        await subscribed(
+            ws,
+            demo,
+            "named",
+            LOGINS.replace("($d: String)", "").replace(
+                "(domain: $d)", '(domain: "readonly.example")'
+            ),
+        )
+        user = (await demo.usernames(CANDIDATES, token=demo.read_only_admin))[0]
+        await demo.call(REPORT, {"e": f"{user}@readonly.example", "p": "MAPI"}, token=demo.gateway)
+        named = await ws.receive()
+
+    assert [e["extensions"]["code"] for e in unnamed["payload"]] == ["BAD_USER_INPUT"]
+    assert named["payload"]["data"]["mapiEwsLoginUpdates"]["domain"] == "readonly.example"
+
+
+async def test_the_legacy_graphql_ws_subprotocol_is_refused(demo: Demo) -> None:
+    try:
+        async with websocket(demo.url, subprotocol="graphql-ws") as ws:
+            code = await ws.close_code()
+    except InvalidStatus as refused:  # a refusal at the handshake is as good
+        code = refused.response.status_code
+    assert code in (4406, 403)
+
+
+@pytest.mark.parametrize("accept", ["application/json", "multipart/mixed;subscriptionSpec=1.0"])
+async def test_a_subscription_over_http_is_refused(demo: Demo, accept: str) -> None:
+    async with httpx.AsyncClient() as http:
+        response = await http.post(
+            f"{demo.url}/graphql",
+            json={"query": CHANGES},
+            headers={"Authorization": f"Bearer {demo.admin}", "Accept": accept},
+        )
+
+    errors = response.json()["errors"]
+    assert [e["extensions"]["code"] for e in errors] == ["BAD_USER_INPUT"]
+    assert "WebSocket only" in errors[0]["message"]
+
+
+async def test_the_connection_refuses_more_subscriptions_than_its_cap(
+    demo: Demo, dashboard: GraphQLWebSocket
+) -> None:
+    for index in range(20):  # the default cap (MAPI_EWS_MAX_SUBSCRIPTIONS_PER_CONNECTION)
+        await dashboard.subscribe(str(index), CHANGES)
+    await dashboard.subscribe("one-too-many", CHANGES)
+
+    message = await dashboard.receive()
+
+    assert (message["type"], message["id"]) == ("error", "one-too-many")
+    assert "limit" in message["payload"][0]["message"].lower()
