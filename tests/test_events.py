@@ -1,0 +1,190 @@
+"""api/events.py: local fan-out, bounded queues, and Redis pub/sub across buses (real Redis)."""
+
+import asyncio
+import contextlib
+import shutil
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from api.errors import FellBehind
+from api.events import Event, EventBus, RedisEventBus, Topic
+from tests.conftest import REDIS_URL
+from tests.servers import free_port
+
+needs_redis = pytest.mark.skipif(
+    not REDIS_URL, reason="Redis: set MAPI_EWS_TEST_REDIS_URL to run these"
+)
+
+
+def login(domain_id: int, n: int) -> Event:
+    return Event(Topic.LOGINS, domain_id, {"n": n})
+
+
+async def drain(subscriber: AsyncIterator[Event], count: int) -> list[int]:
+    received = []
+    async with asyncio.timeout(5):
+        async for event in subscriber:
+            received.append(event.data["n"])
+            if len(received) == count:
+                break
+    return received
+
+
+async def test_the_local_bus_delivers_to_subscribers_of_the_domain_only() -> None:
+    bus = EventBus(queue_size=10)
+    async with bus.subscribe(Topic.LOGINS, 1) as mine, bus.subscribe(Topic.LOGINS, 2) as theirs:
+        await bus.publish([login(2, 0), login(1, 1), login(1, 2)])
+
+        assert await drain(mine, 2) == [1, 2]
+        assert await drain(theirs, 1) == [0]
+    assert bus.hub.subscriber_count() == 0
+    assert (bus.published, bus.hub.delivered) == (3, 3)
+
+
+async def test_every_local_subscriber_gets_the_same_event_object() -> None:
+    bus = EventBus(queue_size=10)
+    async with bus.subscribe(Topic.LOGINS, 1) as a, bus.subscribe(Topic.LOGINS, 1) as b:
+        await bus.publish([login(1, 7)])
+
+        first, second = await anext(a), await anext(b)
+
+    assert first is second  # so it is converted and rendered once (api.graphql.live)
+
+
+async def test_a_slow_subscriber_is_cut_off_without_holding_up_the_others() -> None:
+    bus = EventBus(queue_size=3)
+    async with bus.subscribe(Topic.LOGINS, 1) as slow, bus.subscribe(Topic.LOGINS, 1) as fast:
+        for n in range(5):
+            await bus.publish([login(1, n)])
+            assert (await anext(fast)).data["n"] == n
+
+        with pytest.raises(FellBehind, match="subscribe again"):
+            await anext(slow)
+
+    assert bus.hub.cut_off == 1
+    assert bus.hub.dropped == 5  # the three it held when it overflowed, and the two after
+
+
+@pytest.fixture
+def channel() -> str:
+    return f"mapi-ews-test:{uuid.uuid4().hex}"
+
+
+@contextlib.asynccontextmanager
+async def started(bus: EventBus) -> AsyncIterator[EventBus]:
+    await bus.start()
+    try:
+        if isinstance(bus, RedisEventBus):
+            await asyncio.wait_for(bus.listening.wait(), 5)
+        yield bus
+    finally:
+        await bus.stop()
+
+
+@needs_redis
+async def test_events_published_on_one_process_reach_subscribers_on_another(channel: str) -> None:
+    assert REDIS_URL is not None
+    one = RedisEventBus(10, url=REDIS_URL, channel=channel)
+    other = RedisEventBus(10, url=REDIS_URL, channel=channel)
+    async with started(one), started(other), other.subscribe(Topic.LOGINS, 1) as subscriber:
+        await one.publish([login(1, 1), login(9, 2)])
+        await one.publish([login(1, 3)])
+
+        assert await drain(subscriber, 2) == [1, 3]
+    assert other.hub.delivered == 2  # domain 9 has no subscriber there: decoded, not queued
+
+
+@needs_redis
+async def test_a_foreign_message_on_the_channel_is_ignored(channel: str) -> None:
+    assert REDIS_URL is not None
+    bus = RedisEventBus(10, url=REDIS_URL, channel=channel)
+    async with started(bus), bus.subscribe(Topic.LOGINS, 1) as subscriber:
+        await bus.redis.publish(channel, b"not json")
+        await bus.publish([login(1, 4)])
+
+        assert await drain(subscriber, 1) == [4]
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[tuple[str, "RedisProcess"]]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (Debian package redis-server)")
+    server = RedisProcess(binary, free_port(), tmp_path)
+    server.start()
+    try:
+        yield f"redis://127.0.0.1:{server.port}/0", server
+    finally:
+        server.stop()
+
+
+class RedisProcess:
+    """A Redis of this test's own on a free port, so it can be stopped and started again."""
+
+    def __init__(self, binary: str, port: int, folder: Path) -> None:
+        self.binary, self.port, self.folder = binary, port, folder
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.folder),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+
+@needs_redis
+async def test_a_restarted_redis_is_reconnected_to_without_restarting(
+    private_redis: tuple[str, RedisProcess], channel: str
+) -> None:
+    url, redis = private_redis
+    publisher = RedisEventBus(10, url=url, channel=channel)
+    listener = RedisEventBus(10, url=url, channel=channel)
+    for _ in range(50):  # the server takes a moment to accept connections
+        with contextlib.suppress(Exception):
+            await publisher.redis.ping()
+            break
+        await asyncio.sleep(0.1)
+    async with (
+        started(publisher),
+        started(listener),
+        listener.subscribe(Topic.LOGINS, 1) as subscriber,
+    ):
+        await publisher.publish([login(1, 1)])
+        assert await drain(subscriber, 1) == [1]
+
+        redis.stop()
+        await publisher.publish([login(1, 2)])  # lost: nobody can hear it, and it is counted
+        assert publisher.publish_failures == 1
+        for _ in range(100):
+            if not listener.listening.is_set():
+                break
+            await asyncio.sleep(0.05)
+        assert not listener.listening.is_set()
+        redis.start()
+        await asyncio.wait_for(listener.listening.wait(), 15)
+        await publisher.publish([login(1, 3)])
+
+        assert await drain(subscriber, 1) == [3]
