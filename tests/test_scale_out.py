@@ -1,0 +1,125 @@
+"""Two server processes sharing PostgreSQL and Redis: a dashboard on one sees what the other
+causes (the shape docker-compose.yml runs)."""
+
+import asyncio
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import PG_URL, REDIS_URL, fresh_postgres_database
+from tests.servers import Server, running_server
+from tests.ws import GraphQLWebSocket, websocket
+
+pytestmark = pytest.mark.skipif(
+    not (PG_URL and REDIS_URL),
+    reason="set MAPI_EWS_TEST_DATABASE_URL and MAPI_EWS_TEST_REDIS_URL to run these",
+)
+
+LOGIN = 'mutation($u: String!) { login(input: {username: $u, password: "demo-password"}) { accessToken } }'
+GATEWAY = 'mutation { createGatewayToken(input: {name: "ews-1"}) { token } }'
+REPORT = "mutation($e: String!) { recordProtocolLogin(input: {emailAddress: $e, protocol: EWS}) { allowed } }"
+PICK = "{ accounts(mapiEwsEnabled: false, first: 100) { edges { node { username } } } }"
+ENABLED = "{ mapiEwsAccounts(first: 1) { edges { node { username } } } }"
+ENABLE = (
+    "mutation($u: [String!]!) { enableMapiEws(input: {usernames: $u}) { userErrors { code } } }"
+)
+LOGINS = "subscription { mapiEwsLoginUpdates { username allowed account { lastEwsLogin } } }"
+CHANGES = "subscription { mapiEwsAccountChanges { kind account { username } usage { enabled } } }"
+
+
+async def call(
+    server: Server, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None
+) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with httpx.AsyncClient(timeout=30) as http:
+        response = await http.post(
+            f"{server.url}/graphql",
+            json={"query": query, "variables": variables or {}},
+            headers=headers,
+        )
+    body: dict[str, Any] = response.json()
+    assert "errors" not in body, body
+    return body["data"]  # type: ignore[no-any-return]
+
+
+async def open_subscriptions(server: Server) -> int:
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"{server.url}/metrics")).text
+    line = next(li for li in text.splitlines() if li.startswith("mapi_ews_open_subscriptions "))
+    return int(float(line.split()[1]))
+
+
+async def subscribe(ws: GraphQLWebSocket, server: Server, operations: dict[str, str]) -> None:
+    before = await open_subscriptions(server)
+    for operation_id, query in operations.items():
+        await ws.subscribe(operation_id, query)
+    async with asyncio.timeout(10):
+        while await open_subscriptions(server) < before + len(operations):
+            await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def shared_environment() -> AsyncIterator[dict[str, str]]:
+    async with fresh_postgres_database() as url:
+        env = {
+            "MAPI_EWS_DATABASE_URL": url,
+            "MAPI_EWS_REDIS_URL": str(REDIS_URL),
+            "MAPI_EWS_REDIS_CHANNEL": f"mapi-ews-test:{uuid.uuid4().hex}",
+        }
+        migrate = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "api", "migrate", env={**os.environ, **env}
+        )
+        assert await migrate.wait() == 0
+        yield env
+
+
+async def test_a_dashboard_on_one_process_sees_logins_and_changes_made_through_another(
+    tmp_path: Path, shared_environment: dict[str, str]
+) -> None:
+    env = shared_environment
+    with (
+        running_server(env, tmp_path / "a.log", "--demo") as first,
+        running_server(env, tmp_path / "b.log") as second,
+    ):
+        root = (await call(first, LOGIN, {"u": "sysadmin"}))["login"]["accessToken"]
+        admin = (await call(second, LOGIN, {"u": "admin@example.com"}))["login"]["accessToken"]
+        gateway = (await call(second, GATEWAY, token=root))["createGatewayToken"]["token"]
+        enabled = (await call(first, ENABLED, token=admin))["mapiEwsAccounts"]["edges"][0]
+        picked = next(
+            e["node"]["username"]
+            for e in (await call(first, PICK, token=admin))["accounts"]["edges"]
+            if e["node"]["username"] != "admin"
+        )
+
+        async with (
+            websocket(first.url, token=admin) as on_first,
+            websocket(second.url, token=admin) as on_second,
+        ):
+            for ws, server in ((on_first, first), (on_second, second)):
+                await ws.init()
+                await subscribe(ws, server, {"logins": LOGINS, "changes": CHANGES})
+
+            user = enabled["node"]["username"]
+            report = await call(second, REPORT, {"e": f"{user}@example.com"}, token=gateway)
+            change = await call(second, ENABLE, {"u": [picked]}, token=admin)
+            received = [
+                [await ws.receive(10), await ws.receive(10)] for ws in (on_first, on_second)
+            ]
+
+        assert report["recordProtocolLogin"]["allowed"] is True
+        assert change["enableMapiEws"]["userErrors"] == []
+        for login, enable in received:
+            assert login["id"] == "logins"
+            event = login["payload"]["data"]["mapiEwsLoginUpdates"]
+            assert (event["username"], event["allowed"]) == (user, True)
+            assert event["account"]["lastEwsLogin"] is not None
+            assert enable["id"] == "changes"
+            made = enable["payload"]["data"]["mapiEwsAccountChanges"]
+            assert (made["kind"], made["account"]["username"]) == ("ENABLED", picked)
+            assert made["usage"]["enabled"] == 13
