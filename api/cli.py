@@ -1,4 +1,5 @@
-"""mapi-ews-admin: serve, migrate, create-system-admin, export-schema."""
+"""mapi-ews-admin: serve, migrate, create-system-admin, gateway tokens, prune-login-events,
+export-schema."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import getpass
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -55,7 +57,11 @@ def serve(args: argparse.Namespace) -> None:
                 f"  domain administrator:            {signins.domain_admin}\n"
                 f"  administrator without MANAGE_MAPI_EWS: {signins.read_only_admin}\n"
                 f"  system administrator:            {signins.system_admin}\n"
-                f"  password (all three):            {signins.password}",
+                f"  password (all three):            {signins.password}\n"
+                f"A gateway token (shown once), to report logins as a MAPI/EWS front end would:\n"
+                f"  curl -s http://{args.host}:{args.port}/graphql "
+                f"-H 'Authorization: Bearer {signins.gateway_token}' "
+                f"-H 'Content-Type: application/json' -d '{_DEMO_REPORT}'",
                 flush=True,
             )
     uvicorn.run(
@@ -67,6 +73,12 @@ def serve(args: argparse.Namespace) -> None:
         log_config=None,
         proxy_headers=True,
     )
+
+
+_DEMO_REPORT = (
+    '{"query": "mutation { recordProtocolLogin(input: {emailAddress: \\"admin@example.com\\", '
+    'protocol: MAPI}) { allowed userErrors { message } } }"}'
+)
 
 
 def migrate(_: argparse.Namespace) -> None:
@@ -104,6 +116,71 @@ def create_system_admin(args: argparse.Namespace) -> None:
     print(f"System administrator {admin.username} created.")
 
 
+def create_gateway_token(args: argparse.Namespace) -> None:
+    from api.services import gateways
+
+    try:
+        token = asyncio.run(
+            _with_database(
+                _settings(),
+                lambda: gateways.create_gateway_token(actor=_cli_actor(), name=args.name),
+            )
+        )
+    except UserErrors as refused:
+        sys.exit(f"create-gateway-token: {refused}")
+    print(token)  # alone on stdout, for scripts; only its hash is stored
+
+
+def revoke_gateway_token(args: argparse.Namespace) -> None:
+    from api.services import gateways
+
+    settings = _settings()
+    try:
+        revoked = asyncio.run(
+            _with_database(
+                settings,
+                lambda: gateways.revoke_gateway_token(actor=_cli_actor(), name=args.name),
+            )
+        )
+    except ValueError as error:
+        sys.exit(f"revoke-gateway-token: {error}")
+    if not revoked:
+        sys.exit(f"revoke-gateway-token: no live gateway token named {args.name}")
+    print(
+        f"Gateway token {args.name} revoked; servers stop accepting it within "
+        f"{settings.gateway_token_cache_seconds} s."
+    )
+
+
+def list_gateway_tokens(_: argparse.Namespace) -> None:
+    from api.services import gateways
+
+    for token in asyncio.run(_with_database(_settings(), gateways.gateway_tokens)):
+        state = f"revoked {token.revoked_at:%Y-%m-%d %H:%M}" if token.revoked_at else "live"
+        created = f"created {token.created_at:%Y-%m-%d %H:%M} by {token.created_by}"
+        print(f"{token.name}\t{state}\t{created}")
+
+
+def prune_login_events(args: argparse.Namespace) -> None:
+    from api.services.logins import prune_login_events as prune
+
+    settings = _settings()
+    days = args.older_than_days or settings.login_event_retention_days
+    deleted = asyncio.run(_with_database(settings, lambda: prune(older_than=timedelta(days=days))))
+    print(f"Deleted {deleted} login event(s) older than {days} days.")
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return number
+
+
+def _cli_actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
 def export_schema(args: argparse.Namespace) -> None:
     from api.graphql.schema import schema_sdl
 
@@ -139,6 +216,31 @@ def parser() -> argparse.ArgumentParser:
     admin = commands.add_parser("create-system-admin", help="create a system administrator")
     admin.add_argument("username")
     admin.set_defaults(handler=create_system_admin)
+
+    create = commands.add_parser(
+        "create-gateway-token", help="create a gateway token and print it (shown once)"
+    )
+    create.add_argument("name")
+    create.set_defaults(handler=create_gateway_token)
+
+    revoke = commands.add_parser("revoke-gateway-token", help="revoke a gateway token")
+    revoke.add_argument("name")
+    revoke.set_defaults(handler=revoke_gateway_token)
+
+    commands.add_parser("list-gateway-tokens", help="list gateway tokens").set_defaults(
+        handler=list_gateway_tokens
+    )
+
+    prune = commands.add_parser(
+        "prune-login-events", help="delete login events past the retention (run it daily)"
+    )
+    prune.add_argument(
+        "--older-than-days",
+        type=_positive,
+        default=None,
+        help="default: MAPI_EWS_LOGIN_EVENT_RETENTION_DAYS (90)",
+    )
+    prune.set_defaults(handler=prune_login_events)
 
     export = commands.add_parser("export-schema", help="write schema.graphql from the code")
     export.add_argument("--check", action="store_true", help="fail when the file differs")

@@ -70,3 +70,40 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path: Path) -> Non
 
     assert result.returncode != 0
     assert "MAPI_EWS_SECRET_KEY is required" in result.stderr
+
+
+def test_gateway_tokens_are_created_listed_and_revoked_from_the_command_line(
+    tmp_path: Path,
+) -> None:
+    env = {"MAPI_EWS_DATABASE_URL": f"sqlite://{tmp_path / 'gw.sqlite3'}"}
+    assert run("migrate", env=env).returncode == 0
+
+    created = run("create-gateway-token", "EWS-Frontend", env=env)
+    duplicate = run("create-gateway-token", "ews-frontend", env=env)
+    listed = run("list-gateway-tokens", env=env)
+    revoked = run("revoke-gateway-token", "ews-frontend", env=env)
+    again = run("revoke-gateway-token", "ews-frontend", env=env)
+    after = run("list-gateway-tokens", env=env)
+
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip()
+    assert token.startswith("mgw_") and "\n" not in token
+    assert duplicate.returncode != 0 and "exists already" in duplicate.stderr
+    assert listed.stdout.startswith("ews-frontend\tlive\t")
+    assert token not in listed.stdout + after.stdout
+    assert revoked.returncode == 0 and "revoked" in revoked.stdout
+    assert again.returncode != 0 and "no live gateway token" in again.stderr
+    assert after.stdout.startswith("ews-frontend\trevoked ")
+
+
+def test_prune_login_events_uses_the_retention_setting_or_the_option(tmp_path: Path) -> None:
+    env = {"MAPI_EWS_DATABASE_URL": f"sqlite://{tmp_path / 'prune.sqlite3'}"}
+    assert run("migrate", env=env).returncode == 0
+
+    default = run("prune-login-events", env=env)
+    explicit = run("prune-login-events", "--older-than-days", "7", env=env)
+    refused = run("prune-login-events", "--older-than-days", "0", env=env)
+
+    assert default.returncode == 0 and "older than 90 days" in default.stdout
+    assert explicit.returncode == 0 and "older than 7 days" in explicit.stdout
+    assert refused.returncode != 0 and "must be 1 or more" in refused.stderr

@@ -10,7 +10,7 @@ from tortoise.transactions import in_transaction
 
 from api.auth.passwords import hash_password
 from api.models import Account, AuditAction, Domain, MailProtocol, SystemAdmin
-from api.services import audit, domains
+from api.services import audit, domains, gateways
 
 DEMO_DOMAIN = "example.com"
 READ_ONLY_DOMAIN = "readonly.example"
@@ -62,6 +62,7 @@ class DemoSignIns:
     read_only_admin: str
     system_admin: str
     password: str
+    gateway_token: str
 
 
 async def load_demo(*, seed: int = 7) -> DemoSignIns | None:
@@ -133,4 +134,5 @@ async def load_demo(*, seed: int = 7) -> DemoSignIns | None:
         read_only_admin=f"admin@{READ_ONLY_DOMAIN}",
         system_admin="sysadmin",
         password=DEMO_PASSWORD,
+        gateway_token=await gateways.create_gateway_token(actor="sysadmin", name="demo-gateway"),
     )
