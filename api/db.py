@@ -19,12 +19,20 @@ MODEL_MODULES = [
 ]
 
 
+async def _keep_session(_: object) -> None:
+    """asyncpg's pool resets each connection it takes back with a query (a round trip per
+    request). Nothing here changes session state (no SET, LISTEN, advisory locks or cursors), so
+    that query is skipped; asyncpg still rolls back a transaction left open before this runs."""
+
+
 def tortoise_config(settings: Settings) -> dict[str, Any]:
     # The URL is expanded into Tortoise's credentials form: pool sizes go in as values, and
     # Tortoise masks a password given this way in its debug log (one inside a URL it does not).
     connection = expand_db_url(settings.database_url)
     if connection["engine"] != "tortoise.backends.sqlite":
-        connection["credentials"].update(minsize=1, maxsize=settings.database_pool_size)
+        connection["credentials"].update(
+            minsize=1, maxsize=settings.database_pool_size, reset=_keep_session
+        )
     path = settings.sqlite_path()
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)

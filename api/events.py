@@ -98,6 +98,9 @@ class Hub:
     def wants(self, topic: Topic, domain_id: int) -> bool:
         return (topic, domain_id) in self._subscribers
 
+    def idle(self) -> bool:
+        return not self._subscribers
+
     def deliver(self, event: Event) -> None:
         for subscriber in self._subscribers.get((event.topic, event.domain_id), ()):
             subscriber.offer(event)
@@ -166,10 +169,14 @@ class EventBus:
 class RedisEventBus(EventBus):
     """Fan-out across processes through one Redis pub/sub channel.
 
-    One connection per process listens and feeds the local hub; when Redis goes away the
-    listener reconnects by itself, with backoff. Pub/sub keeps nothing: events published while a
+    Publishing hands events to one sender task, which sends whatever has gathered as a single
+    PUBLISH: under load a request never waits for Redis, and a burst costs one message, not one
+    per event. One connection per process listens and feeds the local hub; when Redis goes away
+    both reconnect by themselves, with backoff. Pub/sub keeps nothing: events published while a
     process is cut off from Redis do not reach its subscribers (the login history and the
-    account lists, read over queries, still have them)."""
+    account lists, read over queries, still have them) and are counted as publish failures."""
+
+    MAX_BATCH = 500
 
     def __init__(self, queue_size: int, *, url: str, channel: str) -> None:
         super().__init__(queue_size)
@@ -178,28 +185,53 @@ class RedisEventBus(EventBus):
             url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=15
         )
         self.listening = asyncio.Event()
-        self._listener: asyncio.Task[None] | None = None
+        self._pending: list[Event] = []
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        self._listener = asyncio.create_task(self._listen(), name="redis-event-listener")
+        self._tasks = [
+            asyncio.create_task(self._listen(), name="redis-event-listener"),
+            asyncio.create_task(self._send(), name="redis-event-sender"),
+        ]
 
     async def stop(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.flush(), 5)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+                await task
         await self.redis.aclose()
 
     async def publish(self, events: Sequence[Event]) -> None:
-        if not events:
-            return
-        try:
-            await self.redis.publish(self.channel, _encode(events))
-        except (RedisError, OSError):
-            self.publish_failures += len(events)
-            log.warning("could not publish %d event(s) to Redis", len(events), exc_info=True)
-            return
-        self.published += len(events)
+        if events:
+            self._pending.extend(events)
+            self._idle.clear()
+            self._wake.set()
+
+    async def flush(self) -> None:
+        """Wait until everything handed to publish() was sent (or failed)."""
+        await self._idle.wait()
+
+    async def _send(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                batch = self._pending[: self.MAX_BATCH]
+                del self._pending[: self.MAX_BATCH]
+                try:
+                    await self.redis.publish(self.channel, _encode(batch))
+                except (RedisError, OSError):
+                    self.publish_failures += len(batch)
+                    log.warning("could not publish %d event(s) to Redis", len(batch), exc_info=True)
+                else:
+                    self.published += len(batch)
+            self._idle.set()
 
     async def _listen(self) -> None:
         delay = 0.1
@@ -213,7 +245,7 @@ class RedisEventBus(EventBus):
                 delay = 0.1
                 while True:
                     message = await pubsub.get_message(timeout=None)
-                    if message is None or message["type"] != "message":
+                    if message is None or message["type"] != "message" or self.hub.idle():
                         continue
                     try:
                         events = _decode(message["data"], self.hub)

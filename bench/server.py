@@ -6,14 +6,17 @@ what the GraphQL layer costs.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import sys
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from api.app import create_app
 from api.auth.tokens import read_access_token
@@ -68,7 +71,43 @@ def build(settings: Settings) -> Starlette:
         }
         return Response(json.dumps(body), media_type="application/json")
 
-    app.router.routes.insert(0, Route("/baseline", baseline))
+    # The fan-out floor: plain WebSockets, one pre-encoded message written to every socket.
+    sockets: set[WebSocket] = set()
+    sending: set[asyncio.Task[None]] = set()
+
+    async def baseline_ws(websocket: WebSocket) -> None:
+        await websocket.accept(subprotocol="graphql-transport-ws")
+        sockets.add(websocket)
+        try:
+            while True:
+                await websocket.receive_text()
+        except WebSocketDisconnect:
+            pass
+        finally:
+            sockets.discard(websocket)
+
+    async def baseline_count(_: Request) -> Response:
+        return JSONResponse({"sockets": len(sockets)})
+
+    async def baseline_broadcast(request: Request) -> Response:
+        text = (await request.body()).decode()
+
+        async def send_all() -> None:
+            for websocket in list(sockets):
+                with contextlib.suppress(Exception):
+                    await websocket.send_text(text)
+
+        task = asyncio.create_task(send_all())
+        sending.add(task)
+        task.add_done_callback(sending.discard)
+        return JSONResponse({"sockets": len(sockets)})
+
+    app.router.routes[0:0] = [
+        Route("/baseline", baseline),
+        WebSocketRoute("/baseline/ws", baseline_ws),
+        Route("/baseline/ws/count", baseline_count),
+        Route("/baseline/ws/broadcast", baseline_broadcast, methods=["POST"]),
+    ]
     return app
 
 

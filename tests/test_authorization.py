@@ -213,6 +213,7 @@ async def start_subscription(
         principal=await authenticator.principal(token) if token else None,
         events=events,
         authenticator=authenticator,
+        over_websocket=True,
     )
     stream = await graphql.schema.subscribe(
         operation.document, operation.variables(domain), context_value=context

@@ -177,6 +177,7 @@ async def test_a_restarted_redis_is_reconnected_to_without_restarting(
 
         redis.stop()
         await publisher.publish([login(1, 2)])  # lost: nobody can hear it, and it is counted
+        await publisher.flush()
         assert publisher.publish_failures == 1
         for _ in range(100):
             if not listener.listening.is_set():

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 PROTOCOL = "graphql-transport-ws"
 
@@ -63,8 +64,8 @@ async def websocket(
     url = base_url.replace("http://", "ws://") + "/graphql"
     async with connect(
         url,
-        subprotocols=[subprotocol],
+        subprotocols=[Subprotocol(subprotocol)],
         additional_headers=headers,
-        open_timeout=10,  # type: ignore[list-item]
+        open_timeout=10,
     ) as connection:
         yield GraphQLWebSocket(connection)

@@ -1,18 +1,16 @@
 """Logins reported by the protocol gateways: the decision, the last-login columns, the history.
 
-`record_login` sits on the gateways' hot path (every MAPI and EWS login asks it). An allowed
-login is one UPDATE that decides and moves the last-login columns forward in the same row lock,
-and one INSERT of the event; on PostgreSQL both are a single statement, so a report costs one
-round trip. Nothing is read first.
+`record_login` sits on the gateways' hot path (every MAPI and EWS login asks it). The decision
+and the move of the last-login columns are one UPDATE, under the row's lock; the event is one
+INSERT. On PostgreSQL the whole report, allowed or refused, is a single statement: one round
+trip, nothing read first. SQLite runs the same UPDATE and INSERT in one short transaction.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from api.db import connection, is_sqlite
@@ -49,12 +47,21 @@ _WHERE_ENABLED = (
 _UPDATE = "UPDATE account SET " + _SET_FORWARD + " WHERE " + _WHERE_ENABLED + " RETURNING *"  # noqa: S608
 _PG_PARAMS = {"d": "$1", "u": "$2", "t": "$3::timestamptz", "p": "$4::varchar", "c": "$5"}
 _SQLITE_PARAMS = {"d": "?1", "u": "?2", "t": "?3", "p": "?4", "c": "?5"}
-_PG_ALLOWED = (
+# PostgreSQL: the whole report in one statement (atomic on its own, one round trip). `changed`
+# is the allowed case; otherwise `target` reads the account as it is, and the event is stored
+# either way, with `allowed` saying which. No row at all: no such account.
+_PG_REPORT = (
     "WITH changed AS (" + _UPDATE.format(**_PG_PARAMS) + "), "  # noqa: S608
+    "target AS (SELECT * FROM changed UNION ALL "
+    "SELECT * FROM account WHERE "
+    + _WHERE_ENABLED.removesuffix(" AND mapi_ews_enabled")
+    + " AND NOT EXISTS (SELECT 1 FROM changed)), "
     "logged AS (INSERT INTO login_event "
     "(domain_id, account_id, username, protocol, occurred_at, client_address, allowed) "
-    "SELECT domain_id, id, username, {p}, {t}, {c}, TRUE FROM changed RETURNING id) "
-    "SELECT changed.*, logged.id AS event_id FROM changed CROSS JOIN logged"
+    "SELECT domain_id, id, username, {p}, {t}, {c}, EXISTS (SELECT 1 FROM changed) FROM target "
+    "RETURNING id, allowed) "
+    "SELECT target.*, logged.id AS event_id, logged.allowed AS event_allowed "
+    "FROM target CROSS JOIN logged"
 ).format(**_PG_PARAMS)
 _SQLITE_ALLOWED = _UPDATE.format(**_SQLITE_PARAMS)
 
@@ -116,8 +123,8 @@ def parse_report(
     return Report(username, domain, protocol, when, address)
 
 
-async def _record_allowed(conn: BaseDBAsyncClient, report: Report) -> dict[str, Any] | None:
-    """The account after the login and the event's id, if the login is allowed; else None."""
+async def _record(report: Report) -> tuple[Account, int, bool] | None:
+    """(the account after the report, the event's id, allowed), or None for no such account."""
     values = [
         report.domain,
         report.username,
@@ -125,23 +132,39 @@ async def _record_allowed(conn: BaseDBAsyncClient, report: Report) -> dict[str, 
         report.protocol.value,
         report.client_address,
     ]
+    conn = connection()
     if not is_sqlite(conn):
-        rows = await conn.execute_query_dict(_PG_ALLOWED, values)
-        return rows[0] if rows else None
-    rows = await conn.execute_query_dict(_SQLITE_ALLOWED, values[:4])
-    if not rows:
-        return None
-    event = await LoginEvent.create(
-        domain_id=rows[0]["domain_id"],
-        account_id=rows[0]["id"],
-        username=report.username,
-        protocol=report.protocol,
-        occurred_at=report.occurred_at,
-        client_address=report.client_address,
-        allowed=True,
-        using_db=conn,
-    )
-    return {**rows[0], "event_id": event.id}
+        rows = await conn.execute_query_dict(_PG_REPORT, values)
+        if not rows:
+            return None
+        row = rows[0]
+        event_id, allowed = row.pop("event_id"), row.pop("event_allowed")
+        # The row as the database returned it, converted by Tortoise's own per-dialect rules.
+        return Account._init_from_db(**row), int(event_id), bool(allowed)
+    async with in_transaction() as tx:
+        rows = await tx.execute_query_dict(_SQLITE_ALLOWED, values[:4])
+        if rows:
+            account, allowed = Account._init_from_db(**rows[0]), True
+        else:
+            found = (
+                await Account.filter(domain__name=report.domain, username=report.username)
+                .using_db(tx)
+                .first()
+            )
+            if found is None:
+                return None
+            account, allowed = found, False
+        event = await LoginEvent.create(
+            domain_id=account.domain_id,
+            account_id=account.id,
+            username=report.username,
+            protocol=report.protocol,
+            occurred_at=report.occurred_at,
+            client_address=report.client_address,
+            allowed=allowed,
+            using_db=tx,
+        )
+    return account, event.id, allowed
 
 
 async def record_login(
@@ -163,40 +186,18 @@ async def record_login(
         occurred_at=occurred_at,
         now=datetime.now(UTC),
     )
-    conn = connection()
-    if is_sqlite(conn):
-        async with in_transaction() as tx:
-            row = await _record_allowed(tx, report)
-    else:
-        row = await _record_allowed(conn, report)
-    if row is not None:
-        # The row as the database returned it, converted by Tortoise's own per-dialect rules.
-        account = Account._init_from_db(**{k: v for k, v in row.items() if k != "event_id"})
-        event_id = int(row["event_id"])
-        allowed = True
-    else:
-        found = await Account.filter(domain__name=report.domain, username=report.username).first()
-        if found is None:
-            raise UserErrors(
-                [
-                    UserError(
-                        UserErrorCode.NOT_FOUND,
-                        f"No account {report.username}@{report.domain}.",
-                        ("input", "emailAddress"),
-                    )
-                ]
-            )
-        account, allowed = found, False
-        refused = await LoginEvent.create(
-            domain_id=account.domain_id,
-            account_id=account.id,
-            username=report.username,
-            protocol=report.protocol,
-            occurred_at=report.occurred_at,
-            client_address=report.client_address,
-            allowed=False,
+    recorded = await _record(report)
+    if recorded is None:
+        raise UserErrors(
+            [
+                UserError(
+                    UserErrorCode.NOT_FOUND,
+                    f"No account {report.username}@{report.domain}.",
+                    ("input", "emailAddress"),
+                )
+            ]
         )
-        event_id = refused.id
+    account, event_id, allowed = recorded
     await events.publish([_login_event(event_id, report, account, allowed=allowed)])
     return allowed
 

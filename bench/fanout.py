@@ -1,0 +1,196 @@
+"""Fan-out: a thousand dashboards subscribed to mapiEwsLoginUpdates on one worker.
+
+For each report, the time from the report's HTTP response to each dashboard's receipt of the
+event, and the worker's resident memory before and after the dashboards connect. The baseline,
+in the same run: the same thousand clients on a plain WebSocket route of the same server that
+writes one pre-encoded message of the same size to every socket (bench/server.py), which is the
+floor of uvicorn and the websockets library on this machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+
+import httpx
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
+
+from bench.common import DOMAIN, RunningServer, Seeded, save, server
+
+PROTOCOL = Subprotocol("graphql-transport-ws")
+SUBSCRIBERS = int(os.environ.get("BENCH_SUBSCRIBERS", "1000"))
+REPORTS = int(os.environ.get("BENCH_REPORTS", "20"))
+SUBSCRIPTION = (
+    "subscription { mapiEwsLoginUpdates { id username emailAddress protocol occurredAt allowed "
+    "account { username name lastLogin lastLoginProtocol mapiEwsEnabled } } }"
+)
+REPORT = (
+    "mutation($e: String!) "
+    "{ recordProtocolLogin(input: {emailAddress: $e, protocol: MAPI}) { allowed } }"
+)
+
+
+class Dashboards:
+    """SUBSCRIBERS WebSocket clients in this process, noting when each message arrives."""
+
+    def __init__(self) -> None:
+        self.arrivals: dict[str, list[float]] = {}
+        self.connections: list[ClientConnection] = []
+        self.readers: list[asyncio.Task[None]] = []
+
+    async def open(self, url: str, start: Callable[[ClientConnection], Awaitable[None]]) -> None:
+        async def one() -> None:
+            connection = await connect(url, subprotocols=[PROTOCOL], open_timeout=60)
+            await start(connection)
+            self.connections.append(connection)
+            self.readers.append(asyncio.create_task(self._read(connection)))
+
+        for batch in range(0, SUBSCRIBERS, 100):
+            await asyncio.gather(*(one() for _ in range(min(100, SUBSCRIBERS - batch))))
+
+    async def _read(self, connection: ClientConnection) -> None:
+        async for raw in connection:
+            arrived = time.monotonic()
+            message = orjson.loads(raw)
+            if message.get("type") != "next":
+                continue
+            username = message["payload"]["data"]["mapiEwsLoginUpdates"]["username"]
+            self.arrivals.setdefault(username, []).append(arrived)
+
+    async def wait_for(self, username: str) -> list[float]:
+        async with asyncio.timeout(30):
+            while len(self.arrivals.get(username, ())) < SUBSCRIBERS:
+                await asyncio.sleep(0.005)
+        return self.arrivals[username]
+
+    async def close(self) -> None:
+        for reader in self.readers:
+            reader.cancel()
+        await asyncio.gather(*(c.close() for c in self.connections), return_exceptions=True)
+
+
+async def _measure(dashboards: Dashboards, send: Callable[[int], Awaitable[None]]) -> list[float]:
+    latencies: list[float] = []
+    for k in range(REPORTS):
+        username = f"user{2 * k + 2:05d}"
+        await send(k)
+        responded = time.monotonic()
+        arrivals = await dashboards.wait_for(username)
+        latencies += [max(arrived - responded, 0.0) * 1000 for arrived in arrivals]
+        await asyncio.sleep(0.3)
+    return latencies
+
+
+def _figures(latencies: list[float], rss: tuple[float, float]) -> dict[str, float]:
+    ordered = sorted(latencies)
+    return {
+        "p50_ms": statistics.median(ordered),
+        "p99_ms": ordered[int(len(ordered) * 0.99) - 1],
+        "max_ms": ordered[-1],
+        "rss_before_mb": rss[0],
+        "rss_growth_mb": rss[1] - rss[0],
+    }
+
+
+async def _graphql(seeded: Seeded, server: RunningServer) -> dict[str, float]:
+    base = server.url
+    ws_url = base.replace("http://", "ws://") + "/graphql"
+
+    async def start(connection: ClientConnection) -> None:
+        init = {
+            "type": "connection_init",
+            "payload": {"Authorization": f"Bearer {seeded.admin_token}"},
+        }
+        await connection.send(orjson.dumps(init).decode())
+        await connection.recv()
+        subscribe = {"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIPTION}}
+        await connection.send(orjson.dumps(subscribe).decode())
+
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        headers = {"Authorization": f"Bearer {seeded.gateway_token}"}
+
+        async def report(k: int) -> None:
+            body = {"query": REPORT, "variables": {"e": f"user{2 * k + 2:05d}@{DOMAIN}"}}
+            answer = (await http.post("/graphql", json=body, headers=headers)).json()
+            assert answer == {"data": {"recordProtocolLogin": {"allowed": True}}}, answer
+
+        await report(REPORTS)  # warm the path once, no dashboards yet
+        before = server.rss_mb()
+        dashboards = Dashboards()
+        await dashboards.open(ws_url, start)
+        async with asyncio.timeout(60):
+            while await _open_subscriptions(http) < SUBSCRIBERS:
+                await asyncio.sleep(0.1)
+        latencies = await _measure(dashboards, report)
+        after = server.rss_mb()
+        await dashboards.close()
+    return _figures(latencies, (before, after))
+
+
+async def _open_subscriptions(http: httpx.AsyncClient) -> int:
+    text = (await http.get("/metrics")).text
+    line = next(li for li in text.splitlines() if li.startswith("mapi_ews_open_subscriptions "))
+    return int(float(line.split()[1]))
+
+
+async def _baseline(server: RunningServer) -> dict[str, float]:
+    base = server.url
+    ws_url = base.replace("http://", "ws://") + "/baseline/ws"
+
+    async def start(connection: ClientConnection) -> None:
+        return None
+
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        before = server.rss_mb()
+        dashboards = Dashboards()
+        await dashboards.open(ws_url, start)
+        async with asyncio.timeout(60):
+            while (await http.get("/baseline/ws/count")).json()["sockets"] < SUBSCRIBERS:
+                await asyncio.sleep(0.1)
+
+        async def broadcast(k: int) -> None:
+            # About the size of the GraphQL event above.
+            event = {"username": f"user{2 * k + 2:05d}", "padding": "x" * 300}
+            message = {
+                "id": "1",
+                "type": "next",
+                "payload": {"data": {"mapiEwsLoginUpdates": event}},
+            }
+            await http.post("/baseline/ws/broadcast", content=orjson.dumps(message))
+
+        latencies = await _measure(dashboards, broadcast)
+        after = server.rss_mb()
+        await dashboards.close()
+    return _figures(latencies, (before, after))
+
+
+def run(env: dict[str, str], seeded: Seeded) -> dict[str, object]:
+    """Each side on a server process of its own, so neither's memory counts for the other."""
+    with server(env) as plain:
+        baseline = asyncio.run(_baseline(plain))
+    with server(env) as app:
+        graphql = asyncio.run(_graphql(seeded, app))
+    results = {"baseline": baseline, "graphql": graphql}
+    print(
+        f"\nFan-out: {SUBSCRIBERS} dashboards on one worker, {REPORTS} reports; time from the "
+        "report's response to each delivery; worker memory growth for the dashboards"
+    )
+    print(f"{'':<10} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'RSS +MB':>8}")
+    for label, figures in results.items():
+        print(
+            f"{label:<10} {figures['p50_ms']:>8.1f} {figures['p99_ms']:>8.1f} "
+            f"{figures['max_ms']:>8.1f} {figures['rss_growth_mb']:>8.1f}"
+        )
+    ratio = graphql["p99_ms"] / max(baseline["p99_ms"], 0.001)
+    print(
+        f"graphql p99 {graphql['p99_ms']:.0f} ms (target under 250), {ratio:.1f}x the baseline's; "
+        f"memory +{graphql['rss_growth_mb']:.0f} MB (target under 100)"
+    )
+    data = {"results": results, "p99_ratio": ratio}
+    save("fanout", data)
+    return data
