@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -29,6 +29,7 @@ from api.auth.principal import Principal
 from api.errors import ErrorCode, Unauthenticated
 from api.events import EventBus, RedisEventBus, event_bus
 from api.graphql.context import Context
+from api.graphql.direct import answer, direct_request, run_directly
 from api.graphql.errors import coded
 from api.graphql.schema import build_schema
 from api.metrics import Metrics, MetricsMiddleware
@@ -45,8 +46,9 @@ def authorization_header(headers: list[tuple[bytes, bytes]]) -> str | None:
 
 class GraphQLApp(GraphQL[Context, None]):
     def __init__(self, settings: Settings, events: EventBus, authenticator: Authenticator) -> None:
+        self.graphql_schema = build_schema(settings)
         super().__init__(
-            build_schema(settings),
+            self.graphql_schema,
             graphql_ide="graphiql" if settings.is_development else None,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             allowed_origins=settings.allowed_origins,
@@ -59,15 +61,19 @@ class GraphQLApp(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        principal: Principal | None = request.scope.get("principal")
-        over_websocket = isinstance(request, WebSocket)
+        return self.context_for(request.scope, over_websocket=isinstance(request, WebSocket))
+
+    def context_for(self, scope: Scope, *, over_websocket: bool) -> Context:
+        principal: Principal | None = scope.get("principal")
+        headers = dict(scope["headers"])
+        authorization = headers.get(b"authorization") if over_websocket else None
         return Context(
             settings=self.settings,
             principal=principal,
             events=self.events,
             authenticator=self.authenticator,
             over_websocket=over_websocket,
-            upgrade_authorization=request.headers.get("authorization") if over_websocket else None,
+            upgrade_authorization=authorization.decode("latin-1") if authorization else None,
         )
 
     async def on_ws_connect(self, context: Context) -> UnsetType:
@@ -106,10 +112,12 @@ class Guard:
     """Before GraphQL: the request body cap, and the bearer token read once per request.
 
     A bad or expired token fails the whole request with 401 and UNAUTHENTICATED (RFC 6750);
-    no token at all leaves the principal empty, so public fields still work.
+    no token at all leaves the principal empty, so public fields still work. The common request
+    (POST, JSON, one valid query or mutation) then takes the direct path (api.graphql.direct);
+    the rest goes to Strawberry's view.
     """
 
-    def __init__(self, app: ASGIApp, settings: Settings, authenticator: Authenticator) -> None:
+    def __init__(self, app: GraphQLApp, settings: Settings, authenticator: Authenticator) -> None:
         self.app = app
         self.settings = settings
         self.authenticator = authenticator
@@ -131,6 +139,13 @@ class Guard:
             message = f"The request body is over {self.settings.max_body_bytes} bytes."
             await _graphql_error(413, message, ErrorCode.BAD_USER_INPUT)(scope, receive, send)
             return
+        request = direct_request(scope, body)
+        if request is not None:
+            context = self.app.context_for(scope, over_websocket=False)
+            answered = await run_directly(self.app.graphql_schema, context, request)
+            if answered is not None:
+                await answer(send, answered)
+                return
         await self.app(scope, _replay(body, receive), send)
 
 

@@ -12,7 +12,14 @@ from collections.abc import Callable, Iterator
 from functools import lru_cache
 from typing import Any
 
-from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema, parse
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    GraphQLError,
+    GraphQLSchema,
+    parse,
+    specified_rules,
+)
 from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
 from strawberry.schema.schema import validate_document
 from strawberry.types.graphql import OperationType
@@ -35,34 +42,49 @@ _validate: Callable[
 ] = lru_cache(maxsize=_CACHE_SIZE)(validate_document)
 
 
-def operation_extension(settings: Settings) -> type[SchemaExtension]:
-    """The extension class for these limits. Its validation rules are made once, here: the
-    validation cache is keyed on them, so rules made per operation would never hit it."""
-    rules = (
-        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
-        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
-    )
-    max_tokens = settings.max_tokens
+class Limits:
+    """The document limits, with their validation rules made once: the validation cache is
+    keyed on the rules, so rules made per operation would never hit it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.max_tokens = settings.max_tokens
+        self.rules = (
+            *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+            *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+        )
+        self.all_rules = (*specified_rules, *self.rules)
+
+    def prepared(self, schema: GraphQLSchema, query: str) -> DocumentNode | None:
+        """The parsed document when it parses and validates (both cached); else None."""
+        try:
+            document = _parse(query, self.max_tokens)
+        except GraphQLError:
+            return None
+        return None if _validate(schema, document, self.all_rules) else document
+
+
+def operation_extension(limits: Limits) -> type[SchemaExtension]:
+    """The extension class that applies `limits` (and the rest) to every operation."""
 
     class Operation(SchemaExtension):
         def on_operation(self) -> Iterator[None]:
             # Each operation starts with its own resolved domains and batch loaders.
             begin_operation()
             context = self.execution_context
-            context.validation_rules = (*context.validation_rules, *rules)
+            context.validation_rules = (*context.validation_rules, *limits.rules)
             yield
 
         def on_parse(self) -> Iterator[None]:
             context = self.execution_context
-            context.graphql_document = _parse(context.query, max_tokens)
+            context.graphql_document = _parse(context.query, limits.max_tokens)
             yield
 
         def on_validate(self) -> Iterator[None]:
             context = self.execution_context
-            assert context.graphql_document is not None  # parsed by now
-            context.pre_execution_errors = _validate(
-                context.schema._schema, context.graphql_document, context.validation_rules
-            )
+            if context.graphql_document is not None:  # else Strawberry reports the parse error
+                context.pre_execution_errors = _validate(
+                    context.schema._schema, context.graphql_document, context.validation_rules
+                )
             yield
 
         def on_execute(self) -> Iterator[None]:

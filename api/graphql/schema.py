@@ -14,7 +14,7 @@ from api.graphql.directives import AuthDirective
 from api.graphql.domains import DomainMutation, DomainQuery
 from api.graphql.errors import log_unexpected
 from api.graphql.execution import PlainFieldExecutor
-from api.graphql.extensions import operation_extension
+from api.graphql.extensions import Limits, operation_extension
 from api.graphql.live import LiveSubscription
 from api.graphql.sessions import SessionMutation, SessionQuery
 from api.settings import Settings
@@ -27,6 +27,8 @@ Subscription = merge_types("Subscription", (LiveSubscription,))
 
 
 class Schema(strawberry.Schema):
+    limits: Limits
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -34,15 +36,18 @@ class Schema(strawberry.Schema):
 
 
 def build_schema(settings: Settings | None = None) -> Schema:
-    return Schema(
+    limits = Limits(settings or Settings())
+    schema = Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         # A class: Strawberry makes one per operation, so no state is shared between them.
-        extensions=[operation_extension(settings or Settings())],
+        extensions=[operation_extension(limits)],
         schema_directives=[AuthDirective],
         execution_context_class=PlainFieldExecutor,
     )
+    schema.limits = limits
+    return schema
 
 
 def schema_sdl() -> str:
