@@ -44,6 +44,19 @@ def authorization_header(headers: list[tuple[bytes, bytes]]) -> str | None:
     return value.decode("latin-1") if value is not None else None
 
 
+_GRAPHIQL_FETCHER = "        subscriptionUrl,\n      });"
+_GRAPHIQL_FETCHER_WITH_CREDENTIALS = """        subscriptionUrl,
+        wsConnectionParams: () => {
+          try {
+            const headers = JSON.parse(localStorage.getItem("graphiql:headers") || "{}");
+            return headers.Authorization ? { Authorization: headers.Authorization } : {};
+          } catch {
+            return {};
+          }
+        },
+      });"""
+
+
 class GraphQLApp(GraphQL[Context, None]):
     def __init__(self, settings: Settings, events: EventBus, authenticator: Authenticator) -> None:
         self.graphql_schema = build_schema(settings)
@@ -92,6 +105,14 @@ class GraphQLApp(GraphQL[Context, None]):
         except Unauthenticated:
             raise ConnectionRejectionError from None
         return UnsetType()  # no payload in connection_ack
+
+    @property
+    def graphql_ide_html(self) -> str:
+        """Strawberry's GraphiQL page, whose subscriptions also send the Authorization header of
+        its headers editor (browsers cannot set headers on a WebSocket: it goes in
+        connection_init's payload instead)."""
+        html = super().graphql_ide_html
+        return html.replace(_GRAPHIQL_FETCHER, _GRAPHIQL_FETCHER_WITH_CREDENTIALS, 1)
 
     def encode_json(self, data: object) -> str:
         # Text, not bytes: graphql-transport-ws messages must be text frames.

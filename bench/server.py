@@ -114,5 +114,10 @@ def build(settings: Settings) -> Starlette:
 if __name__ == "__main__":
     port = int(sys.argv[1])
     uvicorn.run(
-        build(Settings()), host="127.0.0.1", port=port, access_log=False, log_level="warning"
+        build(Settings()),
+        host="127.0.0.1",
+        port=port,
+        access_log=False,
+        log_level="warning",
+        ws_per_message_deflate=False,
     )

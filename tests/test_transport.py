@@ -118,6 +118,9 @@ async def test_graphiql_is_served_to_browsers_in_development(gql: GraphQLClient)
 
     assert response.status_code == 200
     assert "graphiql" in response.text.lower()
+    # Its subscriptions carry the headers editor's Authorization in connection_init.
+    assert "wsConnectionParams" in response.text
+    assert 'localStorage.getItem("graphiql:headers")' in response.text
 
 
 @asynccontextmanager
