@@ -61,7 +61,8 @@ def serve(args: argparse.Namespace) -> None:
                 f"A gateway token (shown once), to report logins as a MAPI/EWS front end would:\n"
                 f"  curl -s http://{args.host}:{args.port}/graphql "
                 f"-H 'Authorization: Bearer {signins.gateway_token}' "
-                f"-H 'Content-Type: application/json' -d '{_DEMO_REPORT}'",
+                f"-H 'Content-Type: application/json' "
+                f"-d '{_DEMO_REPORT % signins.enabled_address}'",
                 flush=True,
             )
     uvicorn.run(
@@ -80,7 +81,7 @@ def serve(args: argparse.Namespace) -> None:
 
 
 _DEMO_REPORT = (
-    '{"query": "mutation { recordProtocolLogin(input: {emailAddress: \\"admin@example.com\\", '
+    '{"query": "mutation { recordProtocolLogin(input: {emailAddress: \\"%s\\", '
     'protocol: MAPI}) { allowed userErrors { message } } }"}'
 )
 

@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import re
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -42,6 +43,20 @@ def test_a_domain_administrator_works_the_tab_on_the_demo(tmp_path: Path) -> Non
     with running_server(env, tmp_path / "server.log", "--demo") as server:
         assert "admin@example.com" in server.output()
         token = sign_in(server.url, "admin@example.com")
+        # The printed gateway example works as printed: an allowed report.
+        printed = next(line for line in server.output().splitlines() if "curl -s" in line)
+        gateway = re.search(r"Bearer (mgw_[\w-]+)", printed)
+        body = re.search(r"-d '(.+)'$", printed)
+        assert gateway and body, printed
+        report = httpx.post(
+            f"{server.url}/graphql",
+            content=body.group(1),
+            headers={
+                "Authorization": f"Bearer {gateway.group(1)}",
+                "Content-Type": "application/json",
+            },
+        ).json()
+        assert report == {"data": {"recordProtocolLogin": {"allowed": True, "userErrors": []}}}
 
         tab = call(server.url, LIST, token=token)
         assert tab["mapiEwsUsage"] == {"enabled": 12, "limit": 25}

@@ -63,6 +63,8 @@ class DemoSignIns:
     system_admin: str
     password: str
     gateway_token: str
+    # An account of the demo domain with MAPI/EWS: a report for it is allowed.
+    enabled_address: str
 
 
 async def load_demo(*, seed: int = 7) -> DemoSignIns | None:
@@ -86,6 +88,7 @@ async def load_demo(*, seed: int = 7) -> DemoSignIns | None:
     )
     now = datetime.now(UTC)
     async with in_transaction() as conn:
+        enabled_address = ""
         for domain, count, enabled in ((example, 40, 12), (read_only, 8, 3)):
             rows = [
                 Account(
@@ -106,6 +109,7 @@ async def load_demo(*, seed: int = 7) -> DemoSignIns | None:
                         password_hash=password_hash,
                     )
                 )
+            enabled_address = enabled_address or f"{rows[1].username}@{domain.name}"
             for row in rows[1 : enabled + 1]:
                 row.mapi_ews_enabled = True
                 row.mapi_ews_enabled_at = now - timedelta(days=rng.randint(1, 90))
@@ -135,4 +139,5 @@ async def load_demo(*, seed: int = 7) -> DemoSignIns | None:
         system_admin="sysadmin",
         password=DEMO_PASSWORD,
         gateway_token=await gateways.create_gateway_token(actor="sysadmin", name="demo-gateway"),
+        enabled_address=enabled_address,
     )
