@@ -46,3 +46,13 @@ def test_the_proxy_passes_websocket_upgrades_to_the_api() -> None:
 
     assert "proxy_pass http://api;" in nginx
     assert "proxy_set_header Upgrade $$http_upgrade;" in nginx
+
+
+def test_old_login_events_are_pruned_daily_with_the_api_settings() -> None:
+    services = compose()["services"]
+
+    assert "mapi-ews-admin prune-login-events" in " ".join(services["prune"]["command"])
+    assert services["prune"]["environment"] == services["api"]["environment"]
+    assert services["prune"]["depends_on"]["migrate"]["condition"] == (
+        "service_completed_successfully"
+    )

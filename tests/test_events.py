@@ -9,10 +9,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from starlette.applications import Starlette
 
 from api.errors import FellBehind
 from api.events import Event, EventBus, RedisEventBus, Topic
-from tests.conftest import REDIS_URL
+from api.graphql.context import Context
+from tests.conftest import REDIS_URL, Factory
 from tests.servers import free_port
 
 needs_redis = pytest.mark.skipif(
@@ -189,3 +191,40 @@ async def test_a_restarted_redis_is_reconnected_to_without_restarting(
         await publisher.publish([login(1, 3)])
 
         assert await drain(subscriber, 1) == [3]
+
+
+async def test_a_subscription_that_falls_behind_ends_with_a_fell_behind_error(
+    app: Starlette, make: Factory
+) -> None:
+    domain = await make.domain("example.com")
+    admin = await make.account(domain, "admin", admin=True)
+    graphql = app.state.graphql
+    bus = EventBus(queue_size=2)
+    context = Context(
+        settings=graphql.settings,
+        principal=await graphql.authenticator.principal(await make.token_for(admin)),
+        events=bus,
+        authenticator=graphql.authenticator,
+        over_websocket=True,
+    )
+    stream = await graphql.schema.subscribe(
+        "subscription { mapiEwsLoginUpdates { id } }", context_value=context
+    )
+    first = asyncio.ensure_future(anext(stream))
+    async with asyncio.timeout(5):
+        while not bus.hub.subscriber_count():
+            await asyncio.sleep(0.01)
+
+    # The dashboard reads nothing while three events arrive for its queue of two.
+    await bus.publish([Event(Topic.LOGINS, domain.id, {"n": n}) for n in range(3)])
+    result = await asyncio.wait_for(first, 5)
+    await stream.aclose()
+
+    assert result.data is None
+    assert [(e.message, e.extensions) for e in result.errors or []] == [
+        (
+            "This subscription fell behind and missed events; subscribe again and reload.",
+            {"code": "FELL_BEHIND"},
+        )
+    ]
+    assert bus.hub.subscriber_count() == 0
