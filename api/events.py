@@ -157,6 +157,8 @@ class EventBus:
         if not events:
             return
         self.published += len(events)
+        if self.hub.idle():
+            return
         for event in _decode(_encode(events), self.hub):
             self.hub.deliver(event)
 
@@ -177,6 +179,9 @@ class RedisEventBus(EventBus):
     account lists, read over queries, still have them) and are counted as publish failures."""
 
     MAX_BATCH = 500
+    # Events waiting for Redis (while it is unreachable) are capped: past this the oldest are
+    # dropped and counted, so an outage cannot grow memory without end.
+    MAX_PENDING = 10_000
 
     def __init__(self, queue_size: int, *, url: str, channel: str) -> None:
         super().__init__(queue_size)
@@ -210,6 +215,10 @@ class RedisEventBus(EventBus):
     async def publish(self, events: Sequence[Event]) -> None:
         if events:
             self._pending.extend(events)
+            overflow = len(self._pending) - self.MAX_PENDING
+            if overflow > 0:
+                del self._pending[:overflow]
+                self.publish_failures += overflow
             self._idle.clear()
             self._wake.set()
 

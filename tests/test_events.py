@@ -228,3 +228,15 @@ async def test_a_subscription_that_falls_behind_ends_with_a_fell_behind_error(
         )
     ]
     assert bus.hub.subscriber_count() == 0
+
+
+async def test_events_waiting_for_an_unreachable_redis_are_capped_and_counted() -> None:
+    bus = RedisEventBus(10, url=f"redis://127.0.0.1:{free_port()}/0", channel="unused")
+    try:
+        await bus.publish([login(1, n) for n in range(bus.MAX_PENDING + 5)])
+
+        assert bus.publish_failures == 5  # the oldest five, dropped to keep memory bounded
+        await bus.publish([login(1, -1)])
+        assert bus.publish_failures == 6
+    finally:
+        await bus.redis.aclose()
