@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import logging
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -44,6 +45,12 @@ def serve(args: argparse.Namespace) -> None:
     configure_logging(json_lines=not settings.is_development)
     if settings.uses_embedded_sqlite:
         asyncio.run(db.migrate_database(settings))  # the embedded default keeps itself current
+    if args.workers > 1 and not settings.redis_url:
+        logging.getLogger("api.cli").warning(
+            "MAPI_EWS_REDIS_URL is not set: with %d workers, a subscription sees only the events "
+            "of the worker it is connected to",
+            args.workers,
+        )
     if args.demo:
         from api.services.demo import load_demo
 

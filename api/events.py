@@ -23,7 +23,11 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from api.errors import FellBehind
 
@@ -186,8 +190,15 @@ class RedisEventBus(EventBus):
     def __init__(self, queue_size: int, *, url: str, channel: str) -> None:
         super().__init__(queue_size)
         self.channel = channel
+        # A command on a connection that Redis closed (it restarted) is retried on a new one;
+        # redis-py retries only the errors listed in retry_on_error, and lists none by default.
         self.redis: Redis = Redis.from_url(
-            url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=15
+            url,
+            socket_connect_timeout=2,
+            socket_timeout=5,
+            health_check_interval=15,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
         )
         self.listening = asyncio.Event()
         self._pending: list[Event] = []

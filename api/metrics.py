@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.events import EventBus
+from api.events import EventBus, RedisEventBus
 
 _DURATION = "mapi_ews_http_request_duration_seconds"
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, float("inf"))
@@ -91,6 +91,12 @@ def _event_lines(events: EventBus) -> list[str]:
             f"# HELP mapi_ews_{name} {help_text}",
             f"# TYPE mapi_ews_{name} {kind}",
             f"mapi_ews_{name} {value}",
+        ]
+    if isinstance(events, RedisEventBus):
+        lines += [
+            "# HELP mapi_ews_redis_listening 1 while this process is subscribed to Redis.",
+            "# TYPE mapi_ews_redis_listening gauge",
+            f"mapi_ews_redis_listening {int(events.listening.is_set())}",
         ]
     return lines
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -31,6 +32,7 @@ from api.auth.tokens import issue_access_token
 from api.models import Account, Domain, SystemAdmin
 from api.services.sessions import account_principal
 from api.settings import Settings
+from tests.servers import RedisProcess, free_port
 
 PASSWORD = "correct-horse-battery"
 TABLES = [
@@ -281,3 +283,16 @@ def sql() -> Iterator[StatementCounter]:
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[tuple[str, RedisProcess]]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (Debian package redis-server)")
+    server = RedisProcess(binary, free_port(), tmp_path)
+    server.start()
+    try:
+        yield f"redis://127.0.0.1:{server.port}/0", server
+    finally:
+        server.stop()

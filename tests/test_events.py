@@ -2,11 +2,8 @@
 
 import asyncio
 import contextlib
-import shutil
-import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 from starlette.applications import Starlette
@@ -15,7 +12,7 @@ from api.errors import FellBehind
 from api.events import Event, EventBus, RedisEventBus, Topic
 from api.graphql.context import Context
 from tests.conftest import REDIS_URL, Factory
-from tests.servers import free_port
+from tests.servers import RedisProcess, free_port
 
 needs_redis = pytest.mark.skipif(
     not REDIS_URL, reason="Redis: set MAPI_EWS_TEST_REDIS_URL to run these"
@@ -109,52 +106,6 @@ async def test_a_foreign_message_on_the_channel_is_ignored(channel: str) -> None
         await bus.publish([login(1, 4)])
 
         assert await drain(subscriber, 1) == [4]
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[tuple[str, "RedisProcess"]]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed (Debian package redis-server)")
-    server = RedisProcess(binary, free_port(), tmp_path)
-    server.start()
-    try:
-        yield f"redis://127.0.0.1:{server.port}/0", server
-    finally:
-        server.stop()
-
-
-class RedisProcess:
-    """A Redis of this test's own on a free port, so it can be stopped and started again."""
-
-    def __init__(self, binary: str, port: int, folder: Path) -> None:
-        self.binary, self.port, self.folder = binary, port, folder
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.folder),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
 
 
 @needs_redis
