@@ -22,6 +22,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from api import db
 from api.auth.passwords import hash_password
@@ -116,6 +118,19 @@ async def seed(settings: Settings) -> Seeded:
         return Seeded(admin_token=token, gateway_token=gateway)
     finally:
         await db.close_database()
+
+
+def redis_answers() -> bool:
+    async def ping() -> bool:
+        client = Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+        try:
+            return bool(await client.ping())
+        except (RedisError, OSError):
+            return False
+        finally:
+            await client.aclose()
+
+    return asyncio.run(ping())
 
 
 def server_env(database_url: str, *, redis: bool) -> dict[str, str]:

@@ -49,7 +49,7 @@ def run(base: str, seeded: Seeded, scratch: Path) -> dict[str, object]:
     )
     ratio = results["report"]["rps"] / results["healthz"]["rps"]
     print(
-        f"\nrecordProtocolLogin (90% allowed) against /healthz; PostgreSQL and Redis; 1 worker;"
+        f"\nrecordProtocolLogin (90% allowed) against /healthz; PostgreSQL; 1 worker;"
         f" wrk -t1 -c{CONNECTIONS} -d{SECONDS}s; median of {ROUNDS} alternating rounds"
     )
     table(results)
