@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -111,7 +112,11 @@ class MapiEwsLoginEventEdge:
 class MapiEwsLoginEventConnection:
     edges: list[MapiEwsLoginEventEdge]
     page_info: PageInfo
-    total_count: int
+    count: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field(description="All events that match, across every page (counted when asked).")
+    async def total_count(self) -> int:
+        return await self.count()
 
 
 @strawberry.input
@@ -166,6 +171,10 @@ class ActivityQuery:
             default_size=settings.page_size_default,
             max_size=settings.page_size_max,
         )
+
+        async def count() -> int:
+            return await logins.count_login_events(scope=scope, username=username)
+
         return MapiEwsLoginEventConnection(
             edges=[
                 MapiEwsLoginEventEdge(
@@ -179,7 +188,7 @@ class ActivityQuery:
                 for cursor, row in zip(page.cursors, page.items, strict=True)
             ],
             page_info=page_info_of(page),
-            total_count=page.total_count,
+            count=count,
         )
 
 

@@ -14,7 +14,7 @@ from api.errors import UserError as ServiceUserError
 from api.errors import UserErrorCode
 from api.models import AuditAction, MailProtocol
 from api.services.domains import Usage
-from api.services.paging import Page
+from api.services.paging import Window
 
 MailProtocolType = strawberry.enum(MailProtocol, name="MailProtocol")
 AuditActionType = strawberry.enum(AuditAction, name="AuditAction")
@@ -145,7 +145,7 @@ def audit_entry_of(row: models.AuditEntry, domain: str | None) -> AuditEntry:
     )
 
 
-def page_info_of(page: Page[Any]) -> PageInfo:
+def page_info_of(page: Window[Any]) -> PageInfo:
     return PageInfo(
         has_next_page=page.has_next_page,
         has_previous_page=page.has_previous_page,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from api.db import connection, is_sqlite
@@ -19,7 +20,7 @@ from api.events import Event, EventBus, Topic
 from api.models import Account, LoginEvent, MailProtocol
 from api.services import validation
 from api.services.accounts import account_snapshot
-from api.services.paging import Page, PageRequest, SortSpec, paginate
+from api.services.paging import PageRequest, SortSpec, Window, window
 from api.services.tenancy import Scope
 
 # A gateway's clock may run a little ahead of ours; a login further in the future than this is
@@ -219,6 +220,16 @@ def _login_event(event_id: int, report: Report, account: Account, *, allowed: bo
     )
 
 
+def _history(scope: Scope, username: str | None) -> QuerySet[LoginEvent]:
+    queryset = LoginEvent.filter(domain_id=scope.domain_id)
+    if username is None:
+        return queryset
+    try:
+        return queryset.filter(username=validation.username_in_domain(username, scope.domain))
+    except ValueError as error:
+        raise BadUserInput(str(error)) from None
+
+
 async def login_events(
     *,
     scope: Scope,
@@ -226,19 +237,12 @@ async def login_events(
     request: PageRequest,
     default_size: int,
     max_size: int,
-) -> tuple[Page[LoginEvent], dict[int, Account]]:
+) -> tuple[Window[LoginEvent], dict[int, Account]]:
     """A page of the domain's login events, newest first, and the accounts they name as they
-    stand now (one read for the page, whatever its size)."""
-    queryset = LoginEvent.filter(domain_id=scope.domain_id)
-    if username is not None:
-        try:
-            queryset = queryset.filter(
-                username=validation.username_in_domain(username, scope.domain)
-            )
-        except ValueError as error:
-            raise BadUserInput(str(error)) from None
-    page = await paginate(
-        queryset,
+    stand now: two reads, whatever the page size. The total is counted apart, only when asked
+    for (count_login_events): a busy domain's history is long."""
+    page = await window(
+        _history(scope, username),
         spec=_NEWEST_FIRST,
         request=request,
         default_size=default_size,
@@ -247,6 +251,10 @@ async def login_events(
     ids = {row.account_id for row in page.items if row.account_id is not None}
     accounts = {a.id: a for a in await Account.filter(id__in=ids)} if ids else {}
     return page, accounts
+
+
+async def count_login_events(*, scope: Scope, username: str | None) -> int:
+    return await _history(scope, username).count()
 
 
 async def prune_login_events(*, older_than: timedelta, now: datetime | None = None) -> int:

@@ -44,11 +44,17 @@ class PageRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class Page(Generic[M]):
+class Window(Generic[M]):
+    """The rows of one page and where it sits, without the list's total."""
+
     items: list[M]
     cursors: list[str]
     has_next_page: bool
     has_previous_page: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Window[M]):
     total_count: int
 
 
@@ -158,7 +164,7 @@ async def _read(
     return rows
 
 
-async def paginate(
+async def window(
     queryset: QuerySet[M],
     *,
     spec: SortSpec,
@@ -166,11 +172,9 @@ async def paginate(
     default_size: int,
     max_size: int,
     value_of: Callable[[M], Any] | None = None,
-) -> Page[M]:
-    """One page of `queryset` in `spec` order: a COUNT and the page's one or two reads, whatever
-    the page size."""
+) -> Window[M]:
+    """One page of `queryset` in `spec` order: its one or two reads, whatever the page size."""
     size, backwards = page_size(request, default=default_size, maximum=max_size)
-    total = await queryset.count()
     given = request.before if backwards else request.after
     cursor = decode_cursor(spec, given) if given is not None else None
     rows = await _read(queryset, spec, cursor, forwards=not backwards, want=size + 1)
@@ -181,5 +185,30 @@ async def paginate(
     get = value_of or (lambda row: getattr(row, spec.column))
     cursors = [encode_cursor(spec, get(row), row.pk) for row in rows]
     if backwards:
-        return Page(rows, cursors, request.before is not None, more, total)
-    return Page(rows, cursors, more, request.after is not None, total)
+        return Window(rows, cursors, request.before is not None, more)
+    return Window(rows, cursors, more, request.after is not None)
+
+
+async def paginate(
+    queryset: QuerySet[M],
+    *,
+    spec: SortSpec,
+    request: PageRequest,
+    default_size: int,
+    max_size: int,
+    value_of: Callable[[M], Any] | None = None,
+) -> Page[M]:
+    """The window and a COUNT of the whole list for totalCount."""
+    page_size(request, default=default_size, maximum=max_size)  # refuse bad sizes before any read
+    total = await queryset.count()
+    rows = await window(
+        queryset,
+        spec=spec,
+        request=request,
+        default_size=default_size,
+        max_size=max_size,
+        value_of=value_of,
+    )
+    return Page(
+        rows.items, rows.cursors, rows.has_next_page, rows.has_previous_page, total_count=total
+    )
