@@ -41,7 +41,7 @@ _operation: ContextVar[OperationState | None] = ContextVar("operation_state", de
 
 
 def begin_operation() -> None:
-    """Called as each operation starts (api.graphql.schema.OperationScope)."""
+    """Called as each operation starts (the schema extension, or the direct path)."""
     _operation.set(OperationState())
 
 
