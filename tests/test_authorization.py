@@ -220,10 +220,9 @@ async def start_subscription(
     )
     first = asyncio.ensure_future(anext(stream))
     try:
-        for _ in range(200):
-            if first.done() or events.hub.subscriber_count():
-                break
-            await asyncio.sleep(0.01)
+        async with asyncio.timeout(10):
+            while not (first.done() or events.hub.subscriber_count()):
+                await asyncio.sleep(0.01)
         if first.done():
             result = first.result()
             return {

@@ -1,6 +1,7 @@
 """Subscriptions over graphql-transport-ws against a real `serve` process (the demo, embedded
 SQLite, in-process fan-out), over real sockets."""
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -101,6 +102,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
 
 @pytest.fixture
 async def dashboard(demo: Demo) -> AsyncIterator[GraphQLWebSocket]:
+    await nothing_open(demo)
     async with websocket(demo.url) as ws:
         assert await ws.init({"Authorization": f"Bearer {demo.admin}"}) == {
             "type": "connection_ack"
@@ -113,10 +115,16 @@ async def subscribed(ws: GraphQLWebSocket, demo: Demo, operation_id: str, query:
     published before that moment are not for it."""
     before = await open_subscriptions(demo)
     await ws.subscribe(operation_id, query)
-    for _ in range(100):
-        if await open_subscriptions(demo) > before:
-            return
-    raise AssertionError("the subscription never started")
+    async with asyncio.timeout(10):
+        while await open_subscriptions(demo) <= before:
+            await asyncio.sleep(0.01)
+
+
+async def nothing_open(demo: Demo) -> None:
+    """Wait until the subscriptions of earlier tests on this server have closed."""
+    async with asyncio.timeout(10):
+        while await open_subscriptions(demo):
+            await asyncio.sleep(0.01)
 
 
 async def open_subscriptions(demo: Demo) -> int:
@@ -220,6 +228,7 @@ async def test_a_dashboard_sees_only_its_own_domain(
 
 
 async def test_credentials_may_come_from_the_upgrade_request_header(demo: Demo) -> None:
+    await nothing_open(demo)
     async with websocket(demo.url, token=demo.admin) as ws:
         assert (await ws.init())["type"] == "connection_ack"
         await subscribed(ws, demo, "1", LOGINS)
@@ -275,6 +284,7 @@ async def test_a_gateway_may_not_subscribe(demo: Demo) -> None:
 
 
 async def test_a_system_administrator_names_the_domain(demo: Demo) -> None:
+    await nothing_open(demo)
     async with websocket(demo.url, token=demo.system_admin) as ws:
         await ws.init()
         await ws.subscribe("none", LOGINS)
