@@ -37,30 +37,33 @@ def _parse(query: str, max_tokens: int) -> DocumentNode:
     return parse(query, max_tokens=max_tokens)
 
 
-_validate: Callable[
-    [GraphQLSchema, DocumentNode, tuple[type[ASTValidationRule], ...]], list[GraphQLError]
-] = lru_cache(maxsize=_CACHE_SIZE)(validate_document)
-
-
 class Limits:
-    """The document limits, with their validation rules made once: the validation cache is
-    keyed on the rules, so rules made per operation would never hit it."""
+    """The document limits. The validation rules are made once, and validation is cached by the
+    query's text (a string hashes once; a document would be hashed node by node per request)."""
 
     def __init__(self, settings: Settings) -> None:
         self.max_tokens = settings.max_tokens
-        self.rules = (
+        self.rules: tuple[type[ASTValidationRule], ...] = (
+            *specified_rules,
             *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
             *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
         )
-        self.all_rules = (*specified_rules, *self.rules)
+        self.errors: Callable[[GraphQLSchema, str], list[GraphQLError]] = lru_cache(
+            maxsize=_CACHE_SIZE
+        )(self._validate)
+
+    def parse(self, query: str) -> DocumentNode:
+        return _parse(query, self.max_tokens)
+
+    def _validate(self, schema: GraphQLSchema, query: str) -> list[GraphQLError]:
+        return validate_document(schema, self.parse(query), self.rules)
 
     def prepared(self, schema: GraphQLSchema, query: str) -> DocumentNode | None:
         """The parsed document when it parses and validates (both cached); else None."""
         try:
-            document = _parse(query, self.max_tokens)
+            return None if self.errors(schema, query) else self.parse(query)
         except GraphQLError:
             return None
-        return None if _validate(schema, document, self.all_rules) else document
 
 
 def operation_extension(limits: Limits) -> type[SchemaExtension]:
@@ -70,21 +73,18 @@ def operation_extension(limits: Limits) -> type[SchemaExtension]:
         def on_operation(self) -> Iterator[None]:
             # Each operation starts with its own resolved domains and batch loaders.
             begin_operation()
-            context = self.execution_context
-            context.validation_rules = (*context.validation_rules, *limits.rules)
             yield
 
         def on_parse(self) -> Iterator[None]:
             context = self.execution_context
-            context.graphql_document = _parse(context.query, limits.max_tokens)
+            if context.query:  # else Strawberry reports the missing query
+                context.graphql_document = limits.parse(context.query)
             yield
 
         def on_validate(self) -> Iterator[None]:
             context = self.execution_context
-            if context.graphql_document is not None:  # else Strawberry reports the parse error
-                context.pre_execution_errors = _validate(
-                    context.schema._schema, context.graphql_document, context.validation_rules
-                )
+            if context.query and context.graphql_document is not None:
+                context.pre_execution_errors = limits.errors(context.schema._schema, context.query)
             yield
 
         def on_execute(self) -> Iterator[None]:
