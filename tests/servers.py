@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -115,3 +116,26 @@ class RedisProcess:
             self.process.kill()
             self.process.wait()
             self.process = None
+
+
+async def graphql_data(
+    url: str, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None
+) -> dict[str, Any]:
+    """POST a document to the server at `url`; its data, which must come without errors."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with httpx.AsyncClient(timeout=30) as http:
+        response = await http.post(
+            f"{url}/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        )
+    body: dict[str, Any] = response.json()
+    assert "errors" not in body, body
+    data: dict[str, Any] = body["data"]
+    return data
+
+
+async def metric(url: str, name: str) -> int:
+    """The value of `mapi_ews_<name>` in the server's /metrics."""
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"{url}/metrics")).text
+    line = next(li for li in text.splitlines() if li.startswith(f"mapi_ews_{name} "))
+    return int(float(line.split()[1]))

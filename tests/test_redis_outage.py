@@ -3,11 +3,10 @@ subscriptions receive events again once Redis is back, without restarting anythi
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import httpx
 
-from tests.servers import RedisProcess, Server, running_server
+from tests.servers import RedisProcess, Server, graphql_data, metric, running_server
 from tests.ws import websocket
 
 LOGIN = 'mutation { login(input: {username: "admin@example.com", password: "demo-password"}) { accessToken } }'
@@ -20,31 +19,9 @@ REPORT = "mutation($e: String!) { recordProtocolLogin(input: {emailAddress: $e, 
 LOGINS = "subscription { mapiEwsLoginUpdates { username allowed } }"
 
 
-async def call(
-    server: Server, query: str, variables: dict[str, Any] | None = None, token: str | None = None
-) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with httpx.AsyncClient(timeout=30) as http:
-        response = await http.post(
-            f"{server.url}/graphql",
-            json={"query": query, "variables": variables or {}},
-            headers=headers,
-        )
-    body: dict[str, Any] = response.json()
-    assert "errors" not in body, body
-    return body["data"]  # type: ignore[no-any-return]
-
-
-async def gauge(server: Server, name: str) -> int:
-    async with httpx.AsyncClient() as http:
-        text = (await http.get(f"{server.url}/metrics")).text
-    line = next(li for li in text.splitlines() if li.startswith(f"mapi_ews_{name} "))
-    return int(float(line.split()[1]))
-
-
 async def until(server: Server, name: str, value: int) -> None:
     async with asyncio.timeout(20):
-        while await gauge(server, name) != value:
+        while await metric(server.url, name) != value:
             await asyncio.sleep(0.05)
 
 
@@ -63,28 +40,30 @@ async def test_subscriptions_resume_after_redis_restarts_and_requests_never_stop
     }
     with running_server(env, tmp_path / "server.log", "--demo") as server:
         await until(server, "redis_listening", 1)
-        admin = (await call(server, LOGIN))["login"]["accessToken"]
-        root = (await call(server, ROOT))["login"]["accessToken"]
-        gateway = (await call(server, GATEWAY, token=root))["createGatewayToken"]["token"]
-        address = (await call(server, ENABLED, token=admin))["mapiEwsAccounts"]["edges"][0]["node"][
-            "emailAddress"
+        admin = (await graphql_data(server.url, LOGIN))["login"]["accessToken"]
+        root = (await graphql_data(server.url, ROOT))["login"]["accessToken"]
+        gateway = (await graphql_data(server.url, GATEWAY, token=root))["createGatewayToken"][
+            "token"
         ]
+        address = (await graphql_data(server.url, ENABLED, token=admin))["mapiEwsAccounts"][
+            "edges"
+        ][0]["node"]["emailAddress"]
 
         async with websocket(server.url, token=admin) as ws:
             await ws.init()
             await ws.subscribe("logins", LOGINS)
             await until(server, "open_subscriptions", 1)
-            await call(server, REPORT, {"e": address}, token=gateway)
+            await graphql_data(server.url, REPORT, {"e": address}, token=gateway)
             before = await ws.receive()
 
             redis.stop()
             await until(server, "redis_listening", 0)
-            during = await call(server, REPORT, {"e": address}, token=gateway)
+            during = await graphql_data(server.url, REPORT, {"e": address}, token=gateway)
             not_ready = await ready(server)
 
             redis.start()
             await until(server, "redis_listening", 1)
-            await call(server, REPORT, {"e": address}, token=gateway)
+            await graphql_data(server.url, REPORT, {"e": address}, token=gateway)
             after = await ws.receive(10)
 
         assert before["payload"]["data"]["mapiEwsLoginUpdates"]["allowed"] is True
@@ -92,4 +71,4 @@ async def test_subscriptions_resume_after_redis_restarts_and_requests_never_stop
         assert not_ready == 503
         assert await ready(server) == 200
         assert after["payload"]["data"]["mapiEwsLoginUpdates"]["username"] == address.split("@")[0]
-        assert await gauge(server, "events_publish_failures_total") == 1  # the one in the gap
+        assert await metric(server.url, "events_publish_failures_total") == 1  # the one in the gap

@@ -7,13 +7,11 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
 from tests.conftest import PG_URL, REDIS_URL, fresh_postgres_database
-from tests.servers import Server, running_server
+from tests.servers import Server, graphql_data, metric, running_server
 from tests.ws import GraphQLWebSocket, websocket
 
 pytestmark = pytest.mark.skipif(
@@ -33,34 +31,12 @@ LOGINS = "subscription { mapiEwsLoginUpdates { username allowed account { lastEw
 CHANGES = "subscription { mapiEwsAccountChanges { kind account { username } usage { enabled } } }"
 
 
-async def call(
-    server: Server, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None
-) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with httpx.AsyncClient(timeout=30) as http:
-        response = await http.post(
-            f"{server.url}/graphql",
-            json={"query": query, "variables": variables or {}},
-            headers=headers,
-        )
-    body: dict[str, Any] = response.json()
-    assert "errors" not in body, body
-    return body["data"]  # type: ignore[no-any-return]
-
-
-async def open_subscriptions(server: Server) -> int:
-    async with httpx.AsyncClient() as http:
-        text = (await http.get(f"{server.url}/metrics")).text
-    line = next(li for li in text.splitlines() if li.startswith("mapi_ews_open_subscriptions "))
-    return int(float(line.split()[1]))
-
-
 async def subscribe(ws: GraphQLWebSocket, server: Server, operations: dict[str, str]) -> None:
-    before = await open_subscriptions(server)
+    before = await metric(server.url, "open_subscriptions")
     for operation_id, query in operations.items():
         await ws.subscribe(operation_id, query)
     async with asyncio.timeout(10):
-        while await open_subscriptions(server) < before + len(operations):
+        while await metric(server.url, "open_subscriptions") < before + len(operations):
             await asyncio.sleep(0.02)
 
 
@@ -87,13 +63,19 @@ async def test_a_dashboard_on_one_process_sees_logins_and_changes_made_through_a
         running_server(env, tmp_path / "a.log", "--demo") as first,
         running_server(env, tmp_path / "b.log") as second,
     ):
-        root = (await call(first, LOGIN, {"u": "sysadmin"}))["login"]["accessToken"]
-        admin = (await call(second, LOGIN, {"u": "admin@example.com"}))["login"]["accessToken"]
-        gateway = (await call(second, GATEWAY, token=root))["createGatewayToken"]["token"]
-        enabled = (await call(first, ENABLED, token=admin))["mapiEwsAccounts"]["edges"][0]
+        root = (await graphql_data(first.url, LOGIN, {"u": "sysadmin"}))["login"]["accessToken"]
+        admin = (await graphql_data(second.url, LOGIN, {"u": "admin@example.com"}))["login"][
+            "accessToken"
+        ]
+        gateway = (await graphql_data(second.url, GATEWAY, token=root))["createGatewayToken"][
+            "token"
+        ]
+        enabled = (await graphql_data(first.url, ENABLED, token=admin))["mapiEwsAccounts"]["edges"][
+            0
+        ]
         picked = next(
             e["node"]["username"]
-            for e in (await call(first, PICK, token=admin))["accounts"]["edges"]
+            for e in (await graphql_data(first.url, PICK, token=admin))["accounts"]["edges"]
             if e["node"]["username"] != "admin"
         )
 
@@ -106,8 +88,10 @@ async def test_a_dashboard_on_one_process_sees_logins_and_changes_made_through_a
                 await subscribe(ws, server, {"logins": LOGINS, "changes": CHANGES})
 
             user = enabled["node"]["username"]
-            report = await call(second, REPORT, {"e": f"{user}@example.com"}, token=gateway)
-            change = await call(second, ENABLE, {"u": [picked]}, token=admin)
+            report = await graphql_data(
+                second.url, REPORT, {"e": f"{user}@example.com"}, token=gateway
+            )
+            change = await graphql_data(second.url, ENABLE, {"u": [picked]}, token=admin)
             received = [
                 [await ws.receive(10), await ws.receive(10)] for ws in (on_first, on_second)
             ]

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from tests.servers import running_server
+from tests.servers import graphql_data, metric, running_server
 from tests.ws import GraphQLWebSocket, websocket
 
 LOGIN = 'mutation($u: String!) { login(input: {username: $u, password: "demo-password"}) { accessToken } }'
@@ -59,15 +59,7 @@ class Demo:
     async def call(
         self, query: str, variables: dict[str, Any] | None = None, *, token: str
     ) -> dict[str, Any]:
-        async with httpx.AsyncClient() as http:
-            response = await http.post(
-                f"{self.url}/graphql",
-                json={"query": query, "variables": variables or {}},
-                headers={"Authorization": f"Bearer {token}"},
-            )
-        body: dict[str, Any] = response.json()
-        assert "errors" not in body, body
-        return body["data"]  # type: ignore[no-any-return]
+        return await graphql_data(self.url, query, variables, token=token)
 
     async def usernames(self, query: str, *, token: str) -> list[str]:
         data = await self.call(query, token=token)
@@ -128,12 +120,7 @@ async def nothing_open(demo: Demo) -> None:
 
 
 async def open_subscriptions(demo: Demo) -> int:
-    async with httpx.AsyncClient() as http:
-        text = (await http.get(f"{demo.url}/metrics")).text
-    for line in text.splitlines():
-        if line.startswith("mapi_ews_open_subscriptions "):
-            return int(float(line.split()[1]))
-    raise AssertionError("no mapi_ews_open_subscriptions in /metrics")
+    return await metric(demo.url, "open_subscriptions")
 
 
 async def test_a_dashboard_sees_a_reported_login_with_the_account_as_it_now_stands(
