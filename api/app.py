@@ -39,8 +39,8 @@ from api.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def authorization_header(headers: list[tuple[bytes, bytes]]) -> str | None:
-    value = dict(headers).get(b"authorization")
+def authorization_header(headers: dict[bytes, bytes]) -> str | None:
+    value = headers.get(b"authorization")
     return value.decode("latin-1") if value is not None else None
 
 
@@ -78,15 +78,15 @@ class GraphQLApp(GraphQL[Context, None]):
 
     def context_for(self, scope: Scope, *, over_websocket: bool) -> Context:
         principal: Principal | None = scope.get("principal")
-        headers = dict(scope["headers"])
-        authorization = headers.get(b"authorization") if over_websocket else None
         return Context(
             settings=self.settings,
             principal=principal,
             events=self.events,
             authenticator=self.authenticator,
             over_websocket=over_websocket,
-            upgrade_authorization=authorization.decode("latin-1") if authorization else None,
+            upgrade_authorization=(
+                authorization_header(dict(scope["headers"])) if over_websocket else None
+            ),
         )
 
     async def on_ws_connect(self, context: Context) -> UnsetType:
@@ -147,8 +147,9 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        headers = dict(scope["headers"])
         try:
-            token = bearer_token(authorization_header(scope["headers"]))
+            token = bearer_token(authorization_header(headers))
             scope["principal"] = await self.authenticator.principal(token) if token else None
         except Unauthenticated as refused:
             await _graphql_error(401, refused.message, ErrorCode.UNAUTHENTICATED)(
@@ -160,7 +161,7 @@ class Guard:
             message = f"The request body is over {self.settings.max_body_bytes} bytes."
             await _graphql_error(413, message, ErrorCode.BAD_USER_INPUT)(scope, receive, send)
             return
-        request = direct_request(scope, body)
+        request = direct_request(scope["method"], headers, body)
         if request is not None:
             context = self.app.context_for(scope, over_websocket=False)
             answered = await run_directly(self.app.graphql_schema, context, request)
