@@ -190,7 +190,11 @@ def _positive(value: str) -> int:
 
 
 def _cli_actor() -> str:
-    return f"cli:{getpass.getuser()}"
+    """Who the audit log names for a command run from a shell."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):  # a container user without a name
+        return "cli"
 
 
 def export_schema(args: argparse.Namespace) -> None:
