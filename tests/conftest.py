@@ -6,9 +6,11 @@ its own PostgreSQL database (and drops it after), so the named database is never
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -90,6 +92,26 @@ async def fresh_postgres_database() -> AsyncIterator[str]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+@asynccontextmanager
+async def migrated_postgres() -> AsyncIterator[dict[str, str]]:
+    """The environment of server processes sharing a fresh PostgreSQL database, migrated by
+    `mapi-ews-admin migrate` before any of them starts; dropped after."""
+    async with fresh_postgres_database() as url:
+        env = {"MAPI_EWS_DATABASE_URL": url}
+        migrate = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "api",
+            "migrate",
+            env={**os.environ, **env},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output, _ = await migrate.communicate()
+        assert migrate.returncode == 0, output.decode()
+        yield env
 
 
 @pytest.fixture(scope="session")

@@ -2,15 +2,13 @@
 causes (the shape docker-compose.yml runs)."""
 
 import asyncio
-import os
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import PG_URL, REDIS_URL, fresh_postgres_database
+from tests.conftest import PG_URL, REDIS_URL, migrated_postgres
 from tests.servers import Server, graphql_data, metric, running_server
 from tests.ws import GraphQLWebSocket, websocket
 
@@ -42,17 +40,12 @@ async def subscribe(ws: GraphQLWebSocket, server: Server, operations: dict[str, 
 
 @pytest.fixture
 async def shared_environment() -> AsyncIterator[dict[str, str]]:
-    async with fresh_postgres_database() as url:
-        env = {
-            "MAPI_EWS_DATABASE_URL": url,
+    async with migrated_postgres() as env:
+        yield {
+            **env,
             "MAPI_EWS_REDIS_URL": str(REDIS_URL),
             "MAPI_EWS_REDIS_CHANNEL": f"mapi-ews-test:{uuid.uuid4().hex}",
         }
-        migrate = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "api", "migrate", env={**os.environ, **env}
-        )
-        assert await migrate.wait() == 0
-        yield env
 
 
 async def test_a_dashboard_on_one_process_sees_logins_and_changes_made_through_another(

@@ -1,16 +1,14 @@
 """The tab's whole story against real `serve` processes over real sockets."""
 
 import asyncio
-import os
 import re
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import BACKENDS, fresh_postgres_database
+from tests.conftest import BACKENDS, migrated_postgres
 from tests.servers import running_server
 
 LOGIN = "mutation($u: String!, $p: String!) { login(input: {username: $u, password: $p}) { accessToken userErrors { code } } }"
@@ -100,19 +98,7 @@ async def shared_database(
     if request.param == "sqlite":
         yield {"MAPI_EWS_DATABASE_URL": f"sqlite://{tmp_path / 'shared.sqlite3'}"}
         return
-    async with fresh_postgres_database() as url:
-        env = {"MAPI_EWS_DATABASE_URL": url}
-        migrate = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "api",
-            "migrate",
-            env={**os.environ, **env},
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        output, _ = await migrate.communicate()
-        assert migrate.returncode == 0, output.decode()
+    async with migrated_postgres() as env:
         yield env
 
 
