@@ -29,7 +29,13 @@ from api.models import (
 )
 from tests.conftest import Factory, GraphQLClient
 
-PUBLIC = {("Query", "viewer"), ("Mutation", "login"), ("Mutation", "refreshAccessToken")}
+# Open to anyone: holding the refresh token is what authorizes refreshAccessToken and logout.
+PUBLIC = {
+    ("Query", "viewer"),
+    ("Mutation", "login"),
+    ("Mutation", "refreshAccessToken"),
+    ("Mutation", "logout"),
+}
 
 Variables = Callable[[str], dict[str, object]]
 

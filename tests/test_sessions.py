@@ -182,3 +182,37 @@ async def test_a_malformed_authorization_header_is_unauthenticated(gql: GraphQLC
 
     assert response.status_code == 401
     assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+LOGOUT = "mutation($t: String!) { logout(input: {refreshToken: $t}) { userErrors { code } } }"
+
+
+async def test_logout_revokes_the_sign_in_and_every_token_rotated_from_it(
+    gql: GraphQLClient, make: Factory
+) -> None:
+    example = await make.domain("example.com")
+    await make.account(example, "alice")
+    first = (await gql.data(LOGIN, {"u": "alice@example.com", "p": PASSWORD}))["login"]
+    other = (await gql.data(LOGIN, {"u": "alice@example.com", "p": PASSWORD}))["login"]
+    second = (await gql.data(REFRESH, {"t": first["refreshToken"]}))["refreshAccessToken"]
+
+    # Signing out with the token already rotated away still ends that sign-in.
+    out = await gql.data(LOGOUT, {"t": first["refreshToken"]})
+    after = (await gql.data(REFRESH, {"t": second["refreshToken"]}))["refreshAccessToken"]
+    elsewhere = (await gql.data(REFRESH, {"t": other["refreshToken"]}))["refreshAccessToken"]
+
+    assert out == {"logout": {"userErrors": []}}
+    assert after["userErrors"] == [
+        {"field": ["input", "refreshToken"], "code": "INVALID_CREDENTIALS"}
+    ]
+    # Another sign-in of the same account (another browser) is not touched.
+    assert elsewhere["userErrors"] == []
+
+
+async def test_logout_answers_the_same_for_an_unknown_token(gql: GraphQLClient) -> None:
+    before = await RefreshToken.all().count()
+
+    data = await gql.data(LOGOUT, {"t": "never-issued"})
+
+    assert data == {"logout": {"userErrors": []}}
+    assert await RefreshToken.all().count() == before

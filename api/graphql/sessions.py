@@ -46,6 +46,16 @@ class RefreshAccessTokenInput:
     refresh_token: str
 
 
+@strawberry.input
+class LogoutInput:
+    refresh_token: str
+
+
+@strawberry.type
+class LogoutPayload:
+    user_errors: list[UserError]
+
+
 @strawberry.type
 class LoginPayload:
     access_token: str | None
@@ -118,3 +128,14 @@ class SessionMutation:
         except UserErrors as refused:
             return _refused(refused)
         return await _payload(session)
+
+    @strawberry.mutation(
+        description=(
+            "Signs out: the refresh token and every token rotated from the same sign-in stop "
+            "working. The answer is the same for an unknown token. An access token already "
+            "issued lasts until it expires (at most 15 minutes by default)."
+        )
+    )
+    async def logout(self, input: LogoutInput) -> LogoutPayload:
+        await sessions.logout(refresh_token=input.refresh_token)
+        return LogoutPayload(user_errors=[])

@@ -123,6 +123,18 @@ async def refresh(*, refresh_token: str, policy: TokenPolicy) -> Session:
     return await _start(principal, policy, family=row.family)
 
 
+async def logout(*, refresh_token: str) -> None:
+    """Ends a sign-in: every refresh token of its family is revoked, so neither this one nor one
+    already rotated out of it can start a session again. Unknown tokens are ignored: the answer
+    is the same, so it tells nobody whether a token existed. Access tokens already issued run
+    out by themselves (they are not stored)."""
+    row = await RefreshToken.filter(token_hash=token_digest(refresh_token[:200])).first()
+    if row is not None:
+        await RefreshToken.filter(family=row.family, revoked_at=None).update(
+            revoked_at=datetime.now(UTC)
+        )
+
+
 async def permissions(principal: Principal) -> list[Permission]:
     if principal.is_system_admin:
         return list(Permission)
