@@ -35,6 +35,7 @@ from api.graphql.schema import build_schema
 from api.metrics import Metrics, MetricsMiddleware
 from api.observability import RequestIdMiddleware
 from api.settings import Settings
+from api.web import routes as dashboard_routes
 
 log = logging.getLogger(__name__)
 
@@ -272,6 +273,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),
             WebSocketRoute("/graphql", graphql),
+            *dashboard_routes(),
         ],
         lifespan=lifespan,
     )

@@ -59,8 +59,8 @@ def serve(args: argparse.Namespace) -> None:
             print("Demo: the database already has data; leaving it as it is.")
         else:
             print(
-                f"Demo loaded. Open http://{args.host}:{args.port}/graphql and sign in with the "
-                f"`login` mutation:\n"
+                f"Demo loaded. Open http://{args.host}:{args.port}/ (the MAPI/EWS tab) or "
+                f"http://{args.host}:{args.port}/graphql (GraphiQL) and sign in:\n"
                 f"  domain administrator:            {signins.domain_admin}\n"
                 f"  administrator without MANAGE_MAPI_EWS: {signins.read_only_admin}\n"
                 f"  system administrator:            {signins.system_admin}\n"

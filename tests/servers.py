@@ -37,10 +37,11 @@ class Server:
 
 @contextmanager
 def running_server(
-    env: dict[str, str], log: Path, *args: str, timeout: float = 30.0
+    env: dict[str, str], log: Path, *args: str, timeout: float = 30.0, port: int | None = None
 ) -> Iterator[Server]:
-    port = free_port()
-    with log.open("w") as out:
+    """`serve` on `port` (a free one when None), its output appended to `log`."""
+    port = port or free_port()
+    with log.open("a") as out:
         process = subprocess.Popen(
             [
                 sys.executable,

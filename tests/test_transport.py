@@ -1,4 +1,5 @@
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -121,6 +122,33 @@ async def test_graphiql_is_served_to_browsers_in_development(gql: GraphQLClient)
     # Its subscriptions carry the headers editor's Authorization in connection_init.
     assert "wsConnectionParams" in response.text
     assert 'localStorage.getItem("graphiql:headers")' in response.text
+
+
+async def test_the_dashboard_is_served_with_a_strict_content_security_policy(
+    gql: GraphQLClient,
+) -> None:
+    page = await gql.http.get("/")
+    script = await gql.http.get("/static/app.js")
+    missing = await gql.http.get("/static/nothing.js")
+
+    assert page.status_code == 200
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert page.headers["cache-control"] == "no-cache"
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self'" in policy
+    assert "connect-src 'self'" in policy
+    assert "frame-ancestors 'none'" in policy
+    # Only the page's own files: no CDN, nothing inline.
+    assert sorted(re.findall(r'(?:src|href)="([^"]+)"', page.text)) == [
+        "#main",
+        "/static/app.css",
+        "/static/app.js",
+        "data:,",
+    ]
+    assert script.status_code == 200
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert script.headers["x-content-type-options"] == "nosniff"
+    assert missing.status_code == 404
 
 
 @asynccontextmanager

@@ -1,0 +1,496 @@
+"""The dashboard at `/` in real headless Chromium (Debian's package), driven by Playwright,
+against a real `serve` process on a free port. Each test works in a domain of its own.
+
+Screenshots of the main states go to test-output/dashboard/ (MAPI_EWS_TEST_OUTPUT moves it).
+Without Chromium these tests skip, naming the package; .ci/run sets MAPI_EWS_REQUIRE_BROWSER=1,
+which makes them fail instead."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from tests.servers import ROOT, Server, free_port, graphql_data, running_server
+
+CHROMIUM = Path(os.environ.get("MAPI_EWS_CHROMIUM", "/usr/bin/chromium"))
+SCREENSHOTS = Path(os.environ.get("MAPI_EWS_TEST_OUTPUT", ROOT / "test-output")) / "dashboard"
+PASSWORD = "demo-password"
+DASH = "\u2013"  # the page writes ranges as "1-10 of 12" with an en dash
+
+LOGIN = "mutation($u: String!, $p: String!) { login(input: {username: $u, password: $p}) { accessToken refreshToken } }"
+CREATE_DOMAIN = "mutation($n: String!, $max: Int, $m: Boolean!) { createDomain(input: {name: $n, maxMapiEwsAccounts: $max, mapiEwsAccountManagement: $m}) { userErrors { message } } }"
+CREATE_ACCOUNT = "mutation($e: String!, $n: String, $p: String!, $a: Boolean!) { createAccount(input: {emailAddress: $e, name: $n, password: $p, isDomainAdmin: $a}) { userErrors { message } } }"
+ENABLE = "mutation($d: String!, $u: [String!]!) { enableMapiEws(input: {domain: $d, usernames: $u}) { userErrors { message } } }"
+GATEWAY = 'mutation { createGatewayToken(input: {name: "browser-tests"}) { token } }'
+REPORT = "mutation($e: String!) { recordProtocolLogin(input: {emailAddress: $e, protocol: MAPI}) { allowed } }"
+REFRESH = "mutation($t: String!) { refreshAccessToken(input: {refreshToken: $t}) { userErrors { code } } }"
+LISTED = "query($d: String!, $o: AccountOrder, $n: Int) { mapiEwsAccounts(domain: $d, orderBy: $o, first: $n) { totalCount edges { node { username name lastLoginProtocol } } } }"
+CANDIDATES = "{ accounts(mapiEwsEnabled: false, first: 1) { edges { node { username } } } }"
+ENABLE_OWN = (
+    "mutation($u: [String!]!) { enableMapiEws(input: {usernames: $u}) { userErrors { code } } }"
+)
+
+_domains = itertools.count(1)
+
+
+def _chromium_or_skip() -> None:
+    if CHROMIUM.exists():
+        return
+    message = (
+        f"Chromium is not at {CHROMIUM}: install Debian's chromium package "
+        "(apt-get install chromium), or set MAPI_EWS_CHROMIUM"
+    )
+    if os.environ.get("MAPI_EWS_REQUIRE_BROWSER"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@dataclass
+class Site:
+    """The server, signed in as its system administrator, with a gateway token."""
+
+    server: Server
+    root: str
+    gateway: str
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    async def call(self, query: str, variables: dict[str, Any] | None = None, **kw: Any) -> Any:
+        return await graphql_data(self.url, query, variables, token=kw.get("token", self.root))
+
+    async def domain(
+        self, *, enabled: int, others: int = 3, limit: int | None = None, managed: bool = True
+    ) -> str:
+        """A new domain with an administrator `admin`, `enabled` accounts with MAPI/EWS
+        (user01, user02, ...) and `others` without (other01, ...)."""
+        name = f"d{next(_domains)}-{time.monotonic_ns()}.example"
+        await self.call(CREATE_DOMAIN, {"n": name, "max": limit, "m": managed})
+        await self._account(f"admin@{name}", "Domain Administrator", admin=True)
+        users = [f"user{i:02}" for i in range(1, enabled + 1)]
+        for index, user in enumerate(users):
+            await self._account(f"{user}@{name}", f"User {chr(ord('A') + index)} Person")
+        for index in range(1, others + 1):
+            await self._account(f"other{index:02}@{name}", f"Other {index}")
+        if users:
+            data = await self.call(ENABLE, {"d": name, "u": users})
+            assert data["enableMapiEws"]["userErrors"] == []
+        return name
+
+    async def _account(self, address: str, name: str, *, admin: bool = False) -> None:
+        variables = {"e": address, "n": name, "p": PASSWORD, "a": admin}
+        data = await self.call(CREATE_ACCOUNT, variables)
+        assert data["createAccount"]["userErrors"] == []
+
+    async def listed(self, domain: str, order: dict[str, str] | None = None) -> list[str]:
+        data = await self.call(LISTED, {"d": domain, "o": order, "n": 100})
+        return [edge["node"]["username"] for edge in data["mapiEwsAccounts"]["edges"]]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    _chromium_or_skip()
+    folder = tmp_path_factory.mktemp("dashboard")
+    env = {"MAPI_EWS_DATABASE_URL": f"sqlite://{folder / 'db.sqlite3'}"}
+    with running_server(env, folder / "server.log", "--demo") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+async def site(server: Server) -> Site:
+    async with httpx.AsyncClient() as http:
+        response = await http.post(
+            f"{server.url}/graphql",
+            json={"query": LOGIN, "variables": {"u": "sysadmin", "p": PASSWORD}},
+        )
+    root = response.json()["data"]["login"]["accessToken"]
+    gateway = (await graphql_data(server.url, GATEWAY, token=root))["createGatewayToken"]["token"]
+    return Site(server, root, gateway)
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    _chromium_or_skip()
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox"]
+        )
+        yield chromium
+        await chromium.close()
+
+
+@pytest.fixture
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    context = await browser.new_context(viewport={"width": 1200, "height": 900})
+    page = await context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    yield page
+    await context.close()
+    assert problems == [], problems  # no uncaught script error in any test
+
+
+async def shoot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+async def sign_in(page: Page, url: str, username: str, password: str = PASSWORD) -> None:
+    await page.goto(f"{url}/")
+    form = page.locator("#sign-in-form")
+    await form.get_by_label("Username").fill(username)
+    await form.get_by_label("Password").fill(password)
+    await form.get_by_role("button", name="Sign in").click()
+
+
+async def signed_in(page: Page, site: Site, domain: str) -> None:
+    await sign_in(page, site.url, f"admin@{domain}")
+    await expect(page.locator("#live-status")).to_have_text("Live")
+
+
+def rows(page: Page) -> Any:
+    return page.locator("#rows tr")
+
+
+async def table(page: Page) -> list[list[str]]:
+    """The table's cells, row by row: account, name, last login."""
+    cells: list[list[str]] = await page.locator("#rows tr").evaluate_all(
+        "trs => trs.map(tr => [...tr.querySelectorAll('td:not(.select)')]"
+        ".map(td => td.innerText.replace(/\\s+/g, ' ').trim()))"
+    )
+    return cells
+
+
+async def test_signing_in_shows_the_table_as_the_api_lists_it(page: Page, site: Site) -> None:
+    domain = await site.domain(enabled=3, others=2, limit=5)
+
+    await sign_in(page, site.url, f"admin@{domain}", "not-the-password")
+    await expect(page.get_by_role("alert")).to_have_text("The username or password is wrong.")
+    await shoot(page, "01-sign-in-refused")
+    await sign_in(page, site.url, f"admin@{domain}")
+
+    await expect(page.locator("#usage")).to_have_text("3 of 5 MAPI/EWS accounts in use")
+    await expect(page.locator("#viewer-name")).to_have_text(f"admin@{domain}")
+    await expect(rows(page)).to_have_count(3)
+    listed = await site.call(LISTED, {"d": domain, "o": None, "n": 100})
+    expected = [
+        [e["node"]["username"], e["node"]["name"], "Never"]
+        for e in listed["mapiEwsAccounts"]["edges"]
+    ]
+    assert await table(page) == expected
+    await expect(page.locator("#range")).to_have_text(f"1{DASH}3 of 3")
+    await shoot(page, "02-accounts")
+
+
+async def test_search_sort_and_paging_follow_the_api(page: Page, site: Site) -> None:
+    domain = await site.domain(enabled=12, others=0)
+    await signed_in(page, site, domain)
+
+    await page.get_by_label("Rows per page").select_option("10")
+    await expect(page.locator("#range")).to_have_text(f"1{DASH}10 of 12")
+    await page.get_by_role("button", name="Next").click()
+    await expect(page.locator("#range")).to_have_text(f"11{DASH}12 of 12")
+    assert [row[0] for row in await table(page)] == ["user11", "user12"]
+    await page.get_by_role("button", name="Previous").click()
+    await expect(page.locator("#range")).to_have_text(f"1{DASH}10 of 12")
+
+    name = page.locator("th[data-field=NAME]")
+    await name.get_by_role("button").click()
+    await expect(name).to_have_attribute("aria-sort", "ascending")
+    await name.get_by_role("button").click()
+    await expect(name).to_have_attribute("aria-sort", "descending")
+    by_name = await site.listed(domain, {"field": "NAME", "direction": "DESC"})
+    await expect(rows(page).first).to_contain_text(by_name[0])
+    assert [row[0] for row in await table(page)] == by_name[:10]
+
+    await page.get_by_label("Search accounts").fill("user 07")  # no such text: empty state
+    await expect(page.locator("#empty")).to_have_text("No account with MAPI/EWS matches “user 07”.")
+    await page.get_by_label("Search accounts").fill("User G")
+    await expect(rows(page)).to_have_count(1)
+    assert (await table(page))[0][:2] == ["user07", "User G Person"]
+    await shoot(page, "03-search")
+
+
+async def test_enable_one_account_from_the_modal_with_the_keyboard(page: Page, site: Site) -> None:
+    domain = await site.domain(enabled=1, others=3, limit=5)
+    await signed_in(page, site, domain)
+
+    await page.get_by_role("button", name="Enable…").click()
+    dialog = page.get_by_role("dialog", name="Enable MAPI/EWS")
+    await expect(dialog).to_be_visible()
+    username = dialog.get_by_role("combobox", name="Username")
+    await expect(username).to_be_focused()
+    await username.press_sequentially("other0")
+    options = dialog.get_by_role("option")
+    await expect(options).to_have_count(3)  # accounts without MAPI/EWS only
+    await shoot(page, "04-enable-suggestions")
+    await username.press("ArrowDown")
+    await username.press("ArrowDown")
+    await username.press("Enter")  # picks the active suggestion
+    await expect(username).to_have_value("other02")
+    await username.press("Enter")  # saves
+
+    await expect(dialog).to_be_hidden()
+    await expect(page.locator("#toast")).to_have_text("MAPI/EWS enabled for other02.")
+    await expect(rows(page)).to_have_count(2)
+    await expect(page.locator("#usage")).to_have_text("2 of 5 MAPI/EWS accounts in use")
+    assert await site.listed(domain) == ["other02", "user01"]
+
+
+async def test_an_enable_past_the_limit_shows_the_error_in_the_modal(
+    page: Page, site: Site
+) -> None:
+    domain = await site.domain(enabled=2, others=1, limit=2)
+    await signed_in(page, site, domain)
+    await expect(page.locator("#usage")).to_have_text("2 of 2 MAPI/EWS accounts in use")
+
+    await page.get_by_role("button", name="Enable…").click()
+    dialog = page.get_by_role("dialog", name="Enable MAPI/EWS")
+    await dialog.get_by_role("combobox", name="Username").fill("other01")
+    await dialog.get_by_role("button", name="Save").click()
+
+    error = dialog.get_by_role("alert")
+    await expect(error).to_contain_text("limit")
+    await expect(dialog).to_be_visible()
+    await shoot(page, "05-enable-limit-reached")
+    await dialog.get_by_role("combobox", name="Username").fill("nobody")
+    await dialog.get_by_role("button", name="Save").click()
+    await expect(error).to_contain_text("nobody")
+    await dialog.get_by_role("button", name="Cancel").click()
+    assert await site.listed(domain) == ["user01", "user02"]  # nothing changed
+    await expect(rows(page)).to_have_count(2)
+
+
+async def test_select_two_rows_and_disable_them_after_confirming(page: Page, site: Site) -> None:
+    domain = await site.domain(enabled=4, others=0, limit=10)
+    await signed_in(page, site, domain)
+
+    await page.get_by_label("Select all accounts on this page").check()
+    await expect(page.get_by_role("button", name="Disable (4)")).to_be_enabled()
+    await page.get_by_label("Select all accounts on this page").uncheck()
+    await page.get_by_label(f"Select user02@{domain}").check()
+    await page.get_by_label(f"Select user04@{domain}").check()
+    await page.get_by_role("button", name="Disable (2)").click()
+
+    dialog = page.get_by_role("dialog", name="Disable MAPI/EWS")
+    await expect(dialog).to_contain_text("Disable MAPI/EWS for these 2 accounts?")
+    await expect(dialog.get_by_role("listitem")).to_have_text(["user02", "user04"])
+    await expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()  # safe default
+    await shoot(page, "06-disable-confirmation")
+    await dialog.get_by_role("button", name="Disable 2 accounts").click()
+
+    await expect(dialog).to_be_hidden()
+    await expect(rows(page)).to_have_count(2)
+    assert [row[0] for row in await table(page)] == ["user01", "user03"]
+    await expect(page.locator("#usage")).to_have_text("2 of 10 MAPI/EWS accounts in use")
+    assert await site.listed(domain) == ["user01", "user03"]
+
+
+async def test_a_reported_login_appears_in_the_open_page_within_a_second(
+    page: Page, site: Site
+) -> None:
+    domain = await site.domain(enabled=2, others=1)
+    await signed_in(page, site, domain)
+    cell = rows(page).filter(has_text="user02").locator(".last-login")
+    await expect(cell).to_have_text("Never")
+
+    data = await site.call(REPORT, {"e": f"user02@{domain}"}, token=site.gateway)
+    reported = time.monotonic()
+    await expect(cell).to_have_text("MAPI just now", timeout=1000)
+    assert time.monotonic() - reported < 1.0
+
+    assert data == {"recordProtocolLogin": {"allowed": True}}
+    assert re.match(r"\w+day, ", await cell.locator("time").get_attribute("title") or "")
+    await expect(page.locator("#activity li").first).to_contain_text("user02 signed in over MAPI")
+    # A refused login (MAPI/EWS is off for other01) shows in the activity, not in the table.
+    await site.call(REPORT, {"e": f"other01@{domain}"}, token=site.gateway)
+    await expect(page.locator("#activity li").first).to_contain_text("other01 was refused")
+    await shoot(page, "07-live-login")
+
+
+async def test_changes_made_elsewhere_appear_without_reloading(page: Page, site: Site) -> None:
+    domain = await site.domain(enabled=1, others=2, limit=3)
+    await signed_in(page, site, domain)
+
+    await site.call(ENABLE, {"d": domain, "u": ["other01", "other02"]})
+
+    await expect(rows(page)).to_have_count(3)
+    await expect(page.locator("#usage")).to_have_text("3 of 3 MAPI/EWS accounts in use")
+    await expect(page.locator("#activity")).to_contain_text(
+        "MAPI/EWS enabled for other02 by sysadmin"
+    )
+
+
+async def test_a_read_only_domain_shows_the_list_without_enable_or_disable(
+    page: Page, site: Site
+) -> None:
+    domain = await site.domain(enabled=2, others=1, managed=False)
+    await signed_in(page, site, domain)
+
+    await expect(rows(page)).to_have_count(2)
+    await expect(page.locator("#read-only")).to_contain_text("This list is read-only")
+    await expect(page.locator("#read-only")).to_contain_text("MANAGE_MAPI_EWS")
+    await expect(page.get_by_role("button", name="Enable…")).to_have_count(0)
+    await expect(page.get_by_role("button", name=re.compile("^Disable"))).to_have_count(0)
+    await expect(page.get_by_role("checkbox")).to_have_count(0)
+    await shoot(page, "08-read-only")
+
+
+async def test_a_system_administrator_picks_the_domain_first(page: Page, site: Site) -> None:
+    domain = await site.domain(enabled=2, others=0, managed=False)
+    await sign_in(page, site.url, "sysadmin")
+
+    await expect(page.locator("#pick-domain")).to_be_visible()
+    await shoot(page, "09-system-administrator-picks")
+    await page.get_by_label("Domain", exact=True).select_option(domain)
+
+    await expect(rows(page)).to_have_count(2)
+    # The permission binds the domain's own administrators, not system administrators.
+    await expect(page.get_by_role("button", name="Enable…")).to_be_visible()
+    await expect(page.locator("#live-status")).to_have_text("Live")
+
+
+async def test_an_expired_access_token_is_refreshed_without_asking(page: Page, site: Site) -> None:
+    domain = await site.domain(enabled=1, others=0)
+    await signed_in(page, site, domain)
+
+    await page.evaluate(
+        """() => {
+            const key = "mapi-ews-admin.session";
+            const session = JSON.parse(sessionStorage.getItem(key));
+            session.accessToken = "expired.or.forged";
+            sessionStorage.setItem(key, JSON.stringify(session));
+        }"""
+    )
+    await page.reload()
+
+    await expect(rows(page)).to_have_count(1)
+    await expect(page.locator("#live-status")).to_have_text("Live")
+    token = await page.evaluate(
+        'JSON.parse(sessionStorage.getItem("mapi-ews-admin.session")).accessToken'
+    )
+    assert token != "expired.or.forged"
+
+
+async def test_a_session_that_cannot_be_refreshed_asks_to_sign_in_again(
+    page: Page, site: Site
+) -> None:
+    domain = await site.domain(enabled=1, others=0)
+    await signed_in(page, site, domain)
+    refresh_token = await page.evaluate(
+        'JSON.parse(sessionStorage.getItem("mapi-ews-admin.session")).refreshToken'
+    )
+    # The sign-in ends elsewhere (signed out in another tab) and the access token runs out.
+    await site.call(
+        "mutation($t: String!) { logout(input: {refreshToken: $t}) { userErrors { code } } }",
+        {"t": refresh_token},
+    )
+    await page.evaluate(
+        """() => {
+            const key = "mapi-ews-admin.session";
+            const session = JSON.parse(sessionStorage.getItem(key));
+            session.accessToken = "expired.or.forged";
+            sessionStorage.setItem(key, JSON.stringify(session));
+        }"""
+    )
+    await page.reload()
+
+    await expect(page.locator("#sign-in-notice")).to_have_text(
+        "Your session has expired. Please sign in again."
+    )
+    await expect(page.locator("#sign-in-form").get_by_label("Username")).to_be_focused()
+    await shoot(page, "10-session-expired")
+
+
+async def test_signing_out_ends_the_session_on_the_server(page: Page, site: Site) -> None:
+    domain = await site.domain(enabled=1, others=0)
+    await signed_in(page, site, domain)
+    refresh_token = await page.evaluate(
+        'JSON.parse(sessionStorage.getItem("mapi-ews-admin.session")).refreshToken'
+    )
+
+    await page.get_by_role("button", name="Sign out").click()
+
+    await expect(page.locator("#sign-in-notice")).to_have_text("You have signed out.")
+    assert await page.evaluate('sessionStorage.getItem("mapi-ews-admin.session")') is None
+    data = await site.call(REFRESH, {"t": refresh_token})
+    assert data["refreshAccessToken"]["userErrors"] == [{"code": "INVALID_CREDENTIALS"}]
+
+
+async def test_every_control_has_a_label_and_dialogs_close_with_escape(
+    page: Page, site: Site
+) -> None:
+    domain = await site.domain(enabled=2, others=1)
+    await signed_in(page, site, domain)
+
+    unlabelled = await page.evaluate(
+        """() => [...document.querySelectorAll("input, select, button")]
+            .filter(el => !(el.labels?.length || el.getAttribute("aria-label") || el.textContent.trim()))
+            .map(el => el.outerHTML)"""
+    )
+    assert unlabelled == []
+    await page.get_by_role("button", name="Enable…").focus()
+    await page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog", name="Enable MAPI/EWS")
+    await expect(dialog).to_be_visible()
+    await expect(dialog.get_by_role("option")).to_have_count(2)  # admin and other01
+    await page.keyboard.press("Escape")  # closes the suggestion list, not the dialog
+    await expect(dialog.get_by_role("listbox")).to_be_hidden()
+    await expect(dialog).to_be_visible()
+    await page.keyboard.press("Escape")
+    await expect(dialog).to_be_hidden()
+    await expect(page.get_by_role("button", name="Enable…")).to_be_focused()
+
+
+async def test_the_page_loads_nothing_from_other_origins(page: Page, site: Site) -> None:
+    domain = await site.domain(enabled=1, others=0)
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+
+    await signed_in(page, site, domain)
+
+    assert requested
+    outside = [u for u in requested if not u.startswith((site.url, "data:", "ws://127.0.0.1"))]
+    assert outside == []
+    response = await page.request.get(f"{site.url}/")
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+
+
+async def test_live_updates_reconnect_after_the_server_restarts(
+    browser: Browser, tmp_path: Path
+) -> None:
+    env = {"MAPI_EWS_DATABASE_URL": f"sqlite://{tmp_path / 'db.sqlite3'}"}
+    port = free_port()
+    context = await browser.new_context()
+    page = await context.new_page()
+    with running_server(env, tmp_path / "server.log", "--demo", port=port) as server:
+        await sign_in(page, server.url, "admin@example.com")
+        await expect(page.locator("#live-status")).to_have_text("Live")
+    status = page.locator("#live-status")
+    await expect(status).to_have_attribute("data-state", "offline")
+    await expect(status).to_contain_text("Live updates interrupted")
+    await shoot(page, "11-reconnecting")
+
+    with running_server(env, tmp_path / "server.log", port=port) as server:
+        await expect(status).to_have_text("Live", timeout=20_000)
+        # The subscriptions were started again: a change made now shows up.
+        token = (await graphql_data(server.url, LOGIN, {"u": "admin@example.com", "p": PASSWORD}))[
+            "login"
+        ]["accessToken"]
+        candidates = await graphql_data(server.url, CANDIDATES, token=token)
+        username = candidates["accounts"]["edges"][0]["node"]["username"]
+        await graphql_data(server.url, ENABLE_OWN, {"u": [username]}, token=token)
+        await expect(page.locator("#activity")).to_contain_text(f"MAPI/EWS enabled for {username}")
+        await expect(rows(page).filter(has_text=username)).to_have_count(1)
+        await context.close()
