@@ -358,6 +358,7 @@ async def test_a_system_administrator_picks_the_domain_first(page: Page, site: S
     await expect(rows(page)).to_have_count(2)
     # The permission binds the domain's own administrators, not system administrators.
     await expect(page.get_by_role("button", name="Enable…")).to_be_visible()
+    await expect(page.locator("#read-only")).to_contain_text("as a system administrator, you can")
     await expect(page.locator("#live-status")).to_have_text("Live")
 
 

@@ -56,6 +56,8 @@ const ACCOUNT_CHANGES = `subscription Changes($domain: String) {
 }`;
 
 const ACTIVITY_ITEMS = 20;
+const DEFAULT_ORDER = { field: "USERNAME", direction: "ASC" };
+const DEFAULT_PAGE_SIZE = 25;
 const DOMAIN_KEY = "mapi-ews-admin.domain";
 
 const $ = (id) => document.getElementById(id);
@@ -66,8 +68,8 @@ const state = {
   domain: null, // the domain's name
   manage: false, // whether this viewer may enable and disable here
   search: "",
-  order: { field: "USERNAME", direction: "ASC" },
-  pageSize: 25,
+  order: { ...DEFAULT_ORDER },
+  pageSize: DEFAULT_PAGE_SIZE,
   // The page asked for: {after} or {before} cursors; offset is the first row's position.
   page: { after: null, before: null, offset: 0 },
   rows: [],
@@ -87,7 +89,11 @@ function show(view) {
 
 function showSignIn(notice = "") {
   stopLive();
-  state.viewer = null;
+  // The next person to sign in in this tab starts from the defaults.
+  Object.assign(state, { viewer: null, domain: null, search: "", order: { ...DEFAULT_ORDER } });
+  state.pageSize = DEFAULT_PAGE_SIZE;
+  $("page-size").value = String(DEFAULT_PAGE_SIZE);
+  sessionStorage.removeItem(DOMAIN_KEY);
   $("who").hidden = true;
   $("sign-in-notice").textContent = notice;
   $("sign-in-notice").hidden = !notice;
@@ -226,11 +232,14 @@ function applyPermission(domain) {
   $("actions").hidden = !state.manage;
   $("accounts").classList.toggle("read-only", !state.manage);
   const notice = $("read-only");
-  notice.hidden = state.manage;
-  notice.textContent = state.manage
+  notice.hidden = domain.mapiEwsAccountManagement;
+  notice.textContent = domain.mapiEwsAccountManagement
     ? ""
-    : "This list is read-only: a system administrator has not allowed the administrators of " +
-      `${domain.name} to enable or disable MAPI/EWS (the MANAGE_MAPI_EWS permission).`;
+    : state.manage
+      ? `The administrators of ${domain.name} may not enable or disable MAPI/EWS (a system ` +
+        "administrator has not granted MANAGE_MAPI_EWS); as a system administrator, you can."
+      : "This list is read-only: a system administrator has not allowed the administrators of " +
+        `${domain.name} to enable or disable MAPI/EWS (the MANAGE_MAPI_EWS permission).`;
 }
 
 function showUsage(usage) {
@@ -298,7 +307,8 @@ function render(connection) {
 
   const first = rows.length ? state.page.offset + 1 : 0;
   const last = state.page.offset + rows.length;
-  $("range").textContent = rows.length ? `${first}–${last} of ${connection.totalCount}` : "";
+  const shown = first === last ? `${first}` : `${first}–${last}`;
+  $("range").textContent = rows.length ? `${shown} of ${connection.totalCount}` : "";
   $("previous-page").disabled = !connection.pageInfo.hasPreviousPage;
   $("next-page").disabled = !connection.pageInfo.hasNextPage;
   for (const th of document.querySelectorAll("th[data-field]")) {
@@ -421,6 +431,7 @@ function openEnable() {
 }
 
 function closeSuggestions() {
+  $("suggestion-hint").textContent = "";
   $("suggestions").hidden = true;
   $("suggestions").replaceChildren();
   $("enable-username").setAttribute("aria-expanded", "false");
@@ -460,6 +471,8 @@ function suggest() {
     );
     activeSuggestion = -1;
     list.hidden = accounts.length === 0;
+    $("suggestion-hint").textContent =
+      accounts.length || !search ? "" : `No account without MAPI/EWS matches “${search}”.`;
     $("enable-username").setAttribute("aria-expanded", String(accounts.length > 0));
   }, 150);
 }
