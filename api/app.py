@@ -32,8 +32,10 @@ from api.graphql.context import Context
 from api.graphql.direct import answer, direct_request, run_directly
 from api.graphql.errors import coded
 from api.graphql.schema import build_schema
+from api.graphql.watch import ConnectionWatch
 from api.metrics import Metrics, MetricsMiddleware
 from api.observability import RequestIdMiddleware
+from api.services import sessions
 from api.settings import Settings
 from api.web import routes as dashboard_routes
 
@@ -75,9 +77,13 @@ class GraphQLApp(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        return self.context_for(request.scope, over_websocket=isinstance(request, WebSocket))
+        if isinstance(response, WebSocket):
+            return self.context_for(request.scope, over_websocket=True, websocket=response)
+        return self.context_for(request.scope, over_websocket=False)
 
-    def context_for(self, scope: Scope, *, over_websocket: bool) -> Context:
+    def context_for(
+        self, scope: Scope, *, over_websocket: bool, websocket: WebSocket | None = None
+    ) -> Context:
         principal: Principal | None = scope.get("principal")
         return Context(
             settings=self.settings,
@@ -88,6 +94,8 @@ class GraphQLApp(GraphQL[Context, None]):
             upgrade_authorization=(
                 authorization_header(dict(scope["headers"])) if over_websocket else None
             ),
+            websocket=websocket,
+            watch=scope.get("connection_watch"),
         )
 
     async def on_ws_connect(self, context: Context) -> UnsetType:
@@ -105,6 +113,8 @@ class GraphQLApp(GraphQL[Context, None]):
             context.principal = await self.authenticator.principal(token) if token else None
         except Unauthenticated:
             raise ConnectionRejectionError from None
+        if context.principal is not None and context.watch and context.websocket:
+            context.watch.start(context.websocket, context.principal)
         return UnsetType()  # no payload in connection_ack
 
     @property
@@ -145,6 +155,17 @@ class Guard:
         self.authenticator = authenticator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            watch = ConnectionWatch(
+                interval=self.settings.connection_recheck_seconds,
+                still_allowed=sessions.still_allowed,
+            )
+            scope["connection_watch"] = watch
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                watch.stop()
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

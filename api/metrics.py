@@ -8,6 +8,7 @@ from collections import Counter, defaultdict
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.events import EventBus, RedisEventBus
+from api.graphql import watch
 
 _DURATION = "mapi_ews_http_request_duration_seconds"
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, float("inf"))
@@ -92,6 +93,15 @@ def _event_lines(events: EventBus) -> list[str]:
             f"# TYPE mapi_ews_{name} {kind}",
             f"mapi_ews_{name} {value}",
         ]
+    lines += [
+        "# HELP mapi_ews_ws_connections_closed_total WebSocket connections closed because their "
+        "credentials lapsed (access token expired, or rights withdrawn).",
+        "# TYPE mapi_ews_ws_connections_closed_total counter",
+    ]
+    for reason in (watch.EXPIRED, watch.WITHDRAWN):
+        lines.append(
+            f'mapi_ews_ws_connections_closed_total{{reason="{reason}"}} {watch.closed[reason]}'
+        )
     if isinstance(events, RedisEventBus):
         lines += [
             "# HELP mapi_ews_redis_listening 1 while this process is subscribed to Redis.",

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     max_subscriptions_per_connection: int = Field(default=20, ge=1)
     login_event_retention_days: int = Field(default=90, ge=1)
     gateway_token_cache_seconds: int = Field(default=30, ge=0, le=3600)
+    # How often an open WebSocket connection re-checks its principal (README, Operations).
+    connection_recheck_seconds: int = Field(default=60, ge=1, le=3600)
 
     @model_validator(mode="after")
     def _require_secret_in_production(self) -> Settings:

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 
 from api.app import create_app
@@ -18,7 +17,7 @@ from api.models import Account, Domain
 from api.services.sessions import account_principal
 from api.settings import Settings
 from tests.conftest import _empty_tables
-from tests.servers import free_port
+from tests.servers import serving
 from tests.ws import websocket
 
 CHANGES = "subscription { mapiEwsAccountChanges { kind } }"
@@ -45,15 +44,7 @@ class LiveServer:
 @pytest.fixture
 async def live(settings: Settings) -> AsyncIterator[LiveServer]:
     app = create_app(settings)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning")
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:
-                await asyncio.sleep(0.01)
+    async with serving(app) as url:
         await _empty_tables()
         domain = await Domain.create(name="example.com")
         admin = await Account.create(
@@ -64,10 +55,7 @@ async def live(settings: Settings) -> AsyncIterator[LiveServer]:
             key=settings.signing_key,
             lifetime=timedelta(minutes=15),
         )
-        yield LiveServer(f"http://127.0.0.1:{port}", app, token)
-    finally:
-        server.should_exit = True
-        await task
+        yield LiveServer(url, app, token)
 
 
 def leftovers() -> tuple[int, int]:

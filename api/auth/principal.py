@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 
@@ -26,6 +27,9 @@ class Principal:
     username: str
     domain_id: int | None = None
     domain: str | None = None
+    # When the credentials that named this principal expire (access tokens); None: no expiry
+    # (gateway tokens, which are revoked instead).
+    expires_at: datetime | None = field(default=None, compare=False)
 
     @property
     def is_system_admin(self) -> bool:

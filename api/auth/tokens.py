@@ -52,6 +52,7 @@ def read_access_token(token: str, *, key: str) -> Principal:
             username=str(claims["usr"]),
             domain_id=int(domain_id) if domain_id is not None else None,
             domain=claims.get("dom"),
+            expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
         )
     except (jwt.PyJWTError, ValueError, KeyError, TypeError):
         raise Unauthenticated("The access token is invalid or has expired.") from None

@@ -6,6 +6,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+from starlette.websockets import WebSocket
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info as StrawberryInfo
 
@@ -13,6 +14,7 @@ from api.auth.credentials import Authenticator
 from api.auth.principal import Principal
 from api.errors import Unauthenticated, UserError, UserErrors
 from api.events import EventBus
+from api.graphql.watch import ConnectionWatch
 from api.services import domains
 from api.services.tenancy import Scope
 from api.settings import Settings
@@ -63,6 +65,9 @@ class Context:
     # WebSocket only: the upgrade request's Authorization header and the connection_init payload.
     upgrade_authorization: str | None = None
     connection_params: dict[str, Any] | None = None
+    # WebSocket only: the connection, and the watch that closes it when its credentials lapse.
+    websocket: WebSocket | None = None
+    watch: ConnectionWatch | None = None
 
     @property
     def scopes(self) -> dict[ScopeKey, Scope | UserError | None]:

@@ -13,7 +13,7 @@ from api.auth.passwords import hash_password, verify_password
 from api.auth.principal import Permission, Principal, Role
 from api.auth.tokens import issue_access_token, new_opaque_token, token_digest
 from api.errors import UserError, UserErrorCode, UserErrors
-from api.models import Account, Domain, RefreshToken, SystemAdmin
+from api.models import Account, Domain, GatewayToken, RefreshToken, SystemAdmin
 from api.services import validation
 
 _BAD_CREDENTIALS = UserErrors(
@@ -133,6 +133,23 @@ async def logout(*, refresh_token: str) -> None:
         await RefreshToken.filter(family=row.family, revoked_at=None).update(
             revoked_at=datetime.now(UTC)
         )
+
+
+async def still_allowed(principal: Principal) -> bool:
+    """Whether `principal` still stands as its credentials say: the account exists, in the same
+    domain, with the same role; the system administrator exists; the gateway token is not
+    revoked. Long-lived connections ask this again from time to time (access tokens are not
+    looked up per request, so a change reaches HTTP requests at the token's next refresh)."""
+    if principal.role is Role.GATEWAY:
+        return await GatewayToken.filter(id=principal.subject_id, revoked_at=None).exists()
+    if principal.is_system_admin:
+        return await SystemAdmin.filter(id=principal.subject_id).exists()
+    account = (
+        await Account.filter(id=principal.subject_id, domain_id=principal.domain_id)
+        .only("id", "is_domain_admin")
+        .first()
+    )
+    return account is not None and account.is_domain_admin == (principal.role is Role.DOMAIN_ADMIN)
 
 
 async def permissions(principal: Principal) -> list[Permission]:

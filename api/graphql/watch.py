@@ -1,0 +1,80 @@
+"""WebSocket connections stay authorized for as long as they last.
+
+A connection is authenticated once, at connection_init, and may then carry subscriptions for
+hours. Its watch closes it with 4403 (the code the contract uses for refused credentials) when
+the access token expires, and when a periodic check finds that the principal lost what it was
+signed in as: the account deleted, moved to another domain, no longer a domain administrator,
+the system administrator removed, the gateway token revoked. Every subscription of the
+connection ends with it; a client reconnects with fresh credentials (the dashboard refreshes its
+token and does so by itself).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from datetime import UTC, datetime
+
+from starlette.websockets import WebSocket
+
+from api.auth.principal import Principal
+
+log = logging.getLogger(__name__)
+
+CLOSE_CODE = 4403
+EXPIRED = "expired"
+WITHDRAWN = "withdrawn"
+_REASONS = {
+    EXPIRED: "The access token has expired: reconnect with a fresh one.",
+    WITHDRAWN: "The credentials no longer grant access: sign in again.",
+}
+
+# Connections closed by a watch, by reason, in this process (rendered in /metrics).
+closed: Counter[str] = Counter()
+
+
+class ConnectionWatch:
+    """One per WebSocket connection; started once it is authenticated, stopped when it ends."""
+
+    def __init__(
+        self, *, interval: float, still_allowed: Callable[[Principal], Awaitable[bool]]
+    ) -> None:
+        self.interval = interval
+        self.still_allowed = still_allowed
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self, websocket: WebSocket, principal: Principal) -> None:
+        self.stop()
+        self.task = asyncio.create_task(self._watch(websocket, principal))
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            self.task = None
+
+    async def _watch(self, websocket: WebSocket, principal: Principal) -> None:
+        reason = await self._until_invalid(principal)
+        closed[reason] += 1
+        log.info("closing a WebSocket connection of %s: credentials %s", principal.username, reason)
+        with suppress(Exception):  # the client may be gone already
+            await websocket.close(code=CLOSE_CODE, reason=_REASONS[reason])
+
+    async def _until_invalid(self, principal: Principal) -> str:
+        while True:
+            wait = self.interval
+            if principal.expires_at is not None:
+                left = (principal.expires_at - datetime.now(UTC)).total_seconds()
+                wait = min(wait, max(left, 0.0))
+            await asyncio.sleep(wait)
+            if principal.expires_at is not None and datetime.now(UTC) >= principal.expires_at:
+                return EXPIRED
+            try:
+                if not await self.still_allowed(principal):
+                    return WITHDRAWN
+            except Exception:
+                # The database is unreachable: keep the connection (its token still expires on
+                # time) rather than cut every dashboard off during an outage.
+                log.warning("could not check a connection's credentials", exc_info=True)
