@@ -26,6 +26,7 @@ from strawberry.types.unset import UnsetType
 from api import db
 from api.auth.credentials import Authenticator, bearer_token
 from api.auth.principal import Principal
+from api.auth.throttle import Limits, LoginThrottle, ThrottlePolicy
 from api.errors import ErrorCode, Unauthenticated
 from api.events import EventBus, RedisEventBus, event_bus
 from api.graphql.context import Context
@@ -61,7 +62,13 @@ _GRAPHIQL_FETCHER_WITH_CREDENTIALS = """        subscriptionUrl,
 
 
 class GraphQLApp(GraphQL[Context, None]):
-    def __init__(self, settings: Settings, events: EventBus, authenticator: Authenticator) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        events: EventBus,
+        authenticator: Authenticator,
+        throttle: LoginThrottle | None = None,
+    ) -> None:
         self.graphql_schema = build_schema(settings)
         super().__init__(
             self.graphql_schema,
@@ -73,6 +80,7 @@ class GraphQLApp(GraphQL[Context, None]):
         self.settings = settings
         self.events = events
         self.authenticator = authenticator
+        self.throttle = throttle
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -96,6 +104,8 @@ class GraphQLApp(GraphQL[Context, None]):
             ),
             websocket=websocket,
             watch=scope.get("connection_watch"),
+            throttle=self.throttle,
+            client_address=client[0] if (client := scope.get("client")) else None,
         )
 
     async def on_ws_connect(self, context: Context) -> UnsetType:
@@ -253,6 +263,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
         queue_size=settings.subscription_queue_size,
     )
     authenticator = Authenticator(settings)
+    throttle = LoginThrottle(
+        ThrottlePolicy(
+            username=Limits(settings.login_free_failures, settings.login_lock_failures),
+            address=Limits(
+                settings.login_address_free_failures, settings.login_address_lock_failures
+            ),
+            lock_seconds=settings.login_lock_seconds,
+            max_backoff=settings.login_max_backoff_seconds,
+        ),
+        redis=events.redis if isinstance(events, RedisEventBus) else None,
+        prefix=settings.redis_channel,
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -285,7 +307,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def metrics_endpoint(_: Request) -> Response:
         return PlainTextResponse(metrics.render(events), media_type="text/plain; version=0.0.4")
 
-    graphql_app = GraphQLApp(settings, events, authenticator)
+    graphql_app = GraphQLApp(settings, events, authenticator, throttle)
     graphql = Guard(graphql_app, settings, authenticator)
     app = Starlette(
         routes=[

@@ -24,6 +24,8 @@ class UserErrorCode(StrEnum):
     ALREADY_EXISTS = "ALREADY_EXISTS"
     LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
     INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
+    # Too many failed sign-ins for the name or the client address: wait, then try again.
+    TOO_MANY_ATTEMPTS = "TOO_MANY_ATTEMPTS"
 
 
 class AppError(Exception):

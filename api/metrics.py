@@ -7,6 +7,7 @@ from collections import Counter, defaultdict
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.auth import throttle
 from api.events import EventBus, RedisEventBus
 from api.graphql import watch
 
@@ -93,6 +94,15 @@ def _event_lines(events: EventBus) -> list[str]:
             f"# TYPE mapi_ews_{name} {kind}",
             f"mapi_ews_{name} {value}",
         ]
+    lines += [
+        "# HELP mapi_ews_login_attempts_total Sign-in attempts by outcome: succeeded, failed "
+        "(wrong name or password) and throttled (refused unchecked: too many failures).",
+        "# TYPE mapi_ews_login_attempts_total counter",
+    ]
+    for outcome in ("succeeded", "failed", "throttled"):
+        lines.append(
+            f'mapi_ews_login_attempts_total{{outcome="{outcome}"}} {throttle.outcomes[outcome]}'
+        )
     lines += [
         "# HELP mapi_ews_ws_connections_closed_total WebSocket connections closed because their "
         "credentials lapsed (access token expired, or rights withdrawn).",

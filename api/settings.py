@@ -44,6 +44,15 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     allowed_origins: list[str] = Field(default_factory=list)
 
+    # Password guessing (README, Operations): failures per username and per client address
+    # before each attempt must wait (1, 2, 4 ... s), and before a lock of login_lock_seconds.
+    login_free_failures: int = Field(default=5, ge=1)
+    login_lock_failures: int = Field(default=10, ge=1)
+    login_address_free_failures: int = Field(default=20, ge=1)
+    login_address_lock_failures: int = Field(default=100, ge=1)
+    login_lock_seconds: int = Field(default=900, ge=1)
+    login_max_backoff_seconds: int = Field(default=60, ge=1)
+
     # Live login activity (see README, "Live login activity").
     redis_channel: str = Field(default="mapi-ews-admin:events", min_length=1)
     subscription_queue_size: int = Field(default=256, ge=1)

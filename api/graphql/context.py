@@ -12,6 +12,7 @@ from strawberry.types import Info as StrawberryInfo
 
 from api.auth.credentials import Authenticator
 from api.auth.principal import Principal
+from api.auth.throttle import LoginThrottle
 from api.errors import Unauthenticated, UserError, UserErrors
 from api.events import EventBus
 from api.graphql.watch import ConnectionWatch
@@ -62,6 +63,9 @@ class Context:
     events: EventBus
     authenticator: Authenticator
     over_websocket: bool = False
+    throttle: LoginThrottle | None = None
+    # The client's IP address (the proxy's, unless uvicorn trusts its X-Forwarded-For).
+    client_address: str | None = None
     # WebSocket only: the upgrade request's Authorization header and the connection_init payload.
     upgrade_authorization: str | None = None
     connection_params: dict[str, Any] | None = None

@@ -112,6 +112,8 @@ class SessionMutation:
                 username=input.username,
                 password=input.password,
                 policy=_policy(info.context.settings),
+                throttle=info.context.throttle,
+                client_address=info.context.client_address,
             )
         except UserErrors as refused:
             return _refused(refused)

@@ -11,6 +11,7 @@ from tortoise.transactions import in_transaction
 
 from api.auth.passwords import hash_password, verify_password
 from api.auth.principal import Permission, Principal, Role
+from api.auth.throttle import LoginThrottle
 from api.auth.tokens import issue_access_token, new_opaque_token, token_digest
 from api.errors import UserError, UserErrorCode, UserErrors
 from api.models import Account, Domain, GatewayToken, RefreshToken, SystemAdmin
@@ -91,12 +92,35 @@ async def _start(principal: Principal, policy: TokenPolicy, family: str) -> Sess
     return Session(access, refresh, expires, principal)
 
 
-async def login(*, username: str, password: str, policy: TokenPolicy) -> Session:
-    """INVALID_CREDENTIALS, in the same time, whether the name is unknown or the password wrong."""
+def _too_many(wait: int) -> UserErrors:
+    when = f"{wait} second{'s' if wait != 1 else ''}" if wait < 120 else f"{-(-wait // 60)} minutes"
+    message = f"Too many failed sign-ins: try again in {when}."
+    return UserErrors([UserError(UserErrorCode.TOO_MANY_ATTEMPTS, message, None)])
+
+
+async def login(
+    *,
+    username: str,
+    password: str,
+    policy: TokenPolicy,
+    throttle: LoginThrottle | None = None,
+    client_address: str | None = None,
+) -> Session:
+    """INVALID_CREDENTIALS, in the same time, whether the name is unknown or the password wrong.
+    With a throttle, guessing is slowed and then locked per name and per client address; a
+    refused attempt checks no password at all (api/auth/throttle.py)."""
+    if throttle is not None:
+        wait = await throttle.attempt(username, client_address)
+        if wait:
+            raise _too_many(wait)
     password_hash, principal = await _find(username[:400])
     verified = await verify_password(password_hash, password[: validation.MAX_PASSWORD])
     if not verified or principal is None:
+        if throttle is not None:
+            throttle.failed()
         raise _BAD_CREDENTIALS
+    if throttle is not None:
+        await throttle.succeeded(username, client_address)
     return await _start(principal, policy, family=secrets.token_hex(16))
 
 
