@@ -35,7 +35,8 @@ from api.graphql.errors import coded
 from api.graphql.schema import build_schema
 from api.graphql.watch import ConnectionWatch
 from api.metrics import Metrics, MetricsMiddleware
-from api.observability import RequestIdMiddleware
+from api.observability import RequestIdMiddleware, request_id
+from api.security import SecurityHeadersMiddleware, cors
 from api.services import sessions
 from api.settings import Settings
 from api.web import routes as dashboard_routes
@@ -193,6 +194,13 @@ class Guard:
             message = f"The request body is over {self.settings.max_body_bytes} bytes."
             await _graphql_error(413, message, ErrorCode.BAD_USER_INPUT)(scope, receive, send)
             return
+        if scope["method"] == "POST" and body.lstrip()[:1] == b"[":
+            message = (
+                "Batched requests (a JSON array of operations) are not accepted: send one "
+                "operation per request."
+            )
+            await _graphql_error(400, message, ErrorCode.BAD_USER_INPUT)(scope, receive, send)
+            return
         request = direct_request(scope["method"], headers, body)
         if request is not None:
             context = self.app.context_for(scope, over_websocket=False)
@@ -200,7 +208,51 @@ class Guard:
             if answered is not None:
                 await answer(send, answered)
                 return
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, _replay(body, receive), _graphql_shaped(send))
+
+
+def _graphql_shaped(send: Send) -> Send:
+    """Strawberry answers a few bad requests (no query, an unsupported content type, a mutation
+    over GET, ...) in plain text: every client gets a GraphQL error object instead."""
+    start: Message | None = None
+    chunks: list[bytes] = []
+
+    async def shaped(message: Message) -> None:
+        nonlocal start
+        if message["type"] == "http.response.start":
+            content_type = dict(message.get("headers", [])).get(b"content-type", b"")
+            if message["status"] >= 400 and content_type.startswith(b"text/plain"):
+                start = message
+                return
+        elif start is not None and message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            status = start["status"]
+            if status >= 500:
+                error = {
+                    "message": "Internal server error.",
+                    "extensions": {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id()},
+                }
+            else:
+                text = b"".join(chunks).decode("utf-8", "replace").strip()
+                error = {"message": text, "extensions": {"code": "BAD_USER_INPUT"}}
+            body = orjson.dumps({"errors": [error]})
+            headers = [
+                (name, value)
+                for name, value in start.get("headers", [])
+                if name not in (b"content-type", b"content-length")
+            ]
+            headers += [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ]
+            await send({**start, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await send(message)
+
+    return shaped
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
@@ -319,8 +371,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *dashboard_routes(),
         ],
         lifespan=lifespan,
+        middleware=cors(settings),
     )
     app.state.graphql = graphql_app
+    app.add_middleware(SecurityHeadersMiddleware, production=not settings.is_development)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -41,7 +41,11 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(default=10, ge=2)
     max_aliases: int = Field(default=30, ge=1)
     max_tokens: int = Field(default=2000, ge=50)
+    max_query_cost: int = Field(default=5000, ge=10)
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    # Unset: on in development, off in production.
+    introspection: bool | None = None
+    field_suggestions: bool | None = None
     allowed_origins: list[str] = Field(default_factory=list)
 
     # Password guessing (README, Operations): failures per username and per client address
@@ -73,6 +77,15 @@ class Settings(BaseSettings):
     @property
     def is_development(self) -> bool:
         return self.env is Environment.DEVELOPMENT
+
+    @property
+    def allows_introspection(self) -> bool:
+        return self.is_development if self.introspection is None else self.introspection
+
+    @property
+    def suggests_fields(self) -> bool:
+        """Whether errors say "Did you mean ...?" (they help a developer and a prober alike)."""
+        return self.is_development if self.field_suggestions is None else self.field_suggestions
 
     @cached_property
     def signing_key(self) -> str:

@@ -20,7 +20,6 @@ from starlette.types import Send
 
 from api.graphql.context import Context, begin_operation
 from api.graphql.errors import coded, log_unexpected
-from api.graphql.execution import PlainFieldExecutor
 from api.graphql.schema import Schema
 
 _RUNS_DIRECTLY = (OperationType.QUERY, OperationType.MUTATION)
@@ -63,7 +62,7 @@ async def run_directly(schema: Schema, context: Context, request: dict[str, Any]
         context_value=context,
         variable_values=request.get("variables"),
         operation_name=name,
-        executor_class=PlainFieldExecutor,
+        executor_class=schema.executor_class,
     )
     result: ExecutionResult = await outcome if inspect.isawaitable(outcome) else outcome
     body: dict[str, Any] = {"data": result.data}

@@ -17,19 +17,25 @@ from graphql import (
     DocumentNode,
     GraphQLError,
     GraphQLSchema,
+    NoSchemaIntrospectionCustomRule,
     parse,
     specified_rules,
+    validate,
 )
 from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
-from strawberry.schema.schema import validate_document
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from strawberry.types.graphql import OperationType
 
 from api.errors import BadUserInput
 from api.graphql.context import begin_operation
+from api.graphql.cost import cost_rule
 from api.graphql.errors import coded
 from api.settings import Settings
 
 _CACHE_SIZE = 256
+# Validation stops after this many errors: a document built to fail everywhere costs no more.
+_MAX_ERRORS = 20
 
 
 @lru_cache(maxsize=_CACHE_SIZE)
@@ -38,15 +44,27 @@ def _parse(query: str, max_tokens: int) -> DocumentNode:
 
 
 class Limits:
-    """The document limits. The validation rules are made once, and validation is cached by the
-    query's text (a string hashes once; a document would be hashed node by node per request)."""
+    """The document limits (tokens, depth, aliases, cost), introspection and field suggestions
+    as configured. The validation rules are made once, and validation is cached by the query's
+    text (a string hashes once; a document would be hashed node by node per request)."""
 
     def __init__(self, settings: Settings) -> None:
         self.max_tokens = settings.max_tokens
+        self.hide_suggestions = not settings.suggests_fields
         self.rules: tuple[type[ASTValidationRule], ...] = (
+            # graphql-core 3.3's include MaxIntrospectionDepthRule: the depth limiter below
+            # skips introspection fields, that rule bounds them.
             *specified_rules,
+            MaybeNullValidationRule,
+            OneOfInputValidationRule,
             *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
             *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+            cost_rule(
+                max_cost=settings.max_query_cost,
+                default_page=settings.page_size_default,
+                max_page=settings.page_size_max,
+            ),
+            *(() if settings.allows_introspection else (NoSchemaIntrospectionCustomRule,)),
         )
         self.errors: Callable[[GraphQLSchema, str], list[GraphQLError]] = lru_cache(
             maxsize=_CACHE_SIZE
@@ -56,7 +74,13 @@ class Limits:
         return _parse(query, self.max_tokens)
 
     def _validate(self, schema: GraphQLSchema, query: str) -> list[GraphQLError]:
-        return validate_document(schema, self.parse(query), self.rules)
+        return validate(
+            schema,
+            self.parse(query),
+            self.rules,
+            max_errors=_MAX_ERRORS,
+            hide_suggestions=self.hide_suggestions,
+        )
 
     def prepared(self, schema: GraphQLSchema, query: str) -> DocumentNode | None:
         """The parsed document when it parses and validates (both cached); else None."""

@@ -13,7 +13,7 @@ from api.graphql.audit import AuditQuery
 from api.graphql.directives import AuthDirective
 from api.graphql.domains import DomainMutation, DomainQuery
 from api.graphql.errors import log_unexpected
-from api.graphql.execution import PlainFieldExecutor
+from api.graphql.execution import PlainFieldExecutor, QuietExecutor
 from api.graphql.extensions import Limits, operation_extension
 from api.graphql.live import LiveSubscription
 from api.graphql.sessions import SessionMutation, SessionQuery
@@ -28,6 +28,7 @@ Subscription = merge_types("Subscription", (LiveSubscription,))
 
 class Schema(strawberry.Schema):
     limits: Limits
+    executor_class: type[PlainFieldExecutor]
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -36,7 +37,9 @@ class Schema(strawberry.Schema):
 
 
 def build_schema(settings: Settings | None = None) -> Schema:
-    limits = Limits(settings or Settings())
+    settings = settings or Settings()
+    limits = Limits(settings)
+    executor_class = PlainFieldExecutor if settings.suggests_fields else QuietExecutor
     schema = Schema(
         query=Query,
         mutation=Mutation,
@@ -44,9 +47,10 @@ def build_schema(settings: Settings | None = None) -> Schema:
         # A class: Strawberry makes one per operation, so no state is shared between them.
         extensions=[operation_extension(limits)],
         schema_directives=[AuthDirective],
-        execution_context_class=PlainFieldExecutor,
+        execution_context_class=executor_class,
     )
     schema.limits = limits
+    schema.executor_class = executor_class
     return schema
 
 
