@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 import orjson
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -31,7 +32,7 @@ from api.errors import ErrorCode, Unauthenticated
 from api.events import EventBus, RedisEventBus, event_bus
 from api.graphql.context import Context
 from api.graphql.direct import answer, direct_request, run_directly
-from api.graphql.errors import coded
+from api.graphql.errors import UNAVAILABLE_MESSAGE, coded, sent
 from api.graphql.schema import build_schema
 from api.graphql.watch import ConnectionWatch
 from api.metrics import Metrics, MetricsMiddleware
@@ -189,6 +190,15 @@ class Guard:
                 scope, receive, send
             )
             return
+        except Exception as error:
+            if not db.unavailable(error):
+                raise
+            # A gateway token is looked up in the database (when not cached).
+            log.warning("the database is unavailable: %r", error)
+            await _graphql_error(503, UNAVAILABLE_MESSAGE, ErrorCode.SERVICE_UNAVAILABLE)(
+                scope, receive, send
+            )
+            return
         body = await _read_body(receive, self.settings.max_body_bytes)
         if body is None:
             message = f"The request body is over {self.settings.max_body_bytes} bytes."
@@ -229,6 +239,7 @@ def _graphql_shaped(send: Send) -> Send:
             if message.get("more_body", False):
                 return
             status = start["status"]
+            sent["INTERNAL_SERVER_ERROR" if status >= 500 else "BAD_USER_INPUT"] += 1
             if status >= 500:
                 error = {
                     "message": "Internal server error.",
@@ -287,7 +298,11 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 def _graphql_error(status: int, message: str, code: ErrorCode) -> Response:
-    body = {"errors": [{"message": message, "extensions": {"code": code.value}}]}
+    sent[code.value] += 1
+    extensions = {"code": code.value}
+    if code is ErrorCode.SERVICE_UNAVAILABLE:
+        extensions["requestId"] = request_id()
+    body = {"errors": [{"message": message, "extensions": extensions}]}
     headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if status == 401 else None
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -299,8 +314,10 @@ async def healthz(_: Request) -> Response:
 async def _answers(name: str, check: Awaitable[object]) -> bool:
     try:
         await asyncio.wait_for(check, timeout=2)
-    except Exception:
-        log.warning("readiness: %s does not answer", name, exc_info=True)
+    except Exception as error:
+        # An outage is one line; anything else gets its trace.
+        known = db.unavailable(error) or isinstance(error, RedisError)
+        log.warning("readiness: %s does not answer: %r", name, error, exc_info=not known)
         return False
     return True
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 from tortoise import Tortoise, connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.backends.base.config_generator import expand_db_url
+from tortoise.exceptions import DBConnectionError
 
 from api.settings import Settings
 
@@ -48,6 +50,32 @@ def tortoise_config(settings: Settings) -> dict[str, Any]:
         "use_tz": True,
         "timezone": "UTC",
     }
+
+
+# What a query meets while PostgreSQL restarts or cannot be reached: a refused or dropped
+# connection (OSError), a server shutting down or starting up, a connection gone mid-query.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    DBConnectionError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.InterfaceError,
+)
+
+
+def unavailable(error: BaseException | None) -> bool:
+    """Whether `error` means the database cannot be reached right now (try again later), as
+    opposed to a bug. Looks through exception chains: Tortoise wraps asyncpg's errors."""
+    seen = 0
+    while error is not None and seen < 5:
+        if isinstance(error, _UNAVAILABLE):
+            return True
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return False
 
 
 async def open_database(settings: Settings) -> None:

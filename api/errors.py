@@ -16,6 +16,9 @@ class ErrorCode(StrEnum):
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
     # A subscription whose client read too slowly: it missed events, resubscribe and reload.
     FELL_BEHIND = "FELL_BEHIND"
+    # The database cannot be reached right now (a restart, a failover): nothing was changed by
+    # the failed part; try again shortly.
+    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
 
 
 class UserErrorCode(StrEnum):

@@ -10,6 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.auth import throttle
 from api.events import EventBus, RedisEventBus
 from api.graphql import watch
+from api.graphql.errors import sent
 
 _DURATION = "mapi_ews_http_request_duration_seconds"
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, float("inf"))
@@ -94,6 +95,12 @@ def _event_lines(events: EventBus) -> list[str]:
             f"# TYPE mapi_ews_{name} {kind}",
             f"mapi_ews_{name} {value}",
         ]
+    lines += [
+        "# HELP mapi_ews_graphql_errors_total GraphQL errors sent to clients, by extensions.code.",
+        "# TYPE mapi_ews_graphql_errors_total counter",
+    ]
+    for code, count in sorted(sent.items()):
+        lines.append(f'mapi_ews_graphql_errors_total{{code="{code}"}} {count}')
     lines += [
         "# HELP mapi_ews_login_attempts_total Sign-in attempts by outcome: succeeded, failed "
         "(wrong name or password) and throttled (refused unchecked: too many failures).",

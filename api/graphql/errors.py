@@ -6,13 +6,19 @@ travel through Strawberry's operation hooks as exceptions and never reach a sche
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
 from graphql import GraphQLError
 
+from api.db import unavailable
 from api.errors import AppError, ErrorCode
 from api.observability import request_id
 
 log = logging.getLogger("api.graphql")
+
+UNAVAILABLE_MESSAGE = "The database is unavailable: try again shortly."
+# Errors sent to clients, by extensions.code, in this process (rendered in /metrics).
+sent: Counter[str] = Counter()
 
 
 def _expected(error: GraphQLError) -> bool:
@@ -22,7 +28,11 @@ def _expected(error: GraphQLError) -> bool:
 
 def log_unexpected(errors: list[GraphQLError]) -> None:
     for error in errors:
-        if not _expected(error):
+        if _expected(error):
+            continue
+        if unavailable(error.original_error):
+            log.warning("the database is unavailable: %r", error.original_error)
+        else:
             log.error(
                 "unexpected error in %s",
                 ".".join(str(p) for p in error.path or ()) or "operation",
@@ -37,10 +47,13 @@ def coded(error: GraphQLError) -> GraphQLError:
     elif _expected(error):
         code = (error.extensions or {}).get("code", ErrorCode.BAD_USER_INPUT)
         message = error.message
+    elif unavailable(original):
+        code, message = ErrorCode.SERVICE_UNAVAILABLE, UNAVAILABLE_MESSAGE
     else:
         code, message = ErrorCode.INTERNAL_SERVER_ERROR, "Internal server error."
     extensions = {**(error.extensions or {}), "code": str(code)}
-    if code == ErrorCode.INTERNAL_SERVER_ERROR:
+    sent[str(code)] += 1
+    if code in (ErrorCode.INTERNAL_SERVER_ERROR, ErrorCode.SERVICE_UNAVAILABLE):
         extensions["requestId"] = request_id()
     return GraphQLError(
         message,
