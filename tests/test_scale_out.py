@@ -2,10 +2,13 @@
 causes (the shape docker-compose.yml runs)."""
 
 import asyncio
+import os
+import signal
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import PG_URL, REDIS_URL, migrated_postgres
@@ -100,3 +103,46 @@ async def test_a_dashboard_on_one_process_sees_logins_and_changes_made_through_a
             made = enable["payload"]["data"]["mapiEwsAccountChanges"]
             assert (made["kind"], made["account"]["username"]) == ("ENABLED", picked)
             assert made["usage"]["enabled"] == 13
+
+
+async def test_a_killed_process_takes_nothing_down_with_it(
+    tmp_path: Path, shared_environment: dict[str, str]
+) -> None:
+    env = shared_environment
+    with (
+        running_server(env, tmp_path / "a.log", "--demo") as doomed,
+        running_server(env, tmp_path / "b.log") as survivor,
+    ):
+        admin = (await graphql_data(survivor.url, LOGIN, {"u": "admin@example.com"}))["login"][
+            "accessToken"
+        ]
+        picked = [
+            e["node"]["username"]
+            for e in (await graphql_data(survivor.url, PICK, token=admin))["accounts"]["edges"]
+            if e["node"]["username"] != "admin"
+        ][:2]
+        async with (
+            websocket(doomed.url, token=admin) as on_doomed,
+            websocket(survivor.url, token=admin) as on_survivor,
+        ):
+            for ws, server in ((on_doomed, doomed), (on_survivor, survivor)):
+                await ws.init()
+                await subscribe(ws, server, {"changes": CHANGES})
+            # A change through the doomed process reaches the survivor's dashboard...
+            await graphql_data(doomed.url, ENABLE, {"u": picked[:1]}, token=admin)
+            before = await on_survivor.receive(10)
+
+            os.killpg(doomed.process.pid, signal.SIGKILL)
+            doomed.process.wait(10)
+            # ...its own dashboards lose their connection (a load balancer sends them on)...
+            assert await on_doomed.close_code(wait=10) is not None
+
+            # ...and the survivor goes on: it answers, and its dashboards keep receiving.
+            async with httpx.AsyncClient() as http:
+                ready = await http.get(f"{survivor.url}/readyz")
+            await graphql_data(survivor.url, ENABLE, {"u": picked[1:]}, token=admin)
+            after = await on_survivor.receive(10)
+
+    assert before["payload"]["data"]["mapiEwsAccountChanges"]["account"]["username"] == picked[0]
+    assert ready.status_code == 200
+    assert after["payload"]["data"]["mapiEwsAccountChanges"]["account"]["username"] == picked[1]
