@@ -79,7 +79,11 @@ def serve(args: argparse.Namespace) -> None:
         port=args.port,
         workers=args.workers,
         log_config=None,
+        access_log=settings.access_log,
         proxy_headers=True,
+        # Only these proxies' X-Forwarded-For is believed: sign-in throttling per client address
+        # needs the client's, not the proxy's (README, Operations).
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         # Events are small JSON messages sent to many dashboards: compressing each copy costs
         # CPU per subscriber and a zlib context per connection (half the memory of a thousand
         # dashboards, measured) for little saving.

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     introspection: bool | None = None
     field_suggestions: bool | None = None
     allowed_origins: list[str] = Field(default_factory=list)
+    # Addresses of reverse proxies whose X-Forwarded-For is trusted ("*" for any).
+    forwarded_allow_ips: str = "127.0.0.1"
+    # One log line per HTTP request (uvicorn's access log); off saves a gateway-heavy process work.
+    access_log: bool = True
 
     # Password guessing (README, Operations): failures per username and per client address
     # before each attempt must wait (1, 2, 4 ... s), and before a lock of login_lock_seconds.

@@ -5,6 +5,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +17,7 @@ from api.auth import passwords
 from api.services import sessions
 from api.settings import Settings
 from tests.conftest import PASSWORD, REDIS_URL, Factory
+from tests.servers import Server, running_server
 
 LOGIN = """
 mutation($u: String!, $p: String!) {
@@ -190,3 +192,29 @@ async def test_sign_in_outcomes_are_counted_in_metrics(settings: Settings, make:
 
     assert count(after, "failed") - count(before, "failed") == 3
     assert count(after, "throttled") - count(before, "throttled") == 1
+
+
+async def test_behind_a_trusted_proxy_each_client_address_is_counted_on_its_own(
+    tmp_path: Path,
+) -> None:
+    env = {
+        "MAPI_EWS_DATABASE_URL": f"sqlite://{tmp_path / 'db.sqlite3'}",
+        "MAPI_EWS_FORWARDED_ALLOW_IPS": "*",
+        "MAPI_EWS_LOGIN_ADDRESS_FREE_FAILURES": "2",
+    }
+
+    async def guess(server: Server, username: str, client: str) -> Any:
+        async with httpx.AsyncClient() as http:
+            response = await http.post(
+                f"{server.url}/graphql",
+                json={"query": LOGIN, "variables": {"u": username, "p": WRONG}},
+                headers={"X-Forwarded-For": client},
+            )
+        return response.json()["data"]["login"]["userErrors"][0]["code"]
+
+    with running_server(env, tmp_path / "server.log") as server:
+        first = [await guess(server, f"u{i}@example.com", "203.0.113.1") for i in range(3)]
+        second = await guess(server, "u9@example.com", "203.0.113.2")
+
+    assert first == ["INVALID_CREDENTIALS", "INVALID_CREDENTIALS", "TOO_MANY_ATTEMPTS"]
+    assert second == "INVALID_CREDENTIALS"
