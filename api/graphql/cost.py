@@ -4,7 +4,7 @@ Every field costs 1 for each time it can be resolved: a field under a page of `f
 costs 100. The page size is the literal `first`/`last`, the largest page when it comes from a
 variable (validation is cached by query text, so it cannot depend on variables), and the
 default page when a paged field is asked without one. Depth and alias limits bound the shape;
-this bounds the work: thirty aliases of a 100-row page with ten fields each cost about 36,000.
+this bounds the work: thirty aliases of a 100-row page with ten fields each cost over 30,000.
 """
 
 from __future__ import annotations
