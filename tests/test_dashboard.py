@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ class Site:
     server: Server
     root: str
     gateway: str
+    database: Path
 
     @property
     def url(self) -> str:
@@ -102,7 +104,11 @@ class Site:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     _chromium_or_skip()
     folder = tmp_path_factory.mktemp("dashboard")
-    env = {"MAPI_EWS_DATABASE_URL": f"sqlite://{folder / 'db.sqlite3'}"}
+    env = {
+        "MAPI_EWS_DATABASE_URL": f"sqlite://{folder / 'db.sqlite3'}",
+        # Open connections re-check their principal every second (60 by default).
+        "MAPI_EWS_CONNECTION_RECHECK_SECONDS": "1",
+    }
     with running_server(env, folder / "server.log", "--demo") as server:
         yield server
 
@@ -116,7 +122,7 @@ async def site(server: Server) -> Site:
         )
     root = response.json()["data"]["login"]["accessToken"]
     gateway = (await graphql_data(server.url, GATEWAY, token=root))["createGatewayToken"]["token"]
-    return Site(server, root, gateway)
+    return Site(server, root, gateway, server.log.parent / "db.sqlite3")
 
 
 @pytest.fixture(scope="module")
@@ -427,6 +433,28 @@ async def test_signing_out_ends_the_session_on_the_server(page: Page, site: Site
     assert await page.evaluate('sessionStorage.getItem("mapi-ews-admin.session")') is None
     data = await site.call(REFRESH, {"t": refresh_token})
     assert data["refreshAccessToken"]["userErrors"] == [{"code": "INVALID_CREDENTIALS"}]
+
+
+async def test_an_administrator_demoted_while_watching_is_shown_no_access(
+    page: Page, site: Site
+) -> None:
+    domain = await site.domain(enabled=1, others=0)
+    await signed_in(page, site, domain)
+
+    # No mutation demotes an administrator: the database is changed directly, as an operator
+    # (or the mail server's own admin tool) would.
+    with sqlite3.connect(site.database) as connection:
+        connection.execute(
+            "UPDATE account SET is_domain_admin = 0 WHERE username = 'admin' AND domain_id = "
+            "(SELECT id FROM domain WHERE name = ?)",
+            (domain,),
+        )
+
+    # The server closes the connection (4403), the page refreshes its token, learns it is no
+    # longer an administrator and says so.
+    await expect(page.locator("#no-access-view")).to_be_visible(timeout=10_000)
+    await expect(page.locator("#tab-view")).to_be_hidden()
+    await shoot(page, "12-no-longer-an-administrator")
 
 
 async def test_every_control_has_a_label_and_dialogs_close_with_escape(

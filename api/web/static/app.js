@@ -159,6 +159,14 @@ async function signOut() {
 
 api.onExpired = () => showSignIn(new SessionExpired().message);
 
+// Both subscriptions may fail at once: one restart for both.
+let restarting = null;
+function restart() {
+  restarting ??= start().finally(() => {
+    restarting = null;
+  });
+}
+
 async function start() {
   if (!api.signedIn) {
     showSignIn();
@@ -173,6 +181,7 @@ async function start() {
     showError($("sign-in-error"), error);
     return;
   }
+  stopLive();
   $("viewer-name").textContent = state.viewer.username;
   $("who").hidden = false;
   if (state.viewer.role === "SYSTEM_ADMIN") {
@@ -635,9 +644,15 @@ function startLive() {
 
 function subscribe(query, next) {
   const live = state.live;
-  const again = () => {
-    // The server ended it (this page fell behind, say): start over, and catch up.
+  const again = (errors) => {
     if (state.live !== live) return;
+    const code = Array.isArray(errors) ? errors[0]?.extensions?.code : null;
+    if (code === "FORBIDDEN" || code === "UNAUTHENTICATED") {
+      // The sign-in no longer grants this (the account was demoted, say): ask again who we are.
+      restart();
+      return;
+    }
+    // The server ended it (this page fell behind, say): start over, and catch up.
     setTimeout(() => {
       if (state.live === live) {
         subscribe(query, next);
