@@ -1,0 +1,203 @@
+// The Enable dialog (with suggestions as you type) and the Disable confirmation.
+
+import { GraphQLError, SessionExpired } from "./graphql.js";
+import { $, api, showError, state, toast } from "./page.js";
+import { DISABLE, ENABLE, SUGGESTIONS } from "./queries.js";
+import { load, showUsage } from "./table.js";
+
+// ---- enable -------------------------------------------------------------------------------
+
+const enableDialog = $("enable-dialog");
+let suggestionTimer = null;
+let suggestionSerial = 0;
+let activeSuggestion = -1;
+
+function openEnable() {
+  $("enable-form").reset();
+  $("enable-error").hidden = true;
+  closeSuggestions();
+  enableDialog.showModal();
+  $("enable-username").focus();
+  suggest();
+}
+
+function closeSuggestions() {
+  $("suggestion-hint").textContent = "";
+  $("suggestions").hidden = true;
+  $("suggestions").replaceChildren();
+  $("enable-username").setAttribute("aria-expanded", "false");
+  $("enable-username").removeAttribute("aria-activedescendant");
+  activeSuggestion = -1;
+}
+
+function suggest() {
+  clearTimeout(suggestionTimer);
+  suggestionTimer = setTimeout(async () => {
+    const serial = ++suggestionSerial;
+    const search = $("enable-username").value.trim();
+    let data;
+    try {
+      data = await api.request(SUGGESTIONS, { domain: state.domain, search: search || null });
+    } catch {
+      return; // suggestions are a help; Save still reports any problem
+    }
+    if (serial !== suggestionSerial || !enableDialog.open) return;
+    const accounts = data.accounts.edges.map((edge) => edge.node);
+    const list = $("suggestions");
+    list.replaceChildren(
+      ...accounts.map((account, index) => {
+        const option = document.createElement("li");
+        option.id = `suggestion-${index}`;
+        option.setAttribute("role", "option");
+        option.dataset.username = account.username;
+        const strong = document.createElement("strong");
+        strong.textContent = account.username;
+        const name = document.createElement("span");
+        name.textContent = account.name ?? "";
+        option.append(strong, name);
+        option.addEventListener("mousedown", (event) => event.preventDefault());
+        option.addEventListener("click", () => pickSuggestion(account.username));
+        return option;
+      }),
+    );
+    activeSuggestion = -1;
+    list.hidden = accounts.length === 0;
+    $("suggestion-hint").textContent =
+      accounts.length || !search ? "" : `No account without MAPI/EWS matches “${search}”.`;
+    $("enable-username").setAttribute("aria-expanded", String(accounts.length > 0));
+  }, 150);
+}
+
+function pickSuggestion(username) {
+  $("enable-username").value = username;
+  closeSuggestions();
+  $("enable-username").focus();
+}
+
+function moveSuggestion(step) {
+  const options = [...$("suggestions").children];
+  if (!options.length) return;
+  activeSuggestion = (activeSuggestion + step + options.length) % options.length;
+  options.forEach((option, index) => option.setAttribute("aria-selected", String(index === activeSuggestion)));
+  $("enable-username").setAttribute("aria-activedescendant", options[activeSuggestion].id);
+  options[activeSuggestion].scrollIntoView({ block: "nearest" });
+}
+
+function suggestionKeys(event) {
+  const open = !$("suggestions").hidden;
+  if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+    event.preventDefault();
+    if (!open) suggest();
+    else moveSuggestion(event.key === "ArrowDown" ? 1 : -1);
+  } else if (event.key === "Enter" && open && activeSuggestion >= 0) {
+    event.preventDefault();
+    pickSuggestion($("suggestions").children[activeSuggestion].dataset.username);
+  } else if (event.key === "Escape" && open) {
+    event.preventDefault(); // close the list, not the dialog
+    closeSuggestions();
+  }
+}
+
+async function saveEnable(event) {
+  event.preventDefault();
+  const username = $("enable-username").value.trim();
+  const error = $("enable-error");
+  if (!username) {
+    showError(error, new Error("Enter the username of an account of this domain."));
+    $("enable-username").focus();
+    return;
+  }
+  closeSuggestions();
+  $("enable-save").disabled = true;
+  try {
+    const { enableMapiEws: payload } = await api.request(ENABLE, {
+      domain: state.domain,
+      usernames: [username],
+    });
+    if (payload.userErrors.length) {
+      showError(error, new Error(payload.userErrors.map((e) => e.message).join(" ")));
+      $("enable-username").select();
+      return;
+    }
+    enableDialog.close();
+    showUsage(payload.usage);
+    toast(`MAPI/EWS enabled for ${payload.accounts[0]?.username ?? username}.`);
+    await load();
+  } catch (failure) {
+    if (failure instanceof SessionExpired) return;
+    showError(error, failure);
+    if (failure instanceof GraphQLError && failure.code === "FORBIDDEN") load();
+  } finally {
+    $("enable-save").disabled = false;
+  }
+}
+
+// ---- disable ------------------------------------------------------------------------------
+
+const disableDialog = $("disable-dialog");
+
+function openDisable() {
+  const usernames = [...state.selected].sort();
+  if (!usernames.length) return;
+  const count = usernames.length;
+  $("disable-question").textContent =
+    `Disable MAPI/EWS for ${count === 1 ? "this account" : `these ${count} accounts`}? ` +
+    "They will no longer be able to connect over MAPI or EWS.";
+  const shown = usernames.slice(0, 10).map((username) => {
+    const li = document.createElement("li");
+    li.textContent = username;
+    return li;
+  });
+  if (count > 10) {
+    const more = document.createElement("li");
+    more.textContent = `and ${count - 10} more`;
+    shown.push(more);
+  }
+  $("disable-list").replaceChildren(...shown);
+  $("disable-error").hidden = true;
+  $("disable-confirm").textContent = count === 1 ? "Disable" : `Disable ${count} accounts`;
+  disableDialog.showModal();
+  $("disable-cancel").focus(); // the safe choice is the default one
+}
+
+async function confirmDisable(event) {
+  event.preventDefault();
+  const usernames = [...state.selected].sort();
+  $("disable-confirm").disabled = true;
+  try {
+    const { disableMapiEws: payload } = await api.request(DISABLE, {
+      domain: state.domain,
+      usernames,
+    });
+    if (payload.userErrors.length) {
+      showError($("disable-error"), new Error(payload.userErrors.map((e) => e.message).join(" ")));
+      return;
+    }
+    disableDialog.close();
+    state.selected.clear();
+    showUsage(payload.usage);
+    const count = usernames.length;
+    toast(`MAPI/EWS disabled for ${count === 1 ? usernames[0] : `${count} accounts`}.`);
+    await load();
+  } catch (failure) {
+    if (failure instanceof SessionExpired) return;
+    showError($("disable-error"), failure);
+  } finally {
+    $("disable-confirm").disabled = false;
+  }
+}
+
+export function wireDialogs() {
+  $("enable-button").addEventListener("click", openEnable);
+  $("enable-form").addEventListener("submit", saveEnable);
+  $("enable-cancel").addEventListener("click", () => enableDialog.close());
+  $("enable-username").addEventListener("input", () => {
+    $("enable-error").hidden = true;
+    suggest();
+  });
+  $("enable-username").addEventListener("keydown", suggestionKeys);
+  $("enable-username").addEventListener("blur", () => setTimeout(closeSuggestions, 100));
+  $("disable-button").addEventListener("click", openDisable);
+  $("disable-form").addEventListener("submit", confirmDisable);
+  $("disable-cancel").addEventListener("click", () => disableDialog.close());
+}

@@ -1,0 +1,56 @@
+// What every part of the page shares: the API client, the page's state, and small helpers.
+
+import { Api, GraphQLError } from "./graphql.js";
+
+export const DEFAULT_ORDER = { field: "USERNAME", direction: "ASC" };
+export const DEFAULT_PAGE_SIZE = 25;
+
+export const $ = (id) => document.getElementById(id);
+export const api = new Api();
+
+export const state = {
+  viewer: null,
+  domain: null, // the domain's name
+  manage: false, // whether this viewer may enable and disable here
+  search: "",
+  order: { ...DEFAULT_ORDER },
+  pageSize: DEFAULT_PAGE_SIZE,
+  // The page asked for: {after} or {before} cursors; offset is the first row's position.
+  page: { after: null, before: null, offset: 0 },
+  rows: [],
+  selected: new Set(),
+  live: null,
+  stopSubscriptions: [],
+  loadSerial: 0,
+};
+
+export function show(view) {
+  for (const id of ["loading", "sign-in-view", "no-access-view", "tab-view"]) {
+    $(id).hidden = id !== view;
+  }
+}
+
+
+export function showError(element, error) {
+  element.textContent = messageOf(error);
+  element.hidden = false;
+}
+
+export function messageOf(error) {
+  if (error instanceof GraphQLError && error.code === "FORBIDDEN") {
+    return `Not allowed: ${error.message}`;
+  }
+  return error?.message || "Something went wrong.";
+}
+
+let toastTimer = null;
+export function toast(message) {
+  const element = $("toast");
+  element.textContent = message;
+  element.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => {
+    element.hidden = true;
+  }, 4000);
+}
+

@@ -1,0 +1,51 @@
+// The GraphQL documents the dashboard sends: one place to see what it asks of the API.
+
+export const ACCOUNT_FIELDS = "id username emailAddress name lastLogin lastLoginProtocol";
+export const USAGE_FIELDS = "enabled limit available";
+
+export const VIEWER = `query Viewer { viewer { username role domain permissions } }`;
+export const DOMAINS = `query Domains { domains(first: 100) { edges { node { name } } } }`;
+export const TAB = `query Tab($domain: String!, $search: String, $orderBy: AccountOrder,
+    $first: Int, $after: String, $last: Int, $before: String) {
+  domain(name: $domain) { name mapiEwsAccountManagement }
+  mapiEwsUsage(domain: $domain) { ${USAGE_FIELDS} }
+  mapiEwsAccounts(domain: $domain, search: $search, orderBy: $orderBy,
+      first: $first, after: $after, last: $last, before: $before) {
+    totalCount
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+    edges { node { ${ACCOUNT_FIELDS} } }
+  }
+}`;
+export const SUGGESTIONS = `query Suggestions($domain: String!, $search: String) {
+  accounts(domain: $domain, search: $search, mapiEwsEnabled: false, first: 8,
+      orderBy: {field: USERNAME}) {
+    edges { node { id username name emailAddress } }
+  }
+}`;
+export const ENABLE = `mutation Enable($domain: String!, $usernames: [String!]!) {
+  enableMapiEws(input: {domain: $domain, usernames: $usernames}) {
+    accounts { username }
+    usage { ${USAGE_FIELDS} }
+    userErrors { field code message }
+  }
+}`;
+export const DISABLE = `mutation Disable($domain: String!, $usernames: [String!]!) {
+  disableMapiEws(input: {domain: $domain, usernames: $usernames}) {
+    accounts { username }
+    usage { ${USAGE_FIELDS} }
+    userErrors { field code message }
+  }
+}`;
+export const LOGIN_UPDATES = `subscription Logins($domain: String) {
+  mapiEwsLoginUpdates(domain: $domain) {
+    id username protocol occurredAt allowed clientAddress
+    account { ${ACCOUNT_FIELDS} mapiEwsEnabled }
+  }
+}`;
+export const ACCOUNT_CHANGES = `subscription Changes($domain: String) {
+  mapiEwsAccountChanges(domain: $domain) {
+    kind actor occurredAt
+    account { ${ACCOUNT_FIELDS} }
+    usage { ${USAGE_FIELDS} }
+  }
+}`;
