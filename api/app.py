@@ -37,7 +37,7 @@ from api.graphql.schema import build_schema
 from api.graphql.watch import ConnectionWatch
 from api.metrics import Metrics, MetricsMiddleware
 from api.observability import RequestIdMiddleware, request_id
-from api.security import SecurityHeadersMiddleware, cors
+from api.security import cors, response_headers
 from api.services import sessions
 from api.settings import Settings
 from api.web import routes as dashboard_routes
@@ -204,7 +204,7 @@ class Guard:
             message = f"The request body is over {self.settings.max_body_bytes} bytes."
             await _graphql_error(413, message, ErrorCode.BAD_USER_INPUT)(scope, receive, send)
             return
-        if scope["method"] == "POST" and body.lstrip()[:1] == b"[":
+        if scope["method"] == "POST" and body[:1] in b"[ \t\r\n" and body.lstrip()[:1] == b"[":
             message = (
                 "Batched requests (a JSON array of operations) are not accepted: send one "
                 "operation per request."
@@ -391,7 +391,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         middleware=cors(settings),
     )
     app.state.graphql = graphql_app
-    app.add_middleware(SecurityHeadersMiddleware, production=not settings.is_development)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(
+        RequestIdMiddleware, headers=response_headers(production=not settings.is_development)
+    )
     return app

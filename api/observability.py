@@ -29,10 +29,14 @@ def request_id() -> str:
 
 
 class RequestIdMiddleware:
-    """Takes X-Request-ID when it is well-formed, else makes one; echoes it on the response."""
+    """Takes X-Request-ID when it is well-formed, else makes one; echoes it on the response,
+    with the security headers every response carries (api/security.py)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(
+        self, app: ASGIApp, headers: dict[bool, list[tuple[bytes, bytes]]] | None = None
+    ) -> None:
         self.app = app
+        self.headers = headers or {False: [], True: []}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -41,10 +45,15 @@ class RequestIdMiddleware:
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         rid = given if _ACCEPTED_ID.fullmatch(given) else new_request_id()
         token = _request_id.set(rid)
+        extra = self.headers[scope["path"] == "/graphql"]
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", rid.encode()),
+                    *extra,
+                ]
             await send(message)
 
         try:

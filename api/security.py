@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.settings import Settings
 
@@ -19,31 +18,12 @@ _NO_STORE = (b"cache-control", b"no-store")
 _HSTS = (b"strict-transport-security", b"max-age=31536000")
 
 
-class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp, *, production: bool) -> None:
-        self.app = app
-        self.production = production
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        extra = list(_ALWAYS)
-        if scope["path"] == "/graphql":
-            extra.append(_NO_STORE)
-        if self.production:
-            extra.append(_HSTS)
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                present = {name.lower() for name, _ in message.get("headers", [])}
-                message["headers"] = [
-                    *message.get("headers", []),
-                    *(header for header in extra if header[0] not in present),
-                ]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+def response_headers(*, production: bool) -> dict[bool, list[tuple[bytes, bytes]]]:
+    """The headers every response gets, by whether it is a /graphql answer. Computed once and
+    added by the request-id middleware's one `send` wrapper (a middleware of their own was a
+    measurable share of a gateway report's time)."""
+    common = [*_ALWAYS, *([_HSTS] if production else [])]
+    return {False: common, True: [*common, _NO_STORE]}
 
 
 def cors(settings: Settings) -> list[Middleware]:

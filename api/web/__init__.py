@@ -22,12 +22,8 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
 )
-PAGE_HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-}
+# (nosniff, DENY framing and no referrer come with every response: api/security.py.)
+PAGE_HEADERS = {"Content-Security-Policy": CONTENT_SECURITY_POLICY}
 
 
 async def dashboard(_: Request) -> Response:
@@ -37,7 +33,7 @@ async def dashboard(_: Request) -> Response:
 
 
 class _StaticFiles(StaticFiles):
-    """Starlette's static files, with the page's security headers on every file."""
+    """Starlette's static files, with the page's Content-Security-Policy on every file."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def send_with_headers(message: dict[str, object]) -> None:
