@@ -6,11 +6,9 @@ its own PostgreSQL database (and drops it after), so the named database is never
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import shutil
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -34,7 +32,7 @@ from api.auth.tokens import issue_access_token
 from api.models import Account, Domain, SystemAdmin
 from api.services.sessions import account_principal
 from api.settings import Settings
-from tests.servers import RedisProcess, free_port
+from tests.servers import RedisProcess, free_port, run_cli
 
 PASSWORD = "correct-horse-battery"
 TABLES = [
@@ -100,17 +98,7 @@ async def migrated_postgres() -> AsyncIterator[dict[str, str]]:
     `mapi-ews-admin migrate` before any of them starts; dropped after."""
     async with fresh_postgres_database() as url:
         env = {"MAPI_EWS_DATABASE_URL": url}
-        migrate = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "api",
-            "migrate",
-            env={**os.environ, **env},
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        output, _ = await migrate.communicate()
-        assert migrate.returncode == 0, output.decode()
+        await run_cli("migrate", env=env)
         yield env
 
 

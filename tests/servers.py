@@ -92,6 +92,22 @@ def running_server(
                 process.wait()
 
 
+async def run_cli(*args: str, env: dict[str, str]) -> str:
+    """`mapi-ews-admin ARGS` in a subprocess with `env` added; its output, which must succeed."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "api",
+        *args,
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await process.communicate()
+    assert process.returncode == 0, output.decode()
+    return output.decode()
+
+
 @asynccontextmanager
 async def serving(app: ASGIApp) -> AsyncIterator[str]:
     """`app` under a real uvicorn inside this process (so its state can be looked at), on a

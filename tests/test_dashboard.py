@@ -165,6 +165,25 @@ async def signed_in(page: Page, site: Site, domain: str) -> None:
     await expect(page.locator("#live-status")).to_have_text("Live")
 
 
+async def stored(page: Page, name: str) -> Any:
+    """A field of the session the page keeps in sessionStorage."""
+    return await page.evaluate(
+        f'JSON.parse(sessionStorage.getItem("mapi-ews-admin.session")).{name}'
+    )
+
+
+async def spoil_access_token(page: Page) -> None:
+    """Replaces the page's access token with one the server refuses, as an expired one is."""
+    await page.evaluate(
+        """() => {
+            const key = "mapi-ews-admin.session";
+            const session = JSON.parse(sessionStorage.getItem(key));
+            session.accessToken = "expired.or.forged";
+            sessionStorage.setItem(key, JSON.stringify(session));
+        }"""
+    )
+
+
 def rows(page: Page) -> Any:
     return page.locator("#rows tr")
 
@@ -372,22 +391,12 @@ async def test_an_expired_access_token_is_refreshed_without_asking(page: Page, s
     domain = await site.domain(enabled=1, others=0)
     await signed_in(page, site, domain)
 
-    await page.evaluate(
-        """() => {
-            const key = "mapi-ews-admin.session";
-            const session = JSON.parse(sessionStorage.getItem(key));
-            session.accessToken = "expired.or.forged";
-            sessionStorage.setItem(key, JSON.stringify(session));
-        }"""
-    )
+    await spoil_access_token(page)
     await page.reload()
 
     await expect(rows(page)).to_have_count(1)
     await expect(page.locator("#live-status")).to_have_text("Live")
-    token = await page.evaluate(
-        'JSON.parse(sessionStorage.getItem("mapi-ews-admin.session")).accessToken'
-    )
-    assert token != "expired.or.forged"
+    assert await stored(page, "accessToken") != "expired.or.forged"
 
 
 async def test_a_session_that_cannot_be_refreshed_asks_to_sign_in_again(
@@ -395,22 +404,13 @@ async def test_a_session_that_cannot_be_refreshed_asks_to_sign_in_again(
 ) -> None:
     domain = await site.domain(enabled=1, others=0)
     await signed_in(page, site, domain)
-    refresh_token = await page.evaluate(
-        'JSON.parse(sessionStorage.getItem("mapi-ews-admin.session")).refreshToken'
-    )
+    refresh_token = await stored(page, "refreshToken")
     # The sign-in ends elsewhere (signed out in another tab) and the access token runs out.
     await site.call(
         "mutation($t: String!) { logout(input: {refreshToken: $t}) { userErrors { code } } }",
         {"t": refresh_token},
     )
-    await page.evaluate(
-        """() => {
-            const key = "mapi-ews-admin.session";
-            const session = JSON.parse(sessionStorage.getItem(key));
-            session.accessToken = "expired.or.forged";
-            sessionStorage.setItem(key, JSON.stringify(session));
-        }"""
-    )
+    await spoil_access_token(page)
     await page.reload()
 
     await expect(page.locator("#sign-in-notice")).to_have_text(
@@ -423,9 +423,7 @@ async def test_a_session_that_cannot_be_refreshed_asks_to_sign_in_again(
 async def test_signing_out_ends_the_session_on_the_server(page: Page, site: Site) -> None:
     domain = await site.domain(enabled=1, others=0)
     await signed_in(page, site, domain)
-    refresh_token = await page.evaluate(
-        'JSON.parse(sessionStorage.getItem("mapi-ews-admin.session")).refreshToken'
-    )
+    refresh_token = await stored(page, "refreshToken")
 
     await page.get_by_role("button", name="Sign out").click()
 

@@ -2,10 +2,8 @@
 restarted, a client that goes away in the middle of a request."""
 
 import asyncio
-import os
 import re
 import socket
-import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -17,7 +15,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.servers import PostgresProcess, Server, free_port, metric, running_server
+from tests.servers import PostgresProcess, Server, free_port, metric, run_cli, running_server
 
 REPORT = """
 mutation($e: String!, $at: DateTime!) {
@@ -48,21 +46,6 @@ def postgres() -> Iterator[PostgresProcess]:
         yield cluster
     finally:
         cluster.remove()
-
-
-async def _run(*args: str, env: dict[str, str]) -> str:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "api",
-        *args,
-        env={**os.environ, **env},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await process.communicate()
-    assert process.returncode == 0, output.decode()
-    return output.decode()
 
 
 class Load:
@@ -123,7 +106,7 @@ async def demo_on(
     postgres: PostgresProcess, tmp_path: Path
 ) -> AsyncIterator[tuple[Server, str, str]]:
     env = {"MAPI_EWS_DATABASE_URL": postgres.url, "MAPI_EWS_DATABASE_POOL_SIZE": "4"}
-    await _run("migrate", env=env)
+    await run_cli("migrate", env=env)
     with running_server(env, tmp_path / "server.log", "--demo") as server:
         printed = server.output()
         token = re.search(r"Bearer (mgw_[A-Za-z0-9_-]+)", printed)
