@@ -107,7 +107,7 @@ class GraphQLApp(GraphQL[Context, None]):
             websocket=websocket,
             watch=scope.get("connection_watch"),
             throttle=self.throttle,
-            client_address=client[0] if (client := scope.get("client")) else None,
+            client_address=_client(scope),
         )
 
     async def on_ws_connect(self, context: Context) -> UnsetType:
@@ -122,7 +122,11 @@ class GraphQLApp(GraphQL[Context, None]):
             if value is not None and not isinstance(value, str):
                 raise Unauthenticated("Authorization must be a string.")
             token = bearer_token(value)
-            context.principal = await self.authenticator.principal(token) if token else None
+            context.principal = (
+                await self.authenticator.principal(token, address=context.client_address)
+                if token
+                else None
+            )
         except Unauthenticated:
             raise ConnectionRejectionError from None
         if context.principal is not None and context.watch and context.websocket:
@@ -184,7 +188,9 @@ class Guard:
         headers = dict(scope["headers"])
         try:
             token = bearer_token(authorization_header(headers))
-            scope["principal"] = await self.authenticator.principal(token) if token else None
+            scope["principal"] = (
+                await self.authenticator.principal(token, address=_client(scope)) if token else None
+            )
         except Unauthenticated as refused:
             await _graphql_error(401, refused.message, ErrorCode.UNAUTHENTICATED)(
                 scope, receive, send
@@ -219,6 +225,12 @@ class Guard:
                 await answer(send, answered)
                 return
         await self.app(scope, _replay(body, receive), _graphql_shaped(send))
+
+
+def _client(scope: Scope) -> str | None:
+    """The client's address (a trusted proxy's X-Forwarded-For, as uvicorn applied it)."""
+    client = scope.get("client")
+    return str(client[0]) if client else None
 
 
 def _graphql_shaped(send: Send) -> Send:

@@ -398,3 +398,26 @@ async def test_pruning_deletes_only_events_older_than_the_retention(
     remaining = await LoginEvent.all().values_list("occurred_at", flat=True)
     assert [round((now - moment).total_seconds() / 86400) for moment in remaining] == [1]
     assert await columns("alice") != (None, None, None, None)  # accounts keep their last login
+
+
+async def test_unknown_gateway_tokens_from_one_address_stop_costing_lookups(
+    make: Factory, settings: Settings, sql: StatementCounter
+) -> None:
+    real = await make.gateway("ews-frontend")
+    authenticator = Authenticator(settings)
+    await authenticator.principal(real, address="198.51.100.9")  # a gateway at work, cached
+    for attempt in range(20):
+        with pytest.raises(Unauthenticated, match="unknown or revoked"):
+            await authenticator.principal(f"mgw_guess{attempt}", address="198.51.100.9")
+    sql.statements.clear()
+
+    with pytest.raises(Unauthenticated, match="Too many unknown gateway tokens"):
+        await authenticator.principal("mgw_guess-more", address="198.51.100.9")
+    refused_cost = len(sql.statements)
+    # Another address, and tokens verified already, are not held up.
+    with pytest.raises(Unauthenticated, match="unknown or revoked"):
+        await authenticator.principal("mgw_guess-more", address="203.0.113.5")
+    known = await authenticator.principal(real, address="198.51.100.9")
+
+    assert refused_cost == 0
+    assert known.username == "ews-frontend"

@@ -11,6 +11,11 @@ from api.services import gateways
 from api.settings import Settings
 
 _CACHE_LIMIT = 1024
+# Unknown gateway tokens each cost a database lookup: after this many from one client address
+# within _MISS_WINDOW seconds, further ones are refused without a lookup until the window ends.
+_MISS_LIMIT = 20
+_MISS_WINDOW = 60.0
+_MISS_ADDRESSES = 10_000
 
 
 def bearer_token(value: str | None) -> str | None:
@@ -33,20 +38,37 @@ class Authenticator:
         self.key = settings.signing_key
         self.ttl = float(settings.gateway_token_cache_seconds)
         self._gateways: dict[str, tuple[Principal, float]] = {}
+        # Unknown gateway tokens per client address: (count, when the window started).
+        self._misses: dict[str, tuple[int, float]] = {}
 
-    async def principal(self, token: str) -> Principal:
+    async def principal(self, token: str, *, address: str | None = None) -> Principal:
         if not gateways.is_gateway_token(token):
             return read_access_token(token, key=self.key)
         now = time.monotonic()
         cached = self._gateways.get(token)
         if cached is not None and cached[1] > now:
             return cached[0]
+        misses, since = self._misses.get(address or "", (0, now))
+        if misses >= _MISS_LIMIT and now - since < _MISS_WINDOW:
+            wait = int(_MISS_WINDOW - (now - since)) + 1
+            raise Unauthenticated(
+                f"Too many unknown gateway tokens from this address: try again in {wait} seconds."
+            )
         principal = await gateways.gateway_principal(token)
         if principal is None:
             self._gateways.pop(token, None)
+            self._miss(address or "", now)
             raise Unauthenticated("The gateway token is unknown or revoked.")
         if self.ttl > 0:
             if len(self._gateways) >= _CACHE_LIMIT:
                 self._gateways.clear()
             self._gateways[token] = (principal, now + self.ttl)
         return principal
+
+    def _miss(self, address: str, now: float) -> None:
+        misses, since = self._misses.get(address, (0, now))
+        if now - since >= _MISS_WINDOW:
+            misses, since = 0, now
+        if len(self._misses) >= _MISS_ADDRESSES and address not in self._misses:
+            self._misses.clear()
+        self._misses[address] = (misses + 1, since)
