@@ -32,7 +32,8 @@ class Settings(BaseSettings):
 
     # Pool size per worker process; size it against PostgreSQL's max_connections / workers.
     database_pool_size: int = Field(default=10, ge=1, le=200)
-    access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    # Fractions are allowed (0.5 is thirty seconds), for trying token expiry out.
+    access_token_minutes: float = Field(default=15, ge=0.05, le=24 * 60)
     refresh_token_days: int = Field(default=30, ge=1, le=365)
 
     page_size_default: int = Field(default=50, ge=1)

@@ -7,6 +7,7 @@ which makes them fail instead."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import re
@@ -492,6 +493,39 @@ async def test_the_page_loads_nothing_from_other_origins(page: Page, site: Site)
     assert outside == []
     response = await page.request.get(f"{site.url}/")
     assert "script-src 'self'" in response.headers["content-security-policy"]
+
+
+async def test_when_the_access_token_expires_the_page_reconnects_with_a_fresh_one(
+    browser: Browser, tmp_path: Path
+) -> None:
+    env = {
+        "MAPI_EWS_DATABASE_URL": f"sqlite://{tmp_path / 'db.sqlite3'}",
+        "MAPI_EWS_ACCESS_TOKEN_MINUTES": "0.1",  # six seconds
+    }
+    context = await browser.new_context()
+    page = await context.new_page()
+    with running_server(env, tmp_path / "server.log", "--demo") as server:
+        await sign_in(page, server.url, "admin@example.com")
+        status = page.locator("#live-status")
+        await expect(status).to_have_text("Live")
+        first = await stored(page, "accessToken")
+
+        # The server closes the connection at the token's expiry (4403); the page refreshes
+        # its token and reconnects, without asking anything of the person watching.
+        async with asyncio.timeout(20):
+            while await stored(page, "accessToken") == first:
+                await asyncio.sleep(0.2)
+        await expect(status).to_have_text("Live", timeout=10_000)
+        token = (await graphql_data(server.url, LOGIN, {"u": "sysadmin", "p": PASSWORD}))["login"][
+            "accessToken"
+        ]
+        await graphql_data(server.url, ENABLE, {"d": "example.com", "u": ["admin"]}, token=token)
+        await expect(page.locator("#activity")).to_contain_text("MAPI/EWS enabled for admin")
+        await expect(page.locator("#sign-in-view")).to_be_hidden()
+        assert "closing a WebSocket connection of admin@example.com: credentials expired" in (
+            server.output()
+        )
+    await context.close()
 
 
 async def test_live_updates_reconnect_after_the_server_restarts(
