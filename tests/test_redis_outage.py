@@ -16,6 +16,9 @@ ROOT = (
 GATEWAY = 'mutation { createGatewayToken(input: {name: "mapi-1"}) { token } }'
 ENABLED = "{ mapiEwsAccounts(first: 1) { edges { node { emailAddress } } } }"
 REPORT = "mutation($e: String!) { recordProtocolLogin(input: {emailAddress: $e, protocol: MAPI}) { allowed } }"
+DISABLE = (
+    "mutation($u: [String!]!) { disableMapiEws(input: {usernames: $u}) { userErrors { code } } }"
+)
 LOGINS = "subscription { mapiEwsLoginUpdates { username allowed } }"
 
 
@@ -59,6 +62,12 @@ async def test_subscriptions_resume_after_redis_restarts_and_requests_never_stop
             redis.stop()
             await until(server, "redis_listening", 0)
             during = await graphql_data(server.url, REPORT, {"e": address}, token=gateway)
+            # Queries, sign-ins (throttled in this process alone meanwhile) and mutations too.
+            listed = await graphql_data(server.url, ENABLED, token=admin)
+            signed_in = (await graphql_data(server.url, LOGIN))["login"]["accessToken"]
+            disabled = await graphql_data(
+                server.url, DISABLE, {"u": [address.split("@")[0]]}, token=signed_in
+            )
             not_ready = await ready(server)
 
             redis.start()
@@ -68,7 +77,10 @@ async def test_subscriptions_resume_after_redis_restarts_and_requests_never_stop
 
         assert before["payload"]["data"]["mapiEwsLoginUpdates"]["allowed"] is True
         assert during == {"recordProtocolLogin": {"allowed": True}}  # committed all the same
+        assert listed["mapiEwsAccounts"]["edges"][0]["node"]["emailAddress"] == address
+        assert disabled == {"disableMapiEws": {"userErrors": []}}
         assert not_ready == 503
         assert await ready(server) == 200
         assert after["payload"]["data"]["mapiEwsLoginUpdates"]["username"] == address.split("@")[0]
-        assert await metric(server.url, "events_publish_failures_total") == 1  # the one in the gap
+        # The report and the disable in the gap reached no dashboard: counted.
+        assert await metric(server.url, "events_publish_failures_total") == 2
