@@ -219,6 +219,21 @@ async def test_signing_in_shows_the_table_as_the_api_lists_it(page: Page, site: 
     await shoot(page, "02-accounts")
 
 
+async def test_a_domain_without_mapi_ews_accounts_shows_an_empty_state(
+    page: Page, site: Site
+) -> None:
+    domain = await site.domain(enabled=0, others=2, limit=3)
+    await signed_in(page, site, domain)
+
+    await expect(page.locator("#empty")).to_have_text(
+        "No account has MAPI/EWS yet. Use Enable to add one."
+    )
+    await expect(page.locator("#usage")).to_have_text("0 of 3 MAPI/EWS accounts in use")
+    await expect(rows(page)).to_have_count(0)
+    await expect(page.get_by_role("button", name="Enable…")).to_be_visible()
+    await shoot(page, "02b-empty")
+
+
 async def test_search_sort_and_paging_follow_the_api(page: Page, site: Site) -> None:
     domain = await site.domain(enabled=12, others=0)
     await signed_in(page, site, domain)
