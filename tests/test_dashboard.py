@@ -403,6 +403,20 @@ async def test_a_system_administrator_picks_the_domain_first(page: Page, site: S
     await expect(page.locator("#live-status")).to_have_text("Live")
 
 
+async def test_the_domain_picker_lists_every_domain_past_the_first_page(
+    page: Page, site: Site
+) -> None:
+    for index in range(101):
+        await site.call(CREATE_DOMAIN, {"n": f"many{index:03}.example", "max": None, "m": True})
+    total = (await site.call("{ domains { totalCount } }"))["domains"]["totalCount"]
+
+    await sign_in(page, site.url, "sysadmin")
+
+    options = page.get_by_label("Domain", exact=True).locator("option")
+    await expect(options).to_have_count(total + 1)  # and "Choose a domain..."
+    assert total > 100
+
+
 async def test_an_expired_access_token_is_refreshed_without_asking(page: Page, site: Site) -> None:
     domain = await site.domain(enabled=1, others=0)
     await signed_in(page, site, domain)

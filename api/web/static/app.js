@@ -97,12 +97,23 @@ async function start() {
 
 // ---- the domain ---------------------------------------------------------------------------
 
+/** Every domain's name, a page of 100 at a time. */
+async function domainNames() {
+  const names = [];
+  let after = null;
+  do {
+    const { domains } = await api.request(DOMAINS, { after });
+    names.push(...domains.edges.map((edge) => edge.node.name));
+    after = domains.pageInfo.hasNextPage ? domains.pageInfo.endCursor : null;
+  } while (after);
+  return names;
+}
+
 async function showDomainPicker() {
   show("tab-view");
   $("domain-picker").hidden = false;
   const select = $("domain-select");
-  const { domains } = await api.request(DOMAINS);
-  const names = domains.edges.map((edge) => edge.node.name);
+  const names = await domainNames();
   select.replaceChildren(new Option("Choose a domain…", ""), ...names.map((name) => new Option(name, name)));
   const remembered = sessionStorage.getItem(DOMAIN_KEY);
   if (remembered && names.includes(remembered)) {

@@ -4,7 +4,9 @@ export const ACCOUNT_FIELDS = "id username emailAddress name lastLogin lastLogin
 export const USAGE_FIELDS = "enabled limit available";
 
 export const VIEWER = `query Viewer { viewer { username role domain permissions } }`;
-export const DOMAINS = `query Domains { domains(first: 100) { edges { node { name } } } }`;
+export const DOMAINS = `query Domains($after: String) {
+  domains(first: 100, after: $after) { edges { node { name } } pageInfo { hasNextPage endCursor } }
+}`;
 export const TAB = `query Tab($domain: String!, $search: String, $orderBy: AccountOrder,
     $first: Int, $after: String, $last: Int, $before: String) {
   domain(name: $domain) { name mapiEwsAccountManagement }
