@@ -17,7 +17,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from api import db
 from api.auth.credentials import Authenticator
-from api.auth.throttle import Limits, LoginThrottle, ThrottlePolicy
+from api.auth.throttle import LoginThrottle, ThrottlePolicy
 from api.events import RedisEventBus, event_bus
 from api.graphql.view import GraphQLApp
 from api.guard import Guard
@@ -56,14 +56,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     authenticator = Authenticator(settings)
     throttle = LoginThrottle(
-        ThrottlePolicy(
-            username=Limits(settings.login_free_failures, settings.login_lock_failures),
-            address=Limits(
-                settings.login_address_free_failures, settings.login_address_lock_failures
-            ),
-            lock_seconds=settings.login_lock_seconds,
-            max_backoff=settings.login_max_backoff_seconds,
-        ),
+        ThrottlePolicy.of(settings),
         redis=events.redis if isinstance(events, RedisEventBus) else None,
         prefix=settings.redis_channel,
     )

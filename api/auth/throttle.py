@@ -27,6 +27,8 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from api.settings import Settings
+
 log = logging.getLogger(__name__)
 
 # Sign-in attempts by outcome in this process (rendered in /metrics).
@@ -47,6 +49,17 @@ class ThrottlePolicy:
     address: Limits
     lock_seconds: int
     max_backoff: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> ThrottlePolicy:
+        return cls(
+            username=Limits(settings.login_free_failures, settings.login_lock_failures),
+            address=Limits(
+                settings.login_address_free_failures, settings.login_address_lock_failures
+            ),
+            lock_seconds=settings.login_lock_seconds,
+            max_backoff=settings.login_max_backoff_seconds,
+        )
 
 
 def _wait(failures: int, last: float, now: float, limits: Limits, policy: ThrottlePolicy) -> float:
@@ -80,15 +93,14 @@ class MemoryCounts:
 
     def attempt(self, keys: list[tuple[str, bool]], now: float) -> float:
         policy = self.policy
-        wait = 0.0
-        for key, is_name in keys:
-            failures, last = self._get(key, now)
-            limits = policy.username if is_name else policy.address
-            wait = max(wait, _wait(failures, last, now, limits, policy))
+        counts = [(key, *self._get(key, now), is_name) for key, is_name in keys]
+        wait = max(
+            _wait(failures, last, now, policy.username if is_name else policy.address, policy)
+            for _, failures, last, is_name in counts
+        )
         if wait > 0:
             return wait
-        for key, _ in keys:
-            failures, _last = self._get(key, now)
+        for key, failures, _, _ in counts:
             self.counts[key] = (failures + 1, now)
             self.counts.move_to_end(key)
         while len(self.counts) > _MEMORY_LIMIT:

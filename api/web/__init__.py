@@ -13,7 +13,6 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import Receive, Scope, Send
 
 STATIC = Path(__file__).parent / "static"
 
@@ -22,32 +21,18 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
 )
-# (nosniff, DENY framing and no referrer come with every response: api/security.py.)
-PAGE_HEADERS = {"Content-Security-Policy": CONTENT_SECURITY_POLICY}
 
 
 async def dashboard(_: Request) -> Response:
-    # no-cache: revalidated on every visit, so a new release's page is picked up at once.
-    headers = {**PAGE_HEADERS, "Cache-Control": "no-cache"}
+    # The policy binds the document (and so every script it loads); nosniff, DENY framing and
+    # no referrer come with every response (api/security.py). no-cache: revalidated on every
+    # visit, so a new release's page is picked up at once.
+    headers = {"Content-Security-Policy": CONTENT_SECURITY_POLICY, "Cache-Control": "no-cache"}
     return FileResponse(STATIC / "index.html", headers=headers)
-
-
-class _StaticFiles(StaticFiles):
-    """Starlette's static files, with the page's Content-Security-Policy on every file."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def send_with_headers(message: dict[str, object]) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))  # type: ignore[call-overload]
-                headers += [(k.lower().encode(), v.encode()) for k, v in PAGE_HEADERS.items()]
-                message["headers"] = headers
-            await send(message)
-
-        await super().__call__(scope, receive, send_with_headers)  # type: ignore[arg-type]
 
 
 def routes() -> list[BaseRoute]:
     return [
         Route("/", dashboard, methods=["GET", "HEAD"]),
-        Mount("/static", _StaticFiles(directory=STATIC), name="static"),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
