@@ -5,26 +5,33 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 
+from prometheus_client import multiprocess
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
 from api import db
 from api.auth.credentials import Authenticator
 from api.auth.throttle import LoginThrottle, ThrottlePolicy
 from api.events import RedisEventBus, event_bus
-from api.graphql.view import GraphQLApp
-from api.guard import Guard
-from api.metrics import Metrics, MetricsMiddleware
+from api.graphql.schema import build_schema
+from api.metrics import CONTENT_TYPE, Metrics, MetricsMiddleware, multiprocess_mode
 from api.observability import RequestIdMiddleware
 from api.security import cors, response_headers
+from api.services import gateways
+from api.services.live import PAYLOADS
 from api.settings import Settings
+from api.transport.contexts import ContextFactory
+from api.transport.http import GraphQLEndpoint
+from api.transport.pipeline import Pipeline
+from api.transport.websocket import GraphQLApp
 from api.web import routes as dashboard_routes
 
 log = logging.getLogger(__name__)
@@ -53,12 +60,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         redis_url=settings.redis_url,
         channel=settings.redis_channel,
         queue_size=settings.subscription_queue_size,
+        metrics=metrics,
+        payloads=PAYLOADS,
     )
-    authenticator = Authenticator(settings)
+    authenticator = Authenticator(settings, gateways.gateway_principal)
     throttle = LoginThrottle(
         ThrottlePolicy.of(settings),
         redis=events.redis if isinstance(events, RedisEventBus) else None,
         prefix=settings.redis_channel,
+        metrics=metrics,
     )
 
     @asynccontextmanager
@@ -77,6 +87,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             await events.stop()
             await db.close_database()
+            if multiprocess_mode():
+                # Its live gauges leave the sums; its counters stay counted.
+                multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
     async def readyz(request: Request) -> Response:
         """Ready when the database answers, and Redis too where one is configured."""
@@ -90,10 +103,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return JSONResponse(body, status_code=200 if ready else 503)
 
     async def metrics_endpoint(_: Request) -> Response:
-        return PlainTextResponse(metrics.render(events), media_type="text/plain; version=0.0.4")
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
 
-    graphql_app = GraphQLApp(settings, events, authenticator, throttle)
-    graphql = Guard(graphql_app, settings, authenticator)
+    schema = build_schema()
+    pipeline = Pipeline(schema._schema, settings, metrics)
+    contexts = ContextFactory(settings, events, throttle)
+    graphql = GraphQLEndpoint(
+        settings=settings,
+        pipeline=pipeline,
+        contexts=contexts,
+        authenticator=authenticator,
+        websockets=GraphQLApp(settings, pipeline, contexts, authenticator, schema),
+    )
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
@@ -106,7 +127,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
         middleware=cors(settings),
     )
-    app.state.graphql = graphql_app
+    # For tests that run operations in process, as the transports do.
+    app.state.pipeline = pipeline
+    app.state.contexts = contexts
+    app.state.authenticator = authenticator
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(
         RequestIdMiddleware, headers=response_headers(production=not settings.is_development)

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import getpass
 import logging
+import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -18,6 +22,7 @@ from pydantic import ValidationError
 
 from api import db
 from api.errors import UserErrors
+from api.metrics import MULTIPROCESS_DIR
 from api.observability import configure_logging
 from api.settings import Settings
 
@@ -72,6 +77,8 @@ def serve(args: argparse.Namespace) -> None:
                 f"-d '{_DEMO_REPORT % signins.enabled_address}'",
                 flush=True,
             )
+    if args.workers > 1:
+        _share_metrics_between_workers()
     uvicorn.run(
         "api.app:create_app",
         factory=True,
@@ -89,6 +96,20 @@ def serve(args: argparse.Namespace) -> None:
         # dashboards, measured) for little saving.
         ws_per_message_deflate=False,
     )
+
+
+def _share_metrics_between_workers() -> None:
+    """prometheus_client's multiprocess mode: every worker keeps its values in files in one
+    folder, set before the workers start (they import the library with it) and emptied of an
+    earlier run's values; a folder made here is removed at exit."""
+    folder = os.environ.get(MULTIPROCESS_DIR)
+    if folder:
+        for stale in Path(folder).glob("*.db"):
+            stale.unlink()
+        return
+    folder = tempfile.mkdtemp(prefix="mapi-ews-metrics-")
+    os.environ[MULTIPROCESS_DIR] = folder
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
 
 
 _DEMO_REPORT = (

@@ -6,9 +6,10 @@ Redis, a process publishes to one channel and feeds its hub from one subscriber 
 dashboard on any process sees what any other caused; without it, publishing feeds the local hub
 directly (the embedded, single-process setup).
 
-Events travel as JSON in both modes, so what a subscriber sees does not depend on the mode.
-One `Event` object reaches every local subscriber of its domain; `memo` lets the GraphQL layer
-convert and render it once for all of them (see api/graphql/live.py).
+An event's payload is a dataclass (api/services/live.py names one per topic). Events travel as
+JSON in both modes, read back into the payload class of their topic, so what a subscriber sees
+does not depend on the mode. One `Event` object reaches every local subscriber of its domain;
+`memo` lets the GraphQL layer convert and render it once for all of them (api/graphql/live.py).
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 import orjson
+from pydantic import TypeAdapter, ValidationError
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -30,6 +32,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from api.errors import FellBehind
+from api.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,7 @@ class Topic(StrEnum):
 class Event:
     topic: Topic
     domain_id: int
-    data: dict[str, Any]
+    payload: Any
     # Forms derived from `data` on this process, shared by every local subscriber.
     memo: dict[Any, Any] = field(default_factory=dict)
 
@@ -62,16 +65,16 @@ class Subscriber:
 
     def offer(self, event: Event) -> None:
         if self.behind:
-            self.hub.dropped += 1
+            self.hub.metrics.events_dropped.inc()
             return
         try:
             self._queue.put_nowait(event)
         except asyncio.QueueFull:
             self.behind = True
-            self.hub.dropped += self._queue.qsize() + 1
+            self.hub.metrics.events_dropped.inc(self._queue.qsize() + 1)
             while not self._queue.empty():
                 self._queue.get_nowait()
-            self.hub.cut_off += 1
+            self.hub.metrics.fell_behind.inc()
             self._queue.put_nowait(_BEHIND)
 
     def __aiter__(self) -> Subscriber:
@@ -86,18 +89,28 @@ class Subscriber:
         return event
 
 
-_BEHIND = Event(Topic.LOGINS, 0, {})
+_BEHIND = Event(Topic.LOGINS, 0, None)
 
 
 class Hub:
     """The subscriptions open on this process, by (topic, domain id)."""
 
-    def __init__(self, queue_size: int) -> None:
+    def __init__(self, queue_size: int, metrics: Metrics) -> None:
         self.queue_size = queue_size
+        self.metrics = metrics
         self._subscribers: dict[tuple[Topic, int], set[Subscriber]] = {}
-        self.delivered = 0
-        self.dropped = 0
-        self.cut_off = 0
+
+    @property
+    def delivered(self) -> int:
+        return int(self.metrics.value("mapi_ews_events_delivered_total"))
+
+    @property
+    def dropped(self) -> int:
+        return int(self.metrics.value("mapi_ews_events_dropped_total"))
+
+    @property
+    def cut_off(self) -> int:
+        return int(self.metrics.value("mapi_ews_subscriptions_fell_behind_total"))
 
     def wants(self, topic: Topic, domain_id: int) -> bool:
         return (topic, domain_id) in self._subscribers
@@ -106,18 +119,21 @@ class Hub:
         return not self._subscribers
 
     def deliver(self, event: Event) -> None:
-        for subscriber in self._subscribers.get((event.topic, event.domain_id), ()):
+        group = self._subscribers.get((event.topic, event.domain_id), ())
+        for subscriber in group:
             subscriber.offer(event)
-            self.delivered += 1
+        self.metrics.events_delivered.inc(len(group))
 
     @contextlib.asynccontextmanager
     async def subscribe(self, topic: Topic, domain_id: int) -> AsyncIterator[Subscriber]:
         key = (topic, domain_id)
         subscriber = Subscriber(self, self.queue_size)
         self._subscribers.setdefault(key, set()).add(subscriber)
+        self.metrics.open_subscriptions.inc()
         try:
             yield subscriber
         finally:
+            self.metrics.open_subscriptions.dec()
             group = self._subscribers.get(key)
             if group is not None:
                 group.discard(subscriber)
@@ -129,25 +145,50 @@ class Hub:
 
 
 def _encode(events: Sequence[Event]) -> bytes:
-    return orjson.dumps([[e.topic.value, e.domain_id, e.data] for e in events])
+    return orjson.dumps([[e.topic.value, e.domain_id, e.payload] for e in events])
 
 
-def _decode(raw: bytes, hub: Hub) -> list[Event]:
-    """The events of one message that this process has subscribers for."""
-    return [
-        Event(Topic(topic), domain_id, data)
-        for topic, domain_id, data in orjson.loads(raw)
-        if hub.wants(Topic(topic), domain_id)
-    ]
+class Codec:
+    """Reads a message's payloads back into the class of their topic (a topic without one keeps
+    its plain JSON). Only the events this process has subscribers for are read."""
+
+    def __init__(self, payloads: Mapping[Topic, type]) -> None:
+        self._readers: dict[Topic, TypeAdapter[Any]] = {
+            topic: TypeAdapter(kind) for topic, kind in payloads.items()
+        }
+
+    def decode(self, raw: bytes, hub: Hub) -> list[Event]:
+        events = []
+        for name, domain_id, data in orjson.loads(raw):
+            topic = Topic(name)
+            if hub.wants(topic, domain_id):
+                reader = self._readers.get(topic)
+                events.append(
+                    Event(topic, domain_id, reader.validate_python(data) if reader else data)
+                )
+        return events
 
 
 class EventBus:
     """In-process fan-out: what is published reaches this process's subscribers only."""
 
-    def __init__(self, queue_size: int) -> None:
-        self.hub = Hub(queue_size)
-        self.published = 0
-        self.publish_failures = 0
+    def __init__(
+        self,
+        queue_size: int,
+        metrics: Metrics | None = None,
+        payloads: Mapping[Topic, type] | None = None,
+    ) -> None:
+        self.metrics = metrics = metrics or Metrics()
+        self.hub = Hub(queue_size, metrics)
+        self.codec = Codec(payloads or {})
+
+    @property
+    def published(self) -> int:
+        return int(self.metrics.value("mapi_ews_events_published_total"))
+
+    @property
+    def publish_failures(self) -> int:
+        return int(self.metrics.value("mapi_ews_events_publish_failures_total"))
 
     async def start(self) -> None:
         return None
@@ -160,10 +201,10 @@ class EventBus:
         already committed, so a failure here is logged and counted, not reported to the caller."""
         if not events:
             return
-        self.published += len(events)
+        self.metrics.events_published.inc(len(events))
         if self.hub.idle():
             return
-        for event in _decode(_encode(events), self.hub):
+        for event in self.codec.decode(_encode(events), self.hub):
             self.hub.deliver(event)
 
     def subscribe(
@@ -187,8 +228,16 @@ class RedisEventBus(EventBus):
     # dropped and counted, so an outage cannot grow memory without end.
     MAX_PENDING = 10_000
 
-    def __init__(self, queue_size: int, *, url: str, channel: str) -> None:
-        super().__init__(queue_size)
+    def __init__(
+        self,
+        queue_size: int,
+        *,
+        url: str,
+        channel: str,
+        metrics: Metrics | None = None,
+        payloads: Mapping[Topic, type] | None = None,
+    ) -> None:
+        super().__init__(queue_size, metrics, payloads)
         self.channel = channel
         # A command on a connection that Redis closed (it restarted) is retried on a new one;
         # redis-py retries only the errors listed in retry_on_error, and lists none by default.
@@ -229,7 +278,7 @@ class RedisEventBus(EventBus):
             overflow = len(self._pending) - self.MAX_PENDING
             if overflow > 0:
                 del self._pending[:overflow]
-                self.publish_failures += overflow
+                self.metrics.events_publish_failures.inc(overflow)
             self._idle.clear()
             self._wake.set()
 
@@ -247,10 +296,10 @@ class RedisEventBus(EventBus):
                 try:
                     await self.redis.publish(self.channel, _encode(batch))
                 except (RedisError, OSError):
-                    self.publish_failures += len(batch)
+                    self.metrics.events_publish_failures.inc(len(batch))
                     log.warning("could not publish %d event(s) to Redis", len(batch), exc_info=True)
                 else:
-                    self.published += len(batch)
+                    self.metrics.events_published.inc(len(batch))
             self._idle.set()
 
     async def _listen(self) -> None:
@@ -260,6 +309,7 @@ class RedisEventBus(EventBus):
             try:
                 await pubsub.subscribe(self.channel)
                 self.listening.set()
+                self.metrics.redis_listening.set(1)
                 if delay > 0.1:
                     log.info("listening to Redis again")
                 delay = 0.1
@@ -268,14 +318,15 @@ class RedisEventBus(EventBus):
                     if message is None or message["type"] != "message" or self.hub.idle():
                         continue
                     try:
-                        events = _decode(message["data"], self.hub)
-                    except (ValueError, TypeError, KeyError):
+                        events = self.codec.decode(message["data"], self.hub)
+                    except (ValueError, TypeError, KeyError, ValidationError):
                         log.warning("ignored a message on %s that is not ours", self.channel)
                         continue
                     for event in events:
                         self.hub.deliver(event)
             except (RedisError, OSError):
                 self.listening.clear()
+                self.metrics.redis_listening.set(0)
                 log.warning("lost the Redis subscription; retrying in %.1f s", delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -284,7 +335,16 @@ class RedisEventBus(EventBus):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
-def event_bus(*, redis_url: str | None, channel: str, queue_size: int) -> EventBus:
+def event_bus(
+    *,
+    redis_url: str | None,
+    channel: str,
+    queue_size: int,
+    metrics: Metrics | None = None,
+    payloads: Mapping[Topic, type] | None = None,
+) -> EventBus:
     if redis_url:
-        return RedisEventBus(queue_size, url=redis_url, channel=channel)
-    return EventBus(queue_size)
+        return RedisEventBus(
+            queue_size, url=redis_url, channel=channel, metrics=metrics, payloads=payloads
+        )
+    return EventBus(queue_size, metrics, payloads)

@@ -1,131 +1,136 @@
-"""Prometheus text-format counters kept in process (each worker reports its own)."""
+"""Prometheus metrics through prometheus_client.
+
+One `Metrics` per application, in its own registry, handed to whatever counts (the HTTP
+middleware, the pipeline, the sign-in throttle, connection watches, the event bus). With more
+than one worker, `serve` sets PROMETHEUS_MULTIPROC_DIR before the workers start: each worker's
+values then live in files there, and a scrape of any worker reads them all (the library's
+multiprocess mode), so one scrape counts every worker's requests.
+"""
 
 from __future__ import annotations
 
+import os
 import time
-from collections import Counter, defaultdict
 
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.auth import throttle
-from api.events import EventBus, RedisEventBus
-from api.graphql import watch
-from api.graphql.errors import sent
+from api.errors import ErrorCode
 
-_DURATION = "mapi_ews_http_request_duration_seconds"
+# The `_created` sample of every counter doubles the output and no dashboard here reads it.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE = CONTENT_TYPE_LATEST
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, float("inf"))
+LOGIN_OUTCOMES = ("succeeded", "failed", "throttled")
+EXPIRED = "expired"
+WITHDRAWN = "withdrawn"
+
+
+def multiprocess_mode() -> bool:
+    return bool(os.environ.get(MULTIPROCESS_DIR))
 
 
 class Metrics:
     def __init__(self) -> None:
-        self.requests: Counter[tuple[str, str, int]] = Counter()
-        self.latency: Counter[tuple[str, float]] = Counter()
-        self.latency_sum: defaultdict[str, float] = defaultdict(float)
-
-    def observe(self, path: str, method: str, status: int, seconds: float) -> None:
-        self.requests[(path, method, status)] += 1
-        self.latency_sum[path] += seconds
-        for bound in _BUCKETS:
-            if seconds <= bound:
-                self.latency[(path, bound)] += 1
-
-    def render(self, events: EventBus | None = None) -> str:
-        lines = [
-            "# HELP mapi_ews_http_requests_total HTTP requests by path, method and status.",
-            "# TYPE mapi_ews_http_requests_total counter",
-        ]
-        for (path, method, status), count in sorted(self.requests.items()):
-            labels = f'path="{path}",method="{method}",status="{status}"'
-            lines.append(f"mapi_ews_http_requests_total{{{labels}}} {count}")
-        lines += [
-            "# HELP mapi_ews_http_request_duration_seconds Time to the response's last byte.",
-            "# TYPE mapi_ews_http_request_duration_seconds histogram",
-        ]
-        for path in sorted(self.latency_sum):
-            total = 0
-            for bound in _BUCKETS:
-                total = self.latency[(path, bound)]
-                le = "+Inf" if bound == float("inf") else repr(bound)
-                lines.append(f'{_DURATION}_bucket{{path="{path}",le="{le}"}} {total}')
-            lines.append(f'{_DURATION}_sum{{path="{path}"}} {self.latency_sum[path]}')
-            lines.append(f'{_DURATION}_count{{path="{path}"}} {total}')
-        if events is not None:
-            lines += _event_lines(events)
-        return "\n".join(lines) + "\n"
-
-
-def _event_lines(events: EventBus) -> list[str]:
-    hub = events.hub
-    lines: list[str] = []
-    for name, kind, help_text, value in (
-        (
-            "open_subscriptions",
-            "gauge",
-            "Subscriptions open on this process.",
-            hub.subscriber_count(),
-        ),
-        ("events_published_total", "counter", "Events this process published.", events.published),
-        (
-            "events_publish_failures_total",
-            "counter",
+        self.registry = registry = CollectorRegistry()
+        self.http_requests = Counter(
+            "mapi_ews_http_requests",
+            "HTTP requests by path, method and status.",
+            ["path", "method", "status"],
+            registry=registry,
+        )
+        self.http_duration = Histogram(
+            "mapi_ews_http_request_duration_seconds",
+            "Time to the response's last byte.",
+            ["path"],
+            buckets=_BUCKETS,
+            registry=registry,
+        )
+        self.graphql_errors = Counter(
+            "mapi_ews_graphql_errors",
+            "GraphQL errors sent to clients, by extensions.code.",
+            ["code"],
+            registry=registry,
+        )
+        self.login_attempts = Counter(
+            "mapi_ews_login_attempts",
+            "Sign-in attempts by outcome: succeeded, failed (wrong name or password) and "
+            "throttled (refused unchecked: too many failures).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.ws_closed = Counter(
+            "mapi_ews_ws_connections_closed",
+            "WebSocket connections closed because their credentials lapsed (access token "
+            "expired, or rights withdrawn).",
+            ["reason"],
+            registry=registry,
+        )
+        self.open_subscriptions = Gauge(
+            "mapi_ews_open_subscriptions",
+            "Subscriptions open (on every live worker).",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.events_published = Counter(
+            "mapi_ews_events_published", "Events published.", registry=registry
+        )
+        self.events_publish_failures = Counter(
+            "mapi_ews_events_publish_failures",
             "Events that could not be published (Redis unreachable); their changes are committed.",
-            events.publish_failures,
-        ),
-        (
-            "events_delivered_total",
-            "counter",
-            "Events queued for local subscribers.",
-            hub.delivered,
-        ),
-        (
-            "events_dropped_total",
-            "counter",
+            registry=registry,
+        )
+        self.events_delivered = Counter(
+            "mapi_ews_events_delivered", "Events queued for local subscribers.", registry=registry
+        )
+        self.events_dropped = Counter(
+            "mapi_ews_events_dropped",
             "Events a subscriber missed because its queue was full.",
-            hub.dropped,
-        ),
-        (
-            "subscriptions_fell_behind_total",
-            "counter",
+            registry=registry,
+        )
+        self.fell_behind = Counter(
+            "mapi_ews_subscriptions_fell_behind",
             "Subscriptions ended because their client read too slowly.",
-            hub.cut_off,
-        ),
-    ):
-        lines += [
-            f"# HELP mapi_ews_{name} {help_text}",
-            f"# TYPE mapi_ews_{name} {kind}",
-            f"mapi_ews_{name} {value}",
-        ]
-    lines += [
-        "# HELP mapi_ews_graphql_errors_total GraphQL errors sent to clients, by extensions.code.",
-        "# TYPE mapi_ews_graphql_errors_total counter",
-    ]
-    for code, count in sorted(sent.items()):
-        lines.append(f'mapi_ews_graphql_errors_total{{code="{code}"}} {count}')
-    lines += [
-        "# HELP mapi_ews_login_attempts_total Sign-in attempts by outcome: succeeded, failed "
-        "(wrong name or password) and throttled (refused unchecked: too many failures).",
-        "# TYPE mapi_ews_login_attempts_total counter",
-    ]
-    for outcome in ("succeeded", "failed", "throttled"):
-        lines.append(
-            f'mapi_ews_login_attempts_total{{outcome="{outcome}"}} {throttle.outcomes[outcome]}'
+            registry=registry,
         )
-    lines += [
-        "# HELP mapi_ews_ws_connections_closed_total WebSocket connections closed because their "
-        "credentials lapsed (access token expired, or rights withdrawn).",
-        "# TYPE mapi_ews_ws_connections_closed_total counter",
-    ]
-    for reason in (watch.EXPIRED, watch.WITHDRAWN):
-        lines.append(
-            f'mapi_ews_ws_connections_closed_total{{reason="{reason}"}} {watch.closed[reason]}'
+        self.redis_listening = Gauge(
+            "mapi_ews_redis_listening",
+            "1 while every live worker is subscribed to Redis; 0 otherwise, and without Redis.",
+            registry=registry,
+            multiprocess_mode="livemin",
         )
-    if isinstance(events, RedisEventBus):
-        lines += [
-            "# HELP mapi_ews_redis_listening 1 while this process is subscribed to Redis.",
-            "# TYPE mapi_ews_redis_listening gauge",
-            f"mapi_ews_redis_listening {int(events.listening.is_set())}",
-        ]
-    return lines
+        # Known label values start at 0, so an alert on a rate sees the series from the start.
+        for code in ErrorCode:
+            self.graphql_errors.labels(code=code.value)
+        for outcome in LOGIN_OUTCOMES:
+            self.login_attempts.labels(outcome=outcome)
+        for reason in (EXPIRED, WITHDRAWN):
+            self.ws_closed.labels(reason=reason)
+
+    def value(self, name: str, **labels: str) -> float:
+        """A sample's value in this process (tests and in-process checks)."""
+        return self.registry.get_sample_value(name, labels) or 0.0
+
+    def render(self) -> bytes:
+        if multiprocess_mode():
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
+        return generate_latest(self.registry)
+
+    def error_sent(self, code: str) -> None:
+        self.graphql_errors.labels(code=code).inc()
 
 
 _KNOWN_PATHS = frozenset({"/graphql", "/healthz", "/readyz", "/metrics"})
@@ -153,4 +158,5 @@ class MetricsMiddleware:
             await self.app(scope, receive, observed)
         finally:
             path = scope["path"] if scope["path"] in _KNOWN_PATHS else "other"
-            self.metrics.observe(path, scope["method"], status, time.perf_counter() - started)
+            self.metrics.http_requests.labels(path, scope["method"], str(status)).inc()
+            self.metrics.http_duration.labels(path).observe(time.perf_counter() - started)

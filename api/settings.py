@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -13,8 +15,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 log = logging.getLogger(__name__)
 
 DEFAULT_SQLITE_URL = "sqlite://./data/mapi-ews-admin.sqlite3"
-# Signs development tokens only: production refuses to start without its own key.
-_DEV_SECRET = "development-only-key-never-use-in-production-0123456789"  # noqa: S105
+# In the data folder: development's signing key, made on first start when none is configured.
+KEY_FILE_NAME = "signing-key"
 
 
 class Environment(StrEnum):
@@ -29,6 +31,8 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_SQLITE_URL
     redis_url: str | None = None
     secret_key: SecretStr | None = None
+    # What the server keeps on disk of its own (development's signing key).
+    data_dir: Path = Path("data")
 
     # Pool size per worker process; size it against PostgreSQL's max_connections / workers.
     database_pool_size: int = Field(default=10, ge=1, le=200)
@@ -94,10 +98,11 @@ class Settings(BaseSettings):
 
     @cached_property
     def signing_key(self) -> str:
+        """MAPI_EWS_SECRET_KEY; in development without one, a random key kept in the data
+        folder, so that a restart keeps sessions and no two installations share a key."""
         if self.secret_key is not None:
             return self.secret_key.get_secret_value()
-        log.warning("MAPI_EWS_SECRET_KEY is not set: signing tokens with the development key")
-        return _DEV_SECRET
+        return _data_folder_key(self.data_dir / KEY_FILE_NAME)
 
     @property
     def uses_embedded_sqlite(self) -> bool:
@@ -108,3 +113,35 @@ class Settings(BaseSettings):
             return None
         path = self.database_url.removeprefix("sqlite://")
         return None if path == ":memory:" else Path(path)
+
+
+def _data_folder_key(path: Path) -> str:
+    """The key in `path`, made there (readable by its owner only) when there is none. Workers
+    starting together agree: each writes a candidate aside and links it into place, which
+    fails for all but the first; the others read the winner's."""
+    try:
+        return _read_key(path)
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    candidate = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    descriptor = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write(secrets.token_urlsafe(48) + "\n")
+    try:
+        os.link(candidate, path)
+        log.warning(
+            "MAPI_EWS_SECRET_KEY is not set: made a signing key for development in %s", path
+        )
+    except FileExistsError:
+        pass
+    finally:
+        candidate.unlink()
+    return _read_key(path)
+
+
+def _read_key(path: Path) -> str:
+    key = path.read_text().strip()
+    if len(key) < 32:
+        raise ValueError(f"{path} holds no usable signing key: remove it to make a new one")
+    return key

@@ -10,7 +10,7 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -22,6 +22,7 @@ import asyncpg
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from graphql import ExecutionResult
 from starlette.applications import Starlette
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 
@@ -29,9 +30,12 @@ from api import db
 from api.auth.passwords import hash_password
 from api.auth.principal import Principal, Role
 from api.auth.tokens import issue_access_token
+from api.events import EventBus
+from api.graphql.context import Context
 from api.models import Account, Domain, SystemAdmin
 from api.services.sessions import account_principal
 from api.settings import Settings
+from api.transport.pipeline import GraphQLRequest, Pipeline
 from tests.servers import RedisProcess, free_port, run_cli
 
 PASSWORD = "correct-horse-battery"
@@ -156,6 +160,26 @@ async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
+
+
+def run_subscription(
+    app: Starlette,
+    document: str,
+    variables: dict[str, Any] | None = None,
+    *,
+    principal: Principal | None,
+    events: EventBus | None = None,
+) -> AsyncGenerator[ExecutionResult, None]:
+    """A subscription run by the app's own pipeline with a connection's kind of context, as the
+    WebSocket transport runs it; its first step raises RequestError when it cannot start.
+    Real sockets are in test_subscriptions."""
+    pipeline: Pipeline = app.state.pipeline
+    context = Context(
+        settings=app.state.contexts.settings,
+        principal=principal,
+        events=events or app.state.events,
+    )
+    return pipeline.stream(pipeline.prepare(GraphQLRequest(document, variables)), context)
 
 
 @dataclass

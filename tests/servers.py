@@ -45,8 +45,10 @@ class Server:
 def running_server(
     env: dict[str, str], log: Path, *args: str, timeout: float = 30.0, port: int | None = None
 ) -> Iterator[Server]:
-    """`serve` on `port` (a free one when None), its output appended to `log`."""
+    """`serve` on `port` (a free one when None), its output appended to `log`; its data folder
+    (a development signing key) beside `log` unless `env` names one."""
     port = port or free_port()
+    env = {"MAPI_EWS_DATA_DIR": str(log.parent), **env}
     with log.open("a") as out:
         process = subprocess.Popen(
             [
@@ -224,8 +226,9 @@ async def graphql_data(
 
 
 async def metric(url: str, name: str) -> int:
-    """The value of `mapi_ews_<name>` in the server's /metrics."""
+    """The value of `mapi_ews_<name>` in the server's /metrics (every label given)."""
     async with httpx.AsyncClient() as http:
         text = (await http.get(f"{url}/metrics")).text
-    line = next(li for li in text.splitlines() if li.startswith(f"mapi_ews_{name} "))
-    return int(float(line.split()[1]))
+    lines = [li for li in text.splitlines() if li.startswith(f"mapi_ews_{name} ")]
+    assert lines, f"/metrics has no mapi_ews_{name}:\n{text}"
+    return int(float(lines[0].split()[1]))

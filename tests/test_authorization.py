@@ -16,7 +16,6 @@ from graphql.language import ObjectTypeDefinitionNode
 from starlette.applications import Starlette
 
 from api.events import EventBus
-from api.graphql.context import Context
 from api.graphql.schema import build_schema
 from api.models import (
     Account,
@@ -27,7 +26,8 @@ from api.models import (
     RefreshToken,
     SystemAdmin,
 )
-from tests.conftest import Factory, GraphQLClient
+from api.transport.pipeline import RequestError
+from tests.conftest import Factory, GraphQLClient, run_subscription
 
 # Open to anyone: holding the refresh token is what authorizes refreshAccessToken and logout.
 PUBLIC = {
@@ -212,17 +212,9 @@ async def start_subscription(
     report how its start went: {"data": {field: "subscribed"}} once it is waiting for events,
     else its first result, errors and all. Real sockets are in test_subscriptions."""
     events: EventBus = app.state.events
-    graphql = app.state.graphql
-    authenticator = graphql.authenticator
-    context = Context(
-        settings=graphql.settings,
-        principal=await authenticator.principal(token) if token else None,
-        events=events,
-        authenticator=authenticator,
-        over_websocket=True,
-    )
-    stream = await graphql.schema.subscribe(
-        operation.document, operation.variables(domain), context_value=context
+    principal = await app.state.authenticator.principal(token) if token else None
+    stream = run_subscription(
+        app, operation.document, operation.variables(domain), principal=principal
     )
     first = asyncio.ensure_future(anext(stream))
     try:
@@ -230,6 +222,9 @@ async def start_subscription(
             while not (first.done() or events.hub.subscriber_count()):
                 await asyncio.sleep(0.01)
         if first.done():
+            if isinstance(first.exception(), RequestError):
+                refused = first.exception()
+                return {"data": None, "errors": [error.formatted for error in refused.errors]}
             result = first.result()
             return {
                 "data": result.data,

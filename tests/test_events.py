@@ -4,14 +4,17 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 from starlette.applications import Starlette
 
 from api.errors import FellBehind
 from api.events import Event, EventBus, RedisEventBus, Topic
-from api.graphql.context import Context
-from tests.conftest import REDIS_URL, Factory
+from api.models import MailProtocol
+from api.services.domains import Usage
+from api.services.live import PAYLOADS, AccountSnapshot, LoginReported, MapiEwsChanged
+from tests.conftest import REDIS_URL, Factory, run_subscription
 from tests.servers import RedisProcess, free_port
 
 needs_redis = pytest.mark.skipif(
@@ -27,7 +30,7 @@ async def drain(subscriber: AsyncIterator[Event], count: int) -> list[int]:
     received = []
     async with asyncio.timeout(5):
         async for event in subscriber:
-            received.append(event.data["n"])
+            received.append(event.payload["n"])
             if len(received) == count:
                 break
     return received
@@ -59,7 +62,7 @@ async def test_a_slow_subscriber_is_cut_off_without_holding_up_the_others() -> N
     async with bus.subscribe(Topic.LOGINS, 1) as slow, bus.subscribe(Topic.LOGINS, 1) as fast:
         for n in range(5):
             await bus.publish([login(1, n)])
-            assert (await anext(fast)).data["n"] == n
+            assert (await anext(fast)).payload["n"] == n
 
         with pytest.raises(FellBehind, match="subscribe again"):
             await anext(slow)
@@ -97,15 +100,79 @@ async def test_events_published_on_one_process_reach_subscribers_on_another(chan
     assert other.hub.delivered == 2  # domain 9 has no subscriber there: decoded, not queued
 
 
+REPORTED = LoginReported(
+    id=7,
+    domain="example.com",
+    username="alice",
+    protocol=MailProtocol.MAPI,
+    occurred_at=datetime(2026, 12, 1, 9, 30, tzinfo=UTC),
+    client_address="198.51.100.4",
+    allowed=True,
+    account=AccountSnapshot(
+        id=3,
+        username="alice",
+        domain="example.com",
+        name="Alice",
+        is_domain_admin=False,
+        mapi_ews_enabled=True,
+        mapi_ews_enabled_at=datetime(2026, 11, 1, tzinfo=UTC),
+        last_login=datetime(2026, 12, 1, 9, 30, tzinfo=UTC),
+        last_login_protocol=MailProtocol.MAPI,
+        last_mapi_login=datetime(2026, 12, 1, 9, 30, tzinfo=UTC),
+        last_ews_login=None,
+    ),
+)
+CHANGED = MapiEwsChanged(
+    enabled=False,
+    account=REPORTED.account,  # type: ignore[arg-type]
+    actor="admin@example.com",
+    occurred_at=datetime(2026, 12, 1, 10, 0, tzinfo=UTC),
+    usage=Usage(domain="example.com", enabled=4, limit=5),
+)
+
+
+@needs_redis
+async def test_typed_events_arrive_on_another_process_as_the_dataclass_that_was_published(
+    channel: str,
+) -> None:
+    assert REDIS_URL is not None
+    one = RedisEventBus(10, url=REDIS_URL, channel=channel, payloads=PAYLOADS)
+    other = RedisEventBus(10, url=REDIS_URL, channel=channel, payloads=PAYLOADS)
+    async with (
+        started(one),
+        started(other),
+        other.subscribe(Topic.LOGINS, 1) as logins,
+        other.subscribe(Topic.ACCOUNT_CHANGES, 1) as changes,
+    ):
+        await one.publish([Event(Topic.LOGINS, 1, REPORTED)])
+        await one.publish([Event(Topic.ACCOUNT_CHANGES, 1, CHANGED)])
+
+        async with asyncio.timeout(5):
+            login_event, change_event = await anext(logins), await anext(changes)
+
+    assert login_event.payload == REPORTED
+    assert change_event.payload == CHANGED
+
+
+async def test_typed_events_stay_the_same_in_process() -> None:
+    bus = EventBus(10, payloads=PAYLOADS)
+    async with bus.subscribe(Topic.ACCOUNT_CHANGES, 1) as changes:
+        await bus.publish([Event(Topic.ACCOUNT_CHANGES, 1, CHANGED)])
+
+        assert (await anext(changes)).payload == CHANGED
+
+
 @needs_redis
 async def test_a_foreign_message_on_the_channel_is_ignored(channel: str) -> None:
     assert REDIS_URL is not None
-    bus = RedisEventBus(10, url=REDIS_URL, channel=channel)
+    bus = RedisEventBus(10, url=REDIS_URL, channel=channel, payloads=PAYLOADS)
     async with started(bus), bus.subscribe(Topic.LOGINS, 1) as subscriber:
         await bus.redis.publish(channel, b"not json")
-        await bus.publish([login(1, 4)])
+        await bus.redis.publish(channel, b'[["logins", 1, {"id": "not an event"}]]')
+        await bus.publish([Event(Topic.LOGINS, 1, REPORTED)])
 
-        assert await drain(subscriber, 1) == [4]
+        async with asyncio.timeout(5):
+            assert (await anext(subscriber)).payload == REPORTED
 
 
 @needs_redis
@@ -149,17 +216,10 @@ async def test_a_subscription_that_falls_behind_ends_with_a_fell_behind_error(
 ) -> None:
     domain = await make.domain("example.com")
     admin = await make.account(domain, "admin", admin=True)
-    graphql = app.state.graphql
     bus = EventBus(queue_size=2)
-    context = Context(
-        settings=graphql.settings,
-        principal=await graphql.authenticator.principal(await make.token_for(admin)),
-        events=bus,
-        authenticator=graphql.authenticator,
-        over_websocket=True,
-    )
-    stream = await graphql.schema.subscribe(
-        "subscription { mapiEwsLoginUpdates { id } }", context_value=context
+    principal = await app.state.authenticator.principal(await make.token_for(admin))
+    stream = run_subscription(
+        app, "subscription { mapiEwsLoginUpdates { id } }", principal=principal, events=bus
     )
     first = asyncio.ensure_future(anext(stream))
     async with asyncio.timeout(5):

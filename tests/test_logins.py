@@ -270,8 +270,12 @@ async def test_a_revoked_gateway_token_stops_working_once_its_cache_entry_expire
     make: Factory, settings: Settings
 ) -> None:
     token = await make.gateway("ews-frontend")
-    cached = Authenticator(settings.model_copy(update={"gateway_token_cache_seconds": 30}))
-    uncached = Authenticator(settings.model_copy(update={"gateway_token_cache_seconds": 0}))
+    cached = Authenticator(
+        settings.model_copy(update={"gateway_token_cache_seconds": 30}), gateways.gateway_principal
+    )
+    uncached = Authenticator(
+        settings.model_copy(update={"gateway_token_cache_seconds": 0}), gateways.gateway_principal
+    )
     assert (await cached.principal(token)).username == "ews-frontend"
     assert (await uncached.principal(token)).username == "ews-frontend"
 
@@ -404,7 +408,7 @@ async def test_unknown_gateway_tokens_from_one_address_stop_costing_lookups(
     make: Factory, settings: Settings, sql: StatementCounter
 ) -> None:
     real = await make.gateway("ews-frontend")
-    authenticator = Authenticator(settings)
+    authenticator = Authenticator(settings, gateways.gateway_principal)
     await authenticator.principal(real, address="198.51.100.9")  # a gateway at work, cached
     for attempt in range(20):
         with pytest.raises(Unauthenticated, match="unknown or revoked"):

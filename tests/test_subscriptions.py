@@ -326,3 +326,4 @@ async def test_the_connection_refuses_more_subscriptions_than_its_cap(
 
     assert (message["type"], message["id"]) == ("error", "one-too-many")
     assert "limit" in message["payload"][0]["message"].lower()
+    assert message["payload"][0]["extensions"] == {"code": "BAD_USER_INPUT"}

@@ -188,7 +188,7 @@ async def test_sign_in_outcomes_are_counted_in_metrics(settings: Settings, make:
 
     def count(text: str, outcome: str) -> int:
         line = f'mapi_ews_login_attempts_total{{outcome="{outcome}"}} '
-        return int(next(li for li in text.splitlines() if li.startswith(line)).split()[-1])
+        return int(float(next(li for li in text.splitlines() if li.startswith(line)).split()[-1]))
 
     assert count(after, "failed") - count(before, "failed") == 3
     assert count(after, "throttled") - count(before, "throttled") == 1

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 
 from api.auth.principal import Principal
-from api.auth.tokens import read_access_token
+from api.auth.tokens import is_gateway_token, read_access_token
 from api.errors import Unauthenticated
-from api.services import gateways
 from api.settings import Settings
+
+# The gateway a live gateway token belongs to, or None (api.services.gateways.gateway_principal).
+GatewayLookup = Callable[[str], Awaitable[Principal | None]]
 
 _CACHE_LIMIT = 1024
 # Unknown gateway tokens each cost a database lookup: after this many from one client address
@@ -34,15 +37,16 @@ class Authenticator:
     keeps that path free of a read per report. A revoked gateway token therefore stops working
     within that many seconds, on every server process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, gateway_lookup: GatewayLookup) -> None:
         self.key = settings.signing_key
+        self.gateway_lookup = gateway_lookup
         self.ttl = float(settings.gateway_token_cache_seconds)
         self._gateways: dict[str, tuple[Principal, float]] = {}
         # Unknown gateway tokens per client address: (count, when the window started).
         self._misses: dict[str, tuple[int, float]] = {}
 
     async def principal(self, token: str, *, address: str | None = None) -> Principal:
-        if not gateways.is_gateway_token(token):
+        if not is_gateway_token(token):
             return read_access_token(token, key=self.key)
         now = time.monotonic()
         cached = self._gateways.get(token)
@@ -54,7 +58,7 @@ class Authenticator:
             raise Unauthenticated(
                 f"Too many unknown gateway tokens from this address: try again in {wait} seconds."
             )
-        principal = await gateways.gateway_principal(token)
+        principal = await self.gateway_lookup(token)
         if principal is None:
             self._gateways.pop(token, None)
             self._miss(address or "", now)

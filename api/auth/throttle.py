@@ -20,19 +20,17 @@ import hashlib
 import logging
 import math
 import time
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from api.metrics import Metrics
 from api.settings import Settings
 
 log = logging.getLogger(__name__)
-
-# Sign-in attempts by outcome in this process (rendered in /metrics).
-outcomes: Counter[str] = Counter()
 
 _MEMORY_LIMIT = 100_000  # remembered names and addresses per process; the oldest go first
 
@@ -148,9 +146,15 @@ return '0'
 
 class LoginThrottle:
     def __init__(
-        self, policy: ThrottlePolicy, *, redis: Redis | None = None, prefix: str = "mapi-ews"
+        self,
+        policy: ThrottlePolicy,
+        *,
+        redis: Redis | None = None,
+        prefix: str = "mapi-ews",
+        metrics: Metrics | None = None,
     ) -> None:
         self.policy = policy
+        self.metrics = metrics or Metrics()
         self.memory = MemoryCounts(policy)
         self.redis = redis
         self.prefix = f"{prefix}:login:"
@@ -174,15 +178,15 @@ class LoginThrottle:
         if wait is None:
             wait = self.memory.attempt(keys, now)
         if wait > 0:
-            outcomes["throttled"] += 1
+            self.metrics.login_attempts.labels(outcome="throttled").inc()
             return max(1, math.ceil(wait))
         return 0
 
     def failed(self) -> None:
-        outcomes["failed"] += 1
+        self.metrics.login_attempts.labels(outcome="failed").inc()
 
     async def succeeded(self, username: str, address: str | None) -> None:
-        outcomes["succeeded"] += 1
+        self.metrics.login_attempts.labels(outcome="succeeded").inc()
         keys = _keys(username, address)
         self.memory.forgive(keys)
         if self.redis is None:

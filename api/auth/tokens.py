@@ -13,6 +13,12 @@ from api.errors import Unauthenticated
 
 _ALGORITHM = "HS256"
 _AUDIENCE = "mapi-ews-admin"
+# Gateway tokens are opaque and looked up; the prefix tells them from signed access tokens.
+GATEWAY_TOKEN_PREFIX = "mgw_"  # noqa: S105 - a prefix, not a secret
+
+
+def is_gateway_token(token: str) -> bool:
+    return token.startswith(GATEWAY_TOKEN_PREFIX)
 
 
 def issue_access_token(

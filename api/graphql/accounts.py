@@ -28,7 +28,7 @@ from api.services.accounts import AccountSortField
 from api.services.paging import Page, PageRequest
 from api.services.tenancy import Scope
 
-AccountSortFieldType = strawberry.enum(AccountSortField, name="AccountSortField")
+strawberry.enum(AccountSortField, name="AccountSortField")  # the service's enum, registered
 
 
 @strawberry.input

@@ -25,6 +25,7 @@ from api.graphql.types import (
 )
 from api.models import MailProtocol
 from api.services import gateways, logins
+from api.services.live import LoginReported
 from api.services.paging import PageRequest
 
 
@@ -47,41 +48,19 @@ class MapiEwsLoginEvent(Node):
     render_memo: strawberry.Private[dict[Any, Any] | None] = None
 
 
-def _moment(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value is not None else None
-
-
-def account_from_data(data: dict[str, Any]) -> Account:
-    """An account as a live event carries it (api.services.accounts.account_snapshot)."""
-    protocol = data["lastLoginProtocol"]
-    return Account(
-        id=global_id("Account", data["id"]),
-        username=data["username"],
-        email_address=f"{data['username']}@{data['domain']}",
-        name=data["name"],
-        domain=data["domain"],
-        is_domain_admin=data["isDomainAdmin"],
-        mapi_ews_enabled=data["mapiEwsEnabled"],
-        mapi_ews_enabled_at=_moment(data["mapiEwsEnabledAt"]),
-        last_login=_moment(data["lastLogin"]),
-        last_login_protocol=MailProtocol(protocol) if protocol else None,
-        last_mapi_login=_moment(data["lastMapiLogin"]),
-        last_ews_login=_moment(data["lastEwsLogin"]),
-    )
-
-
-def login_event_from_data(data: dict[str, Any], memo: dict[Any, Any]) -> MapiEwsLoginEvent:
-    account = data["account"]
+def login_event_reported(reported: LoginReported, memo: dict[Any, Any]) -> MapiEwsLoginEvent:
+    """A live event: the account as it stood right after the login."""
+    account = reported.account
     return MapiEwsLoginEvent(
-        id=global_id("MapiEwsLoginEvent", data["id"]),
-        username=data["username"],
-        email_address=f"{data['username']}@{data['domain']}",
-        domain=data["domain"],
-        protocol=MailProtocol(data["protocol"]),
-        occurred_at=datetime.fromisoformat(data["occurredAt"]),
-        client_address=data["clientAddress"],
-        allowed=data["allowed"],
-        account=account_from_data(account) if account is not None else None,
+        id=global_id("MapiEwsLoginEvent", reported.id),
+        username=reported.username,
+        email_address=f"{reported.username}@{reported.domain}",
+        domain=reported.domain,
+        protocol=reported.protocol,
+        occurred_at=reported.occurred_at,
+        client_address=reported.client_address,
+        allowed=reported.allowed,
+        account=account_of(account, reported.domain) if account is not None else None,
         render_memo=memo,
     )
 

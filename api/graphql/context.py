@@ -10,12 +10,10 @@ from starlette.websockets import WebSocket
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info as StrawberryInfo
 
-from api.auth.credentials import Authenticator
 from api.auth.principal import Principal
 from api.auth.throttle import LoginThrottle
 from api.errors import Unauthenticated, UserError, UserErrors
 from api.events import EventBus
-from api.graphql.watch import ConnectionWatch
 from api.services import domains
 from api.services.tenancy import Scope
 from api.settings import Settings
@@ -44,7 +42,7 @@ _operation: ContextVar[OperationState | None] = ContextVar("operation_state", de
 
 
 def begin_operation() -> None:
-    """Called as each operation starts (the schema extension, or the direct path)."""
+    """Called by the pipeline as each operation starts."""
     _operation.set(OperationState())
 
 
@@ -61,17 +59,14 @@ class Context:
     settings: Settings
     principal: Principal | None
     events: EventBus
-    authenticator: Authenticator
-    over_websocket: bool = False
     throttle: LoginThrottle | None = None
     # The client's IP address (the proxy's, unless uvicorn trusts its X-Forwarded-For).
     client_address: str | None = None
     # WebSocket only: the upgrade request's Authorization header and the connection_init payload.
     upgrade_authorization: str | None = None
     connection_params: dict[str, Any] | None = None
-    # WebSocket only: the connection, and the watch that closes it when its credentials lapse.
+    # WebSocket only: the connection.
     websocket: WebSocket | None = None
-    watch: ConnectionWatch | None = None
 
     @property
     def scopes(self) -> dict[ScopeKey, Scope | UserError | None]:

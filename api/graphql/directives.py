@@ -15,8 +15,9 @@ from api.errors import BadUserInput, Forbidden, Unauthenticated, UserError, User
 from api.graphql.context import Info, path_key
 from api.services import tenancy
 
-RoleType = strawberry.enum(Role, name="Role", description="Who is acting.")
-PermissionType = strawberry.enum(
+# The principal's enums are GraphQL enums too: strawberry.enum registers the class itself.
+strawberry.enum(Role, name="Role", description="Who is acting.")
+strawberry.enum(
     Permission,
     name="Permission",
     description="A right that a system administrator grants to the administrators of one domain.",
@@ -99,7 +100,7 @@ class Auth(BasePermission):
         if (
             scope is not None
             and self.permission is not None
-            and not await tenancy.has_permission(principal, scope, self.permission)
+            and self.permission not in await tenancy.permissions(principal, scope.domain_id)
         ):
             raise Forbidden(
                 f"A system administrator has not granted {self.permission.value} to the "

@@ -18,12 +18,14 @@ import strawberry
 
 from api.auth.principal import Role
 from api.events import Event, Topic
-from api.graphql.activity import MapiEwsLoginEvent, account_from_data, login_event_from_data
+from api.graphql.activity import MapiEwsLoginEvent, login_event_reported
 from api.graphql.context import Info, scope_of
 from api.graphql.directives import auth
-from api.graphql.types import Account, MapiEwsUsage
+from api.graphql.types import Account, MapiEwsUsage, account_of, usage_of
+from api.services.live import MapiEwsChanged
 
 T = TypeVar("T")
+P = TypeVar("P")
 
 
 @strawberry.enum(name="MapiEwsChangeKind")
@@ -42,28 +44,22 @@ class MapiEwsAccountChange:
     render_memo: strawberry.Private[dict[Any, Any] | None] = None
 
 
-def change_from_data(data: dict[str, Any], memo: dict[Any, Any]) -> MapiEwsAccountChange:
-    usage = data["usage"]
+def change_reported(change: MapiEwsChanged, memo: dict[Any, Any]) -> MapiEwsAccountChange:
     return MapiEwsAccountChange(
-        kind=MapiEwsChangeKind(data["kind"]),
-        account=account_from_data(data["account"]),
-        actor=data["actor"],
-        occurred_at=datetime.fromisoformat(data["occurredAt"]),
-        usage=MapiEwsUsage(
-            domain=usage["domain"],
-            enabled=usage["enabled"],
-            limit=usage["limit"],
-            available=usage["available"],
-        ),
+        kind=MapiEwsChangeKind.ENABLED if change.enabled else MapiEwsChangeKind.DISABLED,
+        account=account_of(change.account, change.account.domain),
+        actor=change.actor,
+        occurred_at=change.occurred_at,
+        usage=usage_of(change.usage),
         render_memo=memo,
     )
 
 
-def shared(event: Event, convert: Callable[[dict[str, Any], dict[Any, Any]], T]) -> T:
+def shared(event: Event, convert: Callable[[P, dict[Any, Any]], T]) -> T:
     """The event as a GraphQL object, converted by its first subscriber on this process."""
     converted: T | None = event.memo.get(convert)
     if converted is None:
-        converted = event.memo[convert] = convert(event.data, event.memo)
+        converted = event.memo[convert] = convert(event.payload, event.memo)
     return converted
 
 
@@ -80,7 +76,7 @@ class LiveSubscription:
         scope = scope_of(info)
         async with info.context.events.subscribe(Topic.LOGINS, scope.domain_id) as events:
             async for event in events:
-                yield shared(event, login_event_from_data)
+                yield shared(event, login_event_reported)
 
     @strawberry.subscription(
         extensions=auth(Role.DOMAIN_ADMIN),
@@ -92,4 +88,4 @@ class LiveSubscription:
         scope = scope_of(info)
         async with info.context.events.subscribe(Topic.ACCOUNT_CHANGES, scope.domain_id) as events:
             async for event in events:
-                yield shared(event, change_from_data)
+                yield shared(event, change_reported)

@@ -10,7 +10,7 @@ from api.auth.principal import Permission, Principal, Role
 from api.errors import UserErrors
 from api.graphql.context import Info
 from api.graphql.types import UserError, user_errors_of
-from api.services import sessions
+from api.services import sessions, tenancy
 from api.settings import Settings
 
 
@@ -29,7 +29,7 @@ async def viewer_of(principal: Principal) -> Viewer:
         username=principal.username,
         role=principal.role,
         domain=principal.domain,
-        permissions=await sessions.permissions(principal),
+        permissions=sorted(await tenancy.permissions(principal, principal.domain_id)),
     )
 
 

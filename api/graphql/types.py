@@ -14,19 +14,19 @@ from api.errors import UserError as ServiceUserError
 from api.errors import UserErrorCode
 from api.models import AuditAction, MailProtocol
 from api.services.domains import Usage
+from api.services.live import AccountSnapshot
 from api.services.paging import Window
 
-MailProtocolType = strawberry.enum(MailProtocol, name="MailProtocol")
-AuditActionType = strawberry.enum(AuditAction, name="AuditAction")
-UserErrorCodeType = strawberry.enum(UserErrorCode, name="UserErrorCode")
+# The services' enums are GraphQL enums too: strawberry.enum registers the class itself.
+strawberry.enum(MailProtocol, name="MailProtocol")
+strawberry.enum(AuditAction, name="AuditAction")
+strawberry.enum(UserErrorCode, name="UserErrorCode")
 
 
+@strawberry.enum(name="SortDirection")
 class SortDirection(StrEnum):
     ASC = "ASC"
     DESC = "DESC"
-
-
-SortDirectionType = strawberry.enum(SortDirection, name="SortDirection")
 
 
 def global_id(kind: str, pk: int) -> strawberry.ID:
@@ -70,7 +70,8 @@ class Account(Node):
     last_ews_login: datetime | None
 
 
-def account_of(row: models.Account, domain: str) -> Account:
+def account_of(row: models.Account | AccountSnapshot, domain: str) -> Account:
+    """An account as stored, or as an event saw it: the same fields."""
     return Account(
         id=global_id("Account", row.id),
         username=row.username,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
@@ -129,20 +128,3 @@ async def create_account(
     except IntegrityError:
         raise exists from None
     return account
-
-
-def account_snapshot(account: Account, domain: str) -> dict[str, Any]:
-    """An account as live events carry it (JSON-ready, in the GraphQL field names)."""
-    return {
-        "id": account.id,
-        "username": account.username,
-        "domain": domain,
-        "name": account.name,
-        "isDomainAdmin": account.is_domain_admin,
-        "mapiEwsEnabled": account.mapi_ews_enabled,
-        "mapiEwsEnabledAt": account.mapi_ews_enabled_at,
-        "lastLogin": account.last_login,
-        "lastLoginProtocol": account.last_login_protocol,
-        "lastMapiLogin": account.last_mapi_login,
-        "lastEwsLogin": account.last_ews_login,
-    }

@@ -9,14 +9,13 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from api.auth.principal import Principal, Role
-from api.auth.tokens import new_opaque_token, token_digest
+from api.auth.tokens import GATEWAY_TOKEN_PREFIX, new_opaque_token, token_digest
 from api.errors import UserError, UserErrorCode, UserErrors
 from api.models import AuditAction, GatewayToken
 from api.services import audit, validation
 
 # Gateway tokens are opaque and say what they are, so a request is routed to the right check
 # (and a leaked one is easy to find in a secret scanner).
-TOKEN_PREFIX = "mgw_"  # noqa: S105 - a prefix, not a secret
 _FIELD = ("input", "name")
 
 
@@ -28,10 +27,6 @@ class GatewayTokenInfo:
     revoked_at: datetime | None
 
 
-def is_gateway_token(token: str) -> bool:
-    return token.startswith(TOKEN_PREFIX)
-
-
 async def create_gateway_token(*, actor: str, name: str) -> str:
     """A new token for the gateway `name`; only its hash is stored, so this is the one time it
     can be read."""
@@ -39,7 +34,7 @@ async def create_gateway_token(*, actor: str, name: str) -> str:
         normal = validation.token_name(name)
     except ValueError as error:
         raise UserErrors([UserError(UserErrorCode.INVALID_INPUT, str(error), _FIELD)]) from None
-    token = TOKEN_PREFIX + new_opaque_token()
+    token = GATEWAY_TOKEN_PREFIX + new_opaque_token()
     try:
         async with in_transaction() as conn:
             await GatewayToken.create(

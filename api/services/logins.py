@@ -19,7 +19,7 @@ from api.errors import BadUserInput, UserError, UserErrorCode, UserErrors
 from api.events import Event, EventBus, Topic
 from api.models import Account, LoginEvent, MailProtocol
 from api.services import validation
-from api.services.accounts import account_snapshot
+from api.services.live import AccountSnapshot, LoginReported
 from api.services.paging import PageRequest, SortSpec, Window, window
 from api.services.tenancy import Scope
 
@@ -204,20 +204,17 @@ async def record_login(
 
 
 def _login_event(event_id: int, report: Report, account: Account, *, allowed: bool) -> Event:
-    return Event(
-        Topic.LOGINS,
-        account.domain_id,
-        {
-            "id": event_id,
-            "domain": report.domain,
-            "username": report.username,
-            "protocol": report.protocol.value,
-            "occurredAt": report.occurred_at,
-            "clientAddress": report.client_address,
-            "allowed": allowed,
-            "account": account_snapshot(account, report.domain),
-        },
+    reported = LoginReported(
+        id=event_id,
+        domain=report.domain,
+        username=report.username,
+        protocol=report.protocol,
+        occurred_at=report.occurred_at,
+        client_address=report.client_address,
+        allowed=allowed,
+        account=AccountSnapshot.of(account, report.domain),
     )
+    return Event(Topic.LOGINS, account.domain_id, reported)
 
 
 def _history(scope: Scope, username: str | None) -> QuerySet[LoginEvent]:

@@ -14,8 +14,8 @@ from api.errors import UserError, UserErrorCode, UserErrors
 from api.events import Event, EventBus, Topic
 from api.models import Account, AuditAction, Domain
 from api.services import audit, validation
-from api.services.accounts import account_snapshot
 from api.services.domains import Usage
+from api.services.live import AccountSnapshot, MapiEwsChanged
 from api.services.tenancy import Scope
 
 _FIELD = ("input", "usernames")
@@ -144,19 +144,11 @@ async def set_mapi_ews(
 
 
 def _change(account: Account, domain: str, usage: Usage, *, actor: str, at: datetime) -> Event:
-    return Event(
-        Topic.ACCOUNT_CHANGES,
-        account.domain_id,
-        {
-            "kind": "ENABLED" if account.mapi_ews_enabled else "DISABLED",
-            "account": account_snapshot(account, domain),
-            "actor": actor,
-            "occurredAt": at,
-            "usage": {
-                "domain": usage.domain,
-                "enabled": usage.enabled,
-                "limit": usage.limit,
-                "available": usage.available,
-            },
-        },
+    change = MapiEwsChanged(
+        enabled=account.mapi_ews_enabled,
+        account=AccountSnapshot.of(account, domain),
+        actor=actor,
+        occurred_at=at,
+        usage=usage,
     )
+    return Event(Topic.ACCOUNT_CHANGES, account.domain_id, change)

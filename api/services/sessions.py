@@ -10,7 +10,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from api.auth.passwords import hash_password, verify_password
-from api.auth.principal import Permission, Principal, Role
+from api.auth.principal import Principal, Role
 from api.auth.throttle import LoginThrottle
 from api.auth.tokens import issue_access_token, new_opaque_token, token_digest
 from api.errors import UserError, UserErrorCode, UserErrors
@@ -174,17 +174,6 @@ async def still_allowed(principal: Principal) -> bool:
         .first()
     )
     return account is not None and account.is_domain_admin == (principal.role is Role.DOMAIN_ADMIN)
-
-
-async def permissions(principal: Principal) -> list[Permission]:
-    if principal.is_system_admin:
-        return list(Permission)
-    if principal.role is not Role.DOMAIN_ADMIN or principal.domain_id is None:
-        return []
-    granted = await Domain.filter(id=principal.domain_id).values_list(
-        "mapi_ews_account_management", flat=True
-    )
-    return [Permission.MANAGE_MAPI_EWS] if granted and granted[0] else []
 
 
 async def create_system_admin(*, username: str, password: str) -> SystemAdmin:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from api.auth.principal import Permission, Principal
+from api.auth.principal import Permission, Principal, Role
 from api.errors import BadUserInput, Forbidden
 from api.models import Domain
 from api.services import validation
@@ -37,13 +37,17 @@ async def resolve_scope(principal: Principal, requested: str | None) -> Scope | 
     return Scope(domain_id=principal.domain_id, domain=principal.domain)
 
 
-async def has_permission(principal: Principal, scope: Scope, permission: Permission) -> bool:
-    """Whether a system administrator granted `permission` to the administrators of `scope`."""
+async def permissions(principal: Principal, domain_id: int | None) -> frozenset[Permission]:
+    """The rights `principal` holds in the domain `domain_id`: all of them for a system
+    administrator; for the domain's own administrators, what a system administrator granted
+    them; none for anyone else."""
     if principal.is_system_admin:
-        return True
-    match permission:
-        case Permission.MANAGE_MAPI_EWS:
-            granted = await Domain.filter(id=scope.domain_id).values_list(
-                "mapi_ews_account_management", flat=True
-            )
-            return bool(granted and granted[0])
+        return frozenset(Permission)
+    if principal.role is not Role.DOMAIN_ADMIN or domain_id is None:
+        return frozenset()
+    if principal.domain_id != domain_id:
+        return frozenset()
+    granted = await Domain.filter(id=domain_id).values_list(
+        "mapi_ews_account_management", flat=True
+    )
+    return frozenset({Permission.MANAGE_MAPI_EWS}) if granted and granted[0] else frozenset()

@@ -100,12 +100,3 @@ class PlainFieldExecutor(StrawberryGraphQLCoreExecutionContext):
             return asyncio.shield(task)
         memo[key] = result
         return result
-
-
-class QuietExecutor(PlainFieldExecutor):
-    """The same, with no "Did you mean ...?" in errors of variable values (production)."""
-
-    @classmethod
-    def build(cls, *args: Any, **kwargs: Any) -> Any:
-        kwargs["hide_suggestions"] = True
-        return super().build(*args, **kwargs)

@@ -1,12 +1,9 @@
-"""Every error outside userErrors leaves with extensions.code; unexpected ones are masked.
-
-Applied where results leave the server (the HTTP view's process_result), because parse errors
-travel through Strawberry's operation hooks as exceptions and never reach a schema extension."""
+"""Every error outside userErrors leaves with extensions.code; unexpected ones are logged and
+masked. The pipeline passes every error of every operation through `finished`."""
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
 
 from graphql import GraphQLError
 
@@ -17,8 +14,6 @@ from api.observability import request_id
 log = logging.getLogger("api.graphql")
 
 UNAVAILABLE_MESSAGE = "The database is unavailable: try again shortly."
-# Errors sent to clients, by extensions.code, in this process (rendered in /metrics).
-sent: Counter[str] = Counter()
 
 
 def _expected(error: GraphQLError) -> bool:
@@ -26,18 +21,28 @@ def _expected(error: GraphQLError) -> bool:
     return original is None or isinstance(original, AppError | GraphQLError)
 
 
-def log_unexpected(errors: list[GraphQLError]) -> None:
-    for error in errors:
-        if _expected(error):
-            continue
-        if unavailable(error.original_error):
-            log.warning("the database is unavailable: %r", error.original_error)
-        else:
-            log.error(
-                "unexpected error in %s",
-                ".".join(str(p) for p in error.path or ()) or "operation",
-                exc_info=error.original_error,
-            )
+def _log_unexpected(error: GraphQLError) -> None:
+    if _expected(error):
+        return
+    if unavailable(error.original_error):
+        log.warning("the database is unavailable: %r", error.original_error)
+    else:
+        log.error(
+            "unexpected error in %s",
+            ".".join(str(p) for p in error.path or ()) or "operation",
+            exc_info=error.original_error,
+        )
+
+
+def finished(error: GraphQLError) -> GraphQLError:
+    """The error as it leaves: logged when unexpected, then coded (and masked)."""
+    _log_unexpected(error)
+    return coded(error)
+
+
+def bad_request(message: str) -> GraphQLError:
+    """A client's mistake found before execution."""
+    return coded(GraphQLError(message))
 
 
 def coded(error: GraphQLError) -> GraphQLError:
@@ -52,7 +57,6 @@ def coded(error: GraphQLError) -> GraphQLError:
     else:
         code, message = ErrorCode.INTERNAL_SERVER_ERROR, "Internal server error."
     extensions = {**(error.extensions or {}), "code": str(code)}
-    sent[str(code)] += 1
     if code in (ErrorCode.INTERNAL_SERVER_ERROR, ErrorCode.SERVICE_UNAVAILABLE):
         extensions["requestId"] = request_id()
     return GraphQLError(

@@ -6,7 +6,7 @@ from enum import Enum
 import pytest
 import strawberry
 
-from api.graphql.execution import PlainFieldExecutor
+from api.transport.executor import PlainFieldExecutor
 
 
 @strawberry.enum

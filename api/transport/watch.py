@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from datetime import UTC, datetime
@@ -21,29 +20,30 @@ from datetime import UTC, datetime
 from starlette.websockets import WebSocket
 
 from api.auth.principal import Principal
+from api.metrics import EXPIRED, WITHDRAWN
 
 log = logging.getLogger(__name__)
 
 CLOSE_CODE = 4403
-EXPIRED = "expired"
-WITHDRAWN = "withdrawn"
 _REASONS = {
     EXPIRED: "The access token has expired: reconnect with a fresh one.",
     WITHDRAWN: "The credentials no longer grant access: sign in again.",
 }
-
-# Connections closed by a watch, by reason, in this process (rendered in /metrics).
-closed: Counter[str] = Counter()
 
 
 class ConnectionWatch:
     """One per WebSocket connection; started once it is authenticated, stopped when it ends."""
 
     def __init__(
-        self, *, interval: float, still_allowed: Callable[[Principal], Awaitable[bool]]
+        self,
+        *,
+        interval: float,
+        still_allowed: Callable[[Principal], Awaitable[bool]],
+        closed: Callable[[str], None],
     ) -> None:
         self.interval = interval
         self.still_allowed = still_allowed
+        self.closed = closed  # counts a close, by reason
         self.task: asyncio.Task[None] | None = None
 
     def start(self, websocket: WebSocket, principal: Principal) -> None:
@@ -57,7 +57,7 @@ class ConnectionWatch:
 
     async def _watch(self, websocket: WebSocket, principal: Principal) -> None:
         reason = await self._until_invalid(principal)
-        closed[reason] += 1
+        self.closed(reason)
         log.info("closing a WebSocket connection of %s: credentials %s", principal.username, reason)
         with suppress(Exception):  # the client may be gone already
             await websocket.close(code=CLOSE_CODE, reason=_REASONS[reason])

@@ -1,0 +1,77 @@
+"""What services publish when something happens: one dataclass per kind of event.
+
+They say what happened in the domain's own terms, never in GraphQL's field names; the GraphQL
+side converts each with the one converter of its type (api/graphql/live.py). Between processes
+they travel as JSON: orjson writes dataclasses as they are, and the bus reads each back into the
+class its topic names (PAYLOADS).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from api.events import Topic
+from api.models import Account, MailProtocol
+from api.services.domains import Usage
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSnapshot:
+    """An account as it stood when the event happened."""
+
+    id: int
+    username: str
+    domain: str
+    name: str | None
+    is_domain_admin: bool
+    mapi_ews_enabled: bool
+    mapi_ews_enabled_at: datetime | None
+    last_login: datetime | None
+    last_login_protocol: MailProtocol | None
+    last_mapi_login: datetime | None
+    last_ews_login: datetime | None
+
+    @classmethod
+    def of(cls, account: Account, domain: str) -> AccountSnapshot:
+        return cls(
+            id=account.id,
+            username=account.username,
+            domain=domain,
+            name=account.name,
+            is_domain_admin=account.is_domain_admin,
+            mapi_ews_enabled=account.mapi_ews_enabled,
+            mapi_ews_enabled_at=account.mapi_ews_enabled_at,
+            last_login=account.last_login,
+            last_login_protocol=account.last_login_protocol,
+            last_mapi_login=account.last_mapi_login,
+            last_ews_login=account.last_ews_login,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LoginReported:
+    """A gateway reported a login, allowed or refused (Topic.LOGINS)."""
+
+    id: int
+    domain: str
+    username: str
+    protocol: MailProtocol
+    occurred_at: datetime
+    client_address: str | None
+    allowed: bool
+    account: AccountSnapshot | None
+
+
+@dataclass(frozen=True, slots=True)
+class MapiEwsChanged:
+    """MAPI/EWS was enabled or disabled for an account (Topic.ACCOUNT_CHANGES)."""
+
+    enabled: bool
+    account: AccountSnapshot
+    actor: str
+    occurred_at: datetime
+    usage: Usage
+
+
+PAYLOADS: dict[Topic, type] = {Topic.LOGINS: LoginReported, Topic.ACCOUNT_CHANGES: MapiEwsChanged}

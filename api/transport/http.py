@@ -1,0 +1,207 @@
+"""The front door of /graphql: credentials, the body cap, POST and GET read into one GraphQL
+request for the pipeline, GraphiQL's page in development, and WebSocket upgrades handed to the
+protocol handler with a watch on their credentials.
+
+Every answer is GraphQL-shaped JSON. A request that is not a GraphQL request at all (no
+document, a body that is not JSON, a batch, a mutation over GET) is a 4xx without `data`; one
+that is, but does not validate, is 200 with `"data": null`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from graphql import GraphQLError, OperationType
+from starlette.datastructures import QueryParams
+from starlette.responses import HTMLResponse, Response
+from starlette.types import Message, Receive, Scope, Send
+
+from api import db
+from api.auth.credentials import Authenticator, bearer_token
+from api.auth.principal import Principal
+from api.errors import ErrorCode, Unauthenticated
+from api.observability import request_id
+from api.services import sessions
+from api.settings import Settings
+from api.transport.contexts import ContextFactory, authorization_header, client_address
+from api.transport.errors import UNAVAILABLE_MESSAGE, bad_request
+from api.transport.pipeline import GraphQLRequest, Pipeline, RequestError
+from api.transport.watch import ConnectionWatch
+from api.transport.websocket import GraphQLApp
+
+log = logging.getLogger(__name__)
+
+_OVER_GET = frozenset({OperationType.QUERY})
+_OVER_POST = frozenset({OperationType.QUERY, OperationType.MUTATION})
+
+
+class Refused(Exception):
+    """A request answered before the pipeline: its status and one coded error."""
+
+    def __init__(self, status: int, error: GraphQLError) -> None:
+        super().__init__(error.message)
+        self.status = status
+        self.error = error
+
+
+class GraphQLEndpoint:
+    """/graphql over HTTP and WebSocket.
+
+    A bad or expired token fails the whole request with 401 and UNAUTHENTICATED (RFC 6750);
+    no token at all leaves the principal empty, so public fields still work.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        pipeline: Pipeline,
+        contexts: ContextFactory,
+        authenticator: Authenticator,
+        websockets: GraphQLApp,
+    ) -> None:
+        self.settings = settings
+        self.pipeline = pipeline
+        self.contexts = contexts
+        self.authenticator = authenticator
+        self.websockets = websockets
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            closed = self.pipeline.metrics.ws_closed
+            watch = ConnectionWatch(
+                interval=self.settings.connection_recheck_seconds,
+                still_allowed=sessions.still_allowed,
+                closed=lambda reason: closed.labels(reason=reason).inc(),
+            )
+            scope["connection_watch"] = watch
+            try:
+                await self.websockets(scope, receive, send)
+            finally:
+                watch.stop()
+            return
+        try:
+            response = await self._answer(scope, receive)
+        except Refused as refused:
+            self.pipeline.metrics.error_sent(str((refused.error.extensions or {})["code"]))
+            response = _json(refused.status, {"errors": [refused.error.formatted]})
+            if refused.status == 401:
+                response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+        await response(scope, receive, send)
+
+    async def _answer(self, scope: Scope, receive: Receive) -> Response:
+        headers = dict(scope["headers"])
+        principal = await self._principal(scope, headers)
+        if scope["method"] == "GET":
+            params = _query_params(scope)
+            if self._wants_graphiql(params, headers):
+                return HTMLResponse(self.websockets.graphql_ide_html)
+            request, allowed = _from_params(params), _OVER_GET
+        else:
+            body = await _read_body(receive, self.settings.max_body_bytes)
+            if body is None:
+                message = f"The request body is over {self.settings.max_body_bytes} bytes."
+                raise Refused(413, bad_request(message))
+            request, allowed = _from_body(headers, body), _OVER_POST
+        context = self.contexts.for_http(scope, principal)
+        try:
+            prepared = self.pipeline.prepare(request, allowed, refused_status=400)
+        except RequestError as refused:
+            body_out: dict[str, Any] = {"errors": [e.formatted for e in refused.errors]}
+            if refused.status == 200:
+                body_out = {"data": None, **body_out}
+            return _json(refused.status, body_out)
+        result = await self.pipeline.execute(prepared, context)
+        answer: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            answer["errors"] = [error.formatted for error in result.errors]
+        return _json(200, answer)
+
+    async def _principal(self, scope: Scope, headers: dict[bytes, bytes]) -> Principal | None:
+        try:
+            token = bearer_token(authorization_header(headers))
+            if not token:
+                return None
+            return await self.authenticator.principal(token, address=client_address(scope))
+        except Unauthenticated as refused:
+            raise Refused(401, _error(refused.message, ErrorCode.UNAUTHENTICATED)) from None
+        except Exception as error:
+            if not db.unavailable(error):
+                raise
+            # A gateway token is looked up in the database (when not cached).
+            log.warning("the database is unavailable: %r", error)
+            unavailable = _error(UNAVAILABLE_MESSAGE, ErrorCode.SERVICE_UNAVAILABLE)
+            raise Refused(503, unavailable) from None
+
+    def _wants_graphiql(self, params: dict[str, str], headers: dict[bytes, bytes]) -> bool:
+        """A browser opening /graphql, in development (else: a GET without a document)."""
+        return (
+            self.websockets.graphql_ide is not None
+            and "query" not in params
+            and b"text/html" in headers.get(b"accept", b"")
+        )
+
+
+def _error(message: str, code: ErrorCode) -> GraphQLError:
+    extensions = {"code": code.value}
+    if code is ErrorCode.SERVICE_UNAVAILABLE:
+        extensions["requestId"] = request_id()
+    return GraphQLError(message, extensions=extensions)
+
+
+def _json(status: int, body: dict[str, Any]) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def _query_params(scope: Scope) -> dict[str, str]:
+    return dict(QueryParams(scope["query_string"]))
+
+
+def _from_params(params: dict[str, str]) -> GraphQLRequest:
+    variables: object = None
+    if params.get("variables"):
+        try:
+            variables = orjson.loads(params["variables"])
+        except orjson.JSONDecodeError:
+            raise Refused(400, bad_request("`variables` must be a JSON object.")) from None
+    return GraphQLRequest(params.get("query"), variables, params.get("operationName"))
+
+
+def _from_body(headers: dict[bytes, bytes], body: bytes) -> GraphQLRequest:
+    content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+    if content_type != b"application/json":
+        message = "Send the request as JSON: Content-Type: application/json."
+        raise Refused(415, bad_request(message))
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise Refused(400, bad_request("The request body is not valid JSON.")) from None
+    if isinstance(data, list):
+        message = (
+            "Batched requests (a JSON array of operations) are not accepted: send one "
+            "operation per request."
+        )
+        raise Refused(400, bad_request(message))
+    if not isinstance(data, dict):
+        raise Refused(400, bad_request("The request body must be a JSON object."))
+    return GraphQLRequest(data.get("query"), data.get("variables"), data.get("operationName"))
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None past `limit` (GraphQL reads it whole anyway)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message: Message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)

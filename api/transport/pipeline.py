@@ -1,0 +1,207 @@
+"""The one pipeline every GraphQL operation passes, over POST, GET and WebSocket alike.
+
+    parse (token cap) -> validate (depth, introspection depth, aliases, cost) -> select the
+    operation and check the transport allows it -> execute, where @auth runs before each
+    resolver -> code every error, log and mask the unexpected
+
+A request refused before execution raises `RequestError` with its coded errors; a transport
+turns that into its own answer (an HTTP body, a graphql-transport-ws `error` message). Nothing
+a client sends reaches the log above INFO: only the server's own faults do.
+
+It calls graphql-core directly on the Strawberry schema (the same resolvers, @auth permission
+extensions and types) instead of through Strawberry's execute, whose extension runner costs
+more per request than the gateways' whole report does (README, Performance).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncGenerator, Collection
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    GraphQLError,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    OperationType,
+    execute,
+    subscribe,
+)
+
+from api.graphql.context import Context, begin_operation
+from api.metrics import Metrics
+from api.settings import Settings
+from api.transport.errors import bad_request, finished
+from api.transport.executor import PlainFieldExecutor
+from api.transport.limits import Limits
+
+EVERY_OPERATION = frozenset(OperationType)
+
+
+@dataclass(frozen=True, slots=True)
+class GraphQLRequest:
+    """What a client sent, as received: the pipeline checks each part's type."""
+
+    query: object
+    variables: object = None
+    operation_name: object = None
+
+
+class RequestError(Exception):
+    """Refused before execution: nothing ran. `status` is the HTTP status to answer with."""
+
+    def __init__(self, errors: list[GraphQLError], status: int = 200) -> None:
+        super().__init__(errors[0].message)
+        self.errors = errors
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    document: DocumentNode
+    operation: OperationDefinitionNode
+    variables: dict[str, Any] | None
+    operation_name: str | None
+
+    @property
+    def kind(self) -> OperationType:
+        return self.operation.operation
+
+
+def _malformed(message: str) -> RequestError:
+    """Not a GraphQL request at all (over HTTP: 400, with no `data`)."""
+    return RequestError([bad_request(message)], status=400)
+
+
+def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode:
+    """The operation to run, with graphql-core's own messages when there is none."""
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if name is not None:
+        for operation in operations:
+            if operation.name is not None and operation.name.value == name:
+                return operation
+        raise RequestError([bad_request(f"Unknown operation named '{name}'.")])
+    if len(operations) == 1:
+        return operations[0]
+    if not operations:
+        raise RequestError([bad_request("Must provide an operation.")])
+    raise RequestError(
+        [bad_request("Must provide operation name if query contains multiple operations.")]
+    )
+
+
+class Pipeline:
+    def __init__(self, schema: GraphQLSchema, settings: Settings, metrics: Metrics) -> None:
+        self.schema = schema
+        self.metrics = metrics
+        self.limits = Limits(settings)
+        self.hide_suggestions = not settings.suggests_fields
+
+    def prepare(
+        self,
+        request: GraphQLRequest,
+        allowed: Collection[OperationType] = EVERY_OPERATION,
+        *,
+        refused_status: int = 200,
+    ) -> Prepared:
+        """Parse, validate and select; RequestError when any of it fails. An operation of a type
+        the transport does not carry is refused with `refused_status`."""
+        try:
+            return self._prepare(request, allowed, refused_status)
+        except RequestError as refused:
+            self._count(refused.errors)
+            raise
+
+    def _prepare(
+        self, request: GraphQLRequest, allowed: Collection[OperationType], refused_status: int
+    ) -> Prepared:
+        query, variables, name = request.query, request.variables, request.operation_name
+        if not isinstance(query, str) or not query.strip():
+            raise _malformed("The request has no GraphQL document (`query`).")
+        if variables is not None and not isinstance(variables, dict):
+            raise _malformed("`variables` must be an object.")
+        if name is not None and not isinstance(name, str):
+            raise _malformed("`operationName` must be a string.")
+        try:
+            document = self.limits.parse(query)
+            errors = self.limits.errors(self.schema, query)
+        except GraphQLError as syntax:
+            raise RequestError([finished(syntax)]) from None
+        if errors:
+            raise RequestError([finished(error) for error in errors])
+        operation = _operation(document, name)
+        if operation.operation not in allowed:
+            message = _NOT_CARRIED[operation.operation]
+            raise RequestError([bad_request(message)], status=refused_status)
+        return Prepared(document, operation, variables, name)
+
+    async def execute(self, prepared: Prepared, context: Context) -> ExecutionResult:
+        """A query or mutation's one result, its errors coded."""
+        begin_operation()
+        outcome = execute(
+            self.schema,
+            prepared.document,
+            context_value=context,
+            variable_values=prepared.variables,
+            operation_name=prepared.operation_name,
+            executor_class=PlainFieldExecutor,
+            hide_suggestions=self.hide_suggestions,
+        )
+        result = await outcome if inspect.isawaitable(outcome) else outcome
+        return self._coded(result)
+
+    async def stream(
+        self, prepared: Prepared, context: Context
+    ) -> AsyncGenerator[ExecutionResult, None]:
+        """Every result of an operation: one for a query or mutation, one per event for a
+        subscription. A subscription that cannot start raises RequestError (its errors are
+        the `error` message of graphql-transport-ws); one that fails later (a client reading
+        too slowly) ends with a last result carrying the coded error."""
+        if prepared.kind is not OperationType.SUBSCRIPTION:
+            yield await self.execute(prepared, context)
+            return
+        begin_operation()
+        outcome = subscribe(
+            self.schema,
+            prepared.document,
+            context_value=context,
+            variable_values=prepared.variables,
+            operation_name=prepared.operation_name,
+            executor_class=PlainFieldExecutor,
+            hide_suggestions=self.hide_suggestions,
+        )
+        source = await outcome if inspect.isawaitable(outcome) else outcome
+        if isinstance(source, ExecutionResult):
+            errors = [finished(error) for error in source.errors or ()]
+            self._count(errors)
+            raise RequestError(errors)
+        try:
+            async for result in source:
+                yield self._coded(result)
+        except Exception as error:  # the event source failed: a coded last result, not a raise
+            failed = GraphQLError(str(error), original_error=error)
+            yield self._coded(ExecutionResult(None, [failed]))
+        finally:
+            await source.aclose()  # type: ignore[attr-defined]
+
+    def _coded(self, result: ExecutionResult) -> ExecutionResult:
+        if result.errors:
+            result.errors = [finished(error) for error in result.errors]
+            self._count(result.errors)
+        return result
+
+    def _count(self, errors: list[GraphQLError]) -> None:
+        for error in errors:
+            self.metrics.error_sent(str((error.extensions or {}).get("code")))
+
+
+_NOT_CARRIED = {
+    OperationType.QUERY: "Queries are not accepted here.",
+    OperationType.MUTATION: "Mutations are not allowed when using GET: send them with POST.",
+    OperationType.SUBSCRIPTION: (
+        "Subscriptions are served over WebSocket only: graphql-transport-ws on /graphql."
+    ),
+}

@@ -1,0 +1,155 @@
+"""graphql-transport-ws on /graphql: Strawberry's protocol handler, with our credentials, and
+every operation run by the one pipeline.
+
+Strawberry keeps the protocol (connection_init, ping, complete, the 44xx closes); what runs an
+operation is ours, so a document the pipeline refuses is answered as graphql-ws, the reference
+implementation, answers it: an `error` message whose errors carry extensions.code.
+"""
+
+from __future__ import annotations
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
+from strawberry.types.unset import UnsetType
+from strawberry.utils.aio import aclosing
+
+from api.auth.credentials import Authenticator, bearer_token
+from api.errors import ErrorCode, Unauthenticated
+from api.graphql.context import Context
+from api.settings import Settings
+from api.transport.contexts import ContextFactory
+from api.transport.errors import bad_request
+from api.transport.pipeline import GraphQLRequest, Pipeline, RequestError
+from api.transport.watch import ConnectionWatch
+
+_GRAPHIQL_FETCHER = "        subscriptionUrl,\n      });"
+_GRAPHIQL_FETCHER_WITH_CREDENTIALS = """        subscriptionUrl,
+        wsConnectionParams: () => {
+          try {
+            const headers = JSON.parse(localStorage.getItem("graphiql:headers") || "{}");
+            return headers.Authorization ? { Authorization: headers.Authorization } : {};
+          } catch {
+            return {};
+          }
+        },
+      });"""
+
+
+class PipelineHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """Runs each `subscribe` message's operation through the pipeline."""
+
+    view: GraphQLApp
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        # Strawberry's own answer to one operation too many carries no extensions.code.
+        limit = self.max_subscriptions_per_connection
+        if (
+            self.connection_acknowledged
+            and limit is not None
+            and message["id"] not in self.operations
+            and len(self.operations) >= limit
+        ):
+            error = bad_request(
+                f"Subscription limit reached: at most {limit} operations at once on a connection."
+            )
+            self.view.pipeline.metrics.error_sent(ErrorCode.BAD_USER_INPUT)
+            await self.send_message(
+                {"id": message["id"], "type": "error", "payload": [error.formatted]}
+            )
+            return
+        await super().handle_subscribe(message)
+
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        pipeline = self.view.pipeline
+        request = GraphQLRequest(operation.query, operation.variables, operation.operation_name)
+        try:
+            prepared = pipeline.prepare(request)
+            async with aclosing(pipeline.stream(prepared, self.context)) as results:
+                async for result in results:
+                    await operation.send_next(result)  # type: ignore[arg-type]
+        except RequestError as refused:
+            await operation.send_initial_errors(refused.errors)
+            return
+        await operation.send_operation_message({"id": operation.id, "type": "complete"})
+
+
+class GraphQLApp(GraphQL[Context, None]):
+    """Strawberry's ASGI view, used for WebSocket connections and GraphiQL's page only."""
+
+    graphql_transport_ws_handler_class = PipelineHandler
+
+    def __init__(
+        self,
+        settings: Settings,
+        pipeline: Pipeline,
+        contexts: ContextFactory,
+        authenticator: Authenticator,
+        schema: object,
+    ) -> None:
+        super().__init__(
+            schema,  # type: ignore[arg-type]
+            graphql_ide="graphiql" if settings.is_development else None,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            allowed_origins=settings.allowed_origins,
+            max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+        )
+        self.pipeline = pipeline
+        self.contexts = contexts
+        self.authenticator = authenticator
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
+        return self.contexts.for_websocket(request.scope, websocket=response)  # type: ignore[arg-type]
+
+    async def on_ws_connect(self, context: Context) -> UnsetType:
+        """Credentials from the connection_init payload, else from the upgrade request's header.
+        A bad token closes the connection with 4403; none at all leaves it anonymous, so @auth
+        fields answer UNAUTHENTICATED, as over HTTP."""
+        params = context.connection_params or {}
+        value = params.get("Authorization", params.get("authorization"))
+        if value is None:
+            value = context.upgrade_authorization
+        try:
+            if value is not None and not isinstance(value, str):
+                raise Unauthenticated("Authorization must be a string.")
+            token = bearer_token(value)
+            context.principal = (
+                await self.authenticator.principal(token, address=context.client_address)
+                if token
+                else None
+            )
+        except Unauthenticated:
+            raise ConnectionRejectionError from None
+        websocket = context.websocket
+        watch: ConnectionWatch | None = (
+            websocket.scope.get("connection_watch") if websocket else None
+        )
+        if context.principal is not None and watch is not None and websocket is not None:
+            watch.start(websocket, context.principal)
+        return UnsetType()  # no payload in connection_ack
+
+    @property
+    def graphql_ide_html(self) -> str:
+        """Strawberry's GraphiQL page, whose subscriptions also send the Authorization header of
+        its headers editor (browsers cannot set headers on a WebSocket: it goes in
+        connection_init's payload instead)."""
+        html = super().graphql_ide_html
+        return html.replace(_GRAPHIQL_FETCHER, _GRAPHIQL_FETCHER_WITH_CREDENTIALS, 1)
+
+    def encode_json(self, data: object) -> str:
+        # Text, not bytes: graphql-transport-ws messages must be text frames.
+        return orjson.dumps(data).decode()
+
+    def decode_json(self, data: str | bytes) -> object:
+        return orjson.loads(data)

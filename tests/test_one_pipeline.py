@@ -1,0 +1,188 @@
+"""Every operation passes the one pipeline, whatever carried it: POST, GET and WebSocket give the
+same answers, and a client's mistakes over graphql-transport-ws are answered as graphql-ws (the
+reference implementation) answers them, with a coded `error` message and a quiet log."""
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.servers import Server, metric, running_server
+from tests.ws import GraphQLWebSocket, websocket
+
+LOGIN = 'mutation { login(input: {username: "admin@example.com", password: "demo-password"}) { accessToken } }'
+DEEP_INTROSPECTION = "{ __schema { types { " + "ofType { " * 60 + "name" + " }" * 60 + " } } }"
+
+# (document, operationName): each a client's mistake, refused before anything runs.
+MISTAKES: dict[str, tuple[str, str | None]] = {
+    "syntax": ("{ viewer { ", None),
+    "validation": ("{ nope }", None),
+    "unknown operation name": ("query A { viewer { username } }", "B"),
+    "no operation chosen": ("query A { viewer { username } } query B { __typename }", None),
+    "empty document": ("", None),
+    "too many tokens": ("{ " + "viewer { username } " * 1000 + "}", None),
+    "too deep": ("{ viewer { " * 12 + "username" + " }" * 12, None),
+    "too deep introspection": (DEEP_INTROSPECTION, None),
+    "unknown variable type": ("query($n: Nope) { viewer { username } }", None),
+}
+
+# Queries that pass over every transport, answered alike.
+QUERIES: list[tuple[str, dict[str, Any] | None, str | None]] = [
+    ("{ viewer { username role domain } }", None, None),
+    ("{ mapiEwsAccounts(first: 3) { totalCount edges { node { username } } } }", None, None),
+    ("query($d: String) { mapiEwsUsage(domain: $d) { enabled limit } }", {"d": "other.org"}, None),
+    ("query($n: Int) { mapiEwsAccounts(first: $n) { totalCount } }", {"n": "ten"}, None),
+    ("query($n: Int) { mapiEwsAccounts(first: $n) { totalCount } }", {"n": 1000}, None),
+    ("query A { viewer { username } } query B { __typename }", None, "B"),
+    ("{ nope }", None, None),
+    ("{ viewer { ", None, None),
+]
+
+
+@dataclass
+class Running:
+    server: Server
+    admin: str
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    folder = tmp_path_factory.mktemp("pipeline")
+    env = {"MAPI_EWS_DATABASE_URL": f"sqlite://{folder / 'demo.sqlite3'}"}
+    with running_server(env, folder / "server.log", "--demo") as server:
+        signed_in = httpx.post(f"{server.url}/graphql", json={"query": LOGIN}).json()
+        yield Running(server, signed_in["data"]["login"]["accessToken"])
+
+
+@pytest.fixture
+async def connection(running: Running) -> AsyncIterator[GraphQLWebSocket]:
+    async with websocket(running.server.url) as ws:
+        assert await ws.init({"Authorization": f"Bearer {running.admin}"}) == {
+            "type": "connection_ack"
+        }
+        yield ws
+
+
+async def over_websocket(
+    ws: GraphQLWebSocket, query: str, variables: dict[str, Any] | None, name: str | None
+) -> dict[str, Any]:
+    """The operation's answer in HTTP's shape: `next` then `complete`, or one `error`."""
+    payload: dict[str, Any] = {"query": query, "variables": variables}
+    if name is not None:
+        payload["operationName"] = name
+    await ws.send({"id": "1", "type": "subscribe", "payload": payload})
+    message = await ws.receive()
+    assert message["id"] == "1"
+    if message["type"] == "error":
+        return {"data": None, "errors": message["payload"]}
+    assert message["type"] == "next", message
+    assert await ws.receive() == {"id": "1", "type": "complete"}
+    result: dict[str, Any] = message["payload"]
+    return result
+
+
+@pytest.mark.parametrize("mistake", list(MISTAKES))
+async def test_a_mistake_over_websocket_is_a_coded_error_message_and_the_log_stays_quiet(
+    running: Running, connection: GraphQLWebSocket, mistake: str
+) -> None:
+    query, name = MISTAKES[mistake]
+    log_before = len(running.server.output())
+    internal_before = await metric(
+        running.server.url, 'graphql_errors_total{code="INTERNAL_SERVER_ERROR"}'
+    )
+    payload: dict[str, Any] = {"query": query}
+    if name is not None:
+        payload["operationName"] = name
+
+    await connection.send({"id": "m", "type": "subscribe", "payload": payload})
+    answer = await connection.receive()
+    await connection.send(
+        {"id": "next", "type": "subscribe", "payload": {"query": "{ __typename }"}}
+    )
+    after = await connection.receive()
+
+    assert (answer["type"], answer["id"]) == ("error", "m")
+    assert answer["payload"]
+    assert {error["extensions"]["code"] for error in answer["payload"]} == {"BAD_USER_INPUT"}
+    # The connection carries on.
+    assert after == {"id": "next", "type": "next", "payload": {"data": {"__typename": "Query"}}}
+    logged = running.server.output()[log_before:]
+    assert "ERROR" not in logged
+    assert "WARNING" not in logged
+    assert "Traceback" not in logged
+    assert (
+        await metric(running.server.url, 'graphql_errors_total{code="INTERNAL_SERVER_ERROR"}')
+        == internal_before
+    )
+
+
+@pytest.mark.parametrize(("query", "variables", "name"), QUERIES)
+async def test_post_get_and_websocket_answer_alike(
+    running: Running,
+    connection: GraphQLWebSocket,
+    query: str,
+    variables: dict[str, Any] | None,
+    name: str | None,
+) -> None:
+    headers = {"Authorization": f"Bearer {running.admin}"}
+    body: dict[str, Any] = {"query": query, "variables": variables}
+    params: dict[str, str] = {"query": query}
+    if variables is not None:
+        params["variables"] = httpx.Response(200, json=variables).text
+    if name:
+        body["operationName"] = params["operationName"] = name
+    async with httpx.AsyncClient(base_url=running.server.url, headers=headers) as http:
+        posted = await http.post("/graphql", json=body)
+        got = await http.get("/graphql", params=params)
+
+    sent = await over_websocket(connection, query, variables, name)
+
+    assert posted.status_code == got.status_code == 200
+    assert posted.json() == got.json() == sent
+    assert "errors" in sent or sent["data"]
+
+
+def test_a_60_deep_oftype_chain_is_refused_over_http_too(running: Running) -> None:
+    response = httpx.post(f"{running.server.url}/graphql", json={"query": DEEP_INTROSPECTION})
+
+    assert response.json()["data"] is None
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "introspection" in error["message"]
+
+
+def test_graphiqls_own_introspection_query_passes_the_limits(running: Running) -> None:
+    from graphql import get_introspection_query
+
+    query = get_introspection_query(
+        descriptions=True,
+        specified_by_url=True,
+        directive_is_repeatable=True,
+        schema_description=True,
+        input_value_deprecation=True,
+    )
+    response = httpx.post(f"{running.server.url}/graphql", json={"query": query})
+
+    assert "errors" not in response.json()
+    assert response.json()["data"]["__schema"]["queryType"]["name"] == "Query"
+
+
+def test_a_subscription_sent_over_http_is_refused_before_it_runs(running: Running) -> None:
+    response = httpx.post(
+        f"{running.server.url}/graphql",
+        json={"query": "subscription { mapiEwsLoginUpdates { id } }"},
+        headers={"Authorization": f"Bearer {running.admin}"},
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "errors": [
+            {
+                "message": "Subscriptions are served over WebSocket only: graphql-transport-ws on "
+                "/graphql.",
+                "extensions": {"code": "BAD_USER_INPUT"},
+            }
+        ]
+    }
