@@ -109,7 +109,8 @@ async def test_health_readiness_and_metrics(gql: GraphQLClient) -> None:
     assert health.json() == {"status": "ok"}
     assert ready.json() == {"status": "ok", "database": "up"}
     assert (
-        'mapi_ews_http_requests_total{method="POST",path="/graphql",status="200"} 1.0' in metrics.text
+        'mapi_ews_http_requests_total{method="POST",path="/graphql",status="200"} 1.0'
+        in metrics.text
     )
     assert "mapi_ews_http_request_duration_seconds_bucket" in metrics.text
 

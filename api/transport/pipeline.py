@@ -140,16 +140,7 @@ class Pipeline:
 
     async def execute(self, prepared: Prepared, context: Context) -> ExecutionResult:
         """A query or mutation's one result, its errors coded."""
-        begin_operation()
-        outcome = execute(
-            self.schema,
-            prepared.document,
-            context_value=context,
-            variable_values=prepared.variables,
-            operation_name=prepared.operation_name,
-            executor_class=PlainFieldExecutor,
-            hide_suggestions=self.hide_suggestions,
-        )
+        outcome = execute(**self._start(prepared, context))
         result = await outcome if inspect.isawaitable(outcome) else outcome
         return self._coded(result)
 
@@ -163,16 +154,7 @@ class Pipeline:
         if prepared.kind is not OperationType.SUBSCRIPTION:
             yield await self.execute(prepared, context)
             return
-        begin_operation()
-        outcome = subscribe(
-            self.schema,
-            prepared.document,
-            context_value=context,
-            variable_values=prepared.variables,
-            operation_name=prepared.operation_name,
-            executor_class=PlainFieldExecutor,
-            hide_suggestions=self.hide_suggestions,
-        )
+        outcome = subscribe(**self._start(prepared, context))
         source = await outcome if inspect.isawaitable(outcome) else outcome
         if isinstance(source, ExecutionResult):
             errors = [finished(error) for error in source.errors or ()]
@@ -186,6 +168,19 @@ class Pipeline:
             yield self._coded(ExecutionResult(None, [failed]))
         finally:
             await source.aclose()  # type: ignore[attr-defined]
+
+    def _start(self, prepared: Prepared, context: Context) -> dict[str, Any]:
+        """graphql-core's arguments for the operation, which starts with a state of its own."""
+        begin_operation()
+        return {
+            "schema": self.schema,
+            "document": prepared.document,
+            "context_value": context,
+            "variable_values": prepared.variables,
+            "operation_name": prepared.operation_name,
+            "executor_class": PlainFieldExecutor,
+            "hide_suggestions": self.hide_suggestions,
+        }
 
     def _coded(self, result: ExecutionResult) -> ExecutionResult:
         if result.errors:
