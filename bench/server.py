@@ -23,7 +23,7 @@ from api.auth.tokens import read_access_token
 from api.services import accounts
 from api.services.accounts import AccountSortField
 from api.services.paging import PageRequest
-from api.services.tenancy import Scope
+from api.services.tenancy import Tenant
 from api.settings import Settings
 
 
@@ -38,9 +38,9 @@ def build(settings: Settings) -> Starlette:
         token = request.headers["authorization"].removeprefix("Bearer ")
         principal = read_access_token(token, key=settings.signing_key)
         assert principal.domain_id is not None and principal.domain is not None
-        scope = Scope(domain_id=principal.domain_id, domain=principal.domain)
+        tenant = Tenant(domain_id=principal.domain_id, domain=principal.domain)
         page = await accounts.list_accounts(
-            scope=scope,
+            tenant=tenant,
             mapi_ews_enabled=True,
             search=None,
             order=accounts.sort_spec(AccountSortField.LAST_LOGIN, descending=True),

@@ -9,7 +9,7 @@ import strawberry
 from api import models
 from api.auth.principal import Permission, Role
 from api.errors import UserErrors
-from api.graphql.context import Info, scope_of
+from api.graphql.context import Info, tenant_of
 from api.graphql.directives import auth
 from api.graphql.types import (
     Account,
@@ -26,7 +26,7 @@ from api.graphql.types import (
 from api.services import accounts, mapi_ews
 from api.services.accounts import AccountSortField
 from api.services.paging import Page, PageRequest
-from api.services.tenancy import Scope
+from api.services.tenancy import Tenant
 
 strawberry.enum(AccountSortField, name="AccountSortField")  # the service's enum, registered
 
@@ -86,10 +86,10 @@ class AccountPayload:
     user_errors: list[UserError]
 
 
-def _connection(page: Page[models.Account], scope: Scope) -> AccountConnection:
+def _connection(page: Page[models.Account], tenant: Tenant) -> AccountConnection:
     return AccountConnection(
         edges=[
-            AccountEdge(cursor=cursor, node=account_of(row, scope.domain))
+            AccountEdge(cursor=cursor, node=account_of(row, tenant.domain))
             for cursor, row in zip(page.cursors, page.items, strict=True)
         ],
         page_info=page_info_of(page),
@@ -105,11 +105,11 @@ async def _list(
     order_by: AccountOrder | None,
     request: PageRequest,
 ) -> AccountConnection:
-    scope = scope_of(info)
+    tenant = tenant_of(info)
     settings = info.context.settings
     order = order_by or AccountOrder(field=AccountSortField.USERNAME)
     page = await accounts.list_accounts(
-        scope=scope,
+        tenant=tenant,
         mapi_ews_enabled=enabled,
         search=search,
         order=accounts.sort_spec(order.field, descending=order.direction is SortDirection.DESC),
@@ -117,7 +117,7 @@ async def _list(
         default_size=settings.page_size_default,
         max_size=settings.page_size_max,
     )
-    return _connection(page, scope)
+    return _connection(page, tenant)
 
 
 _DOMAIN = ("input", "domain")
@@ -186,16 +186,16 @@ class AccountQuery:
 async def _set(
     info: Info, usernames: list[str], *, enabled: bool
 ) -> tuple[list[Account], MapiEwsUsage]:
-    scope = scope_of(info)
+    tenant = tenant_of(info)
     rows, usage = await mapi_ews.set_mapi_ews(
         events=info.context.events,
         actor=info.context.require_principal().username,
-        scope=scope,
+        tenant=tenant,
         usernames=usernames,
         enabled=enabled,
         max_batch=info.context.settings.batch_size_max,
     )
-    return [account_of(row, scope.domain) for row in rows], usage_of(usage)
+    return [account_of(row, tenant.domain) for row in rows], usage_of(usage)
 
 
 @strawberry.type
@@ -233,10 +233,10 @@ class AccountMutation:
     )
     async def create_account(self, info: Info, input: CreateAccountInput) -> AccountPayload:
         try:
-            scope = scope_of(info)
+            tenant = tenant_of(info)
             row = await accounts.create_account(
                 actor=info.context.require_principal().username,
-                scope=scope,
+                tenant=tenant,
                 email_address=input.email_address,
                 name=input.name,
                 password=input.password,
@@ -244,4 +244,4 @@ class AccountMutation:
             )
         except UserErrors as refused:
             return AccountPayload(account=None, user_errors=user_errors_of(list(refused.errors)))
-        return AccountPayload(account=account_of(row, scope.domain), user_errors=[])
+        return AccountPayload(account=account_of(row, tenant.domain), user_errors=[])

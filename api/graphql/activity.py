@@ -11,7 +11,7 @@ import strawberry
 from api import models
 from api.auth.principal import Role
 from api.errors import UserErrors
-from api.graphql.context import Info, scope_of
+from api.graphql.context import Info, tenant_of
 from api.graphql.directives import auth
 from api.graphql.types import (
     Account,
@@ -141,10 +141,10 @@ class ActivityQuery:
         first: int | None = None,
         after: str | None = None,
     ) -> MapiEwsLoginEventConnection:
-        scope = scope_of(info)
+        tenant = tenant_of(info)
         settings = info.context.settings
         page, accounts = await logins.login_events(
-            scope=scope,
+            tenant=tenant,
             username=username,
             request=PageRequest(first=first, after=after),
             default_size=settings.page_size_default,
@@ -152,7 +152,7 @@ class ActivityQuery:
         )
 
         async def count() -> int:
-            return await logins.count_login_events(scope=scope, username=username)
+            return await logins.count_login_events(tenant=tenant, username=username)
 
         return MapiEwsLoginEventConnection(
             edges=[
@@ -160,7 +160,7 @@ class ActivityQuery:
                     cursor=cursor,
                     node=login_event_of(
                         row,
-                        scope.domain,
+                        tenant.domain,
                         accounts.get(row.account_id) if row.account_id is not None else None,
                     ),
                 )

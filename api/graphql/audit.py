@@ -5,7 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from api.auth.principal import Role
-from api.graphql.context import Info, scope_of
+from api.graphql.context import Info, tenant_of
 from api.graphql.directives import auth
 from api.graphql.types import AuditEntryConnection, AuditEntryEdge, audit_entry_of, page_info_of
 from api.services import audit
@@ -25,17 +25,17 @@ class AuditQuery:
         first: int | None = None,
         after: str | None = None,
     ) -> AuditEntryConnection:
-        scope = scope_of(info)
+        tenant = tenant_of(info)
         settings = info.context.settings
         page = await audit.entries(
-            domain_id=scope.domain_id,
+            domain_id=tenant.domain_id,
             request=PageRequest(first=first, after=after),
             default_size=settings.page_size_default,
             max_size=settings.page_size_max,
         )
         return AuditEntryConnection(
             edges=[
-                AuditEntryEdge(cursor=cursor, node=audit_entry_of(row, scope.domain))
+                AuditEntryEdge(cursor=cursor, node=audit_entry_of(row, tenant.domain))
                 for cursor, row in zip(page.cursors, page.items, strict=True)
             ],
             page_info=page_info_of(page),

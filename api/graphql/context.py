@@ -15,10 +15,10 @@ from api.auth.throttle import LoginThrottle
 from api.errors import Unauthenticated, UserError, UserErrors
 from api.events import EventBus
 from api.services import domains
-from api.services.tenancy import Scope
+from api.services.tenancy import Tenant
 from api.settings import Settings
 
-ScopeKey = tuple[str | int, ...]
+PathKey = tuple[str | int, ...]
 
 
 @dataclass
@@ -29,7 +29,7 @@ class OperationState:
 
     # The domain each @auth field acts in, by response path, set before its resolver runs.
     # A mutation whose input names a bad domain gets the UserError to answer with instead.
-    scopes: dict[ScopeKey, Scope | UserError | None] = field(default_factory=dict)
+    tenants: dict[PathKey, Tenant | UserError | None] = field(default_factory=dict)
     # MAPI/EWS accounts per domain id, batched: a list of domains costs one COUNT, not one each.
     enabled_counts: DataLoader[int, int] = field(
         default_factory=lambda: DataLoader(
@@ -69,8 +69,8 @@ class Context:
     websocket: WebSocket | None = None
 
     @property
-    def scopes(self) -> dict[ScopeKey, Scope | UserError | None]:
-        return operation_state().scopes
+    def tenants(self) -> dict[PathKey, Tenant | UserError | None]:
+        return operation_state().tenants
 
     @property
     def enabled_counts(self) -> DataLoader[int, int]:
@@ -85,22 +85,22 @@ class Context:
 Info = StrawberryInfo[Context, Any]
 
 
-def path_key(info: Info) -> ScopeKey:
+def path_key(info: Info) -> PathKey:
     return tuple(info.path.as_list())
 
 
-def scope_of(info: Info) -> Scope:
+def tenant_of(info: Info) -> Tenant:
     """The domain @auth resolved for this field (its resolver runs only after that).
 
     Raises UserErrors when the field's input named a bad domain: mutations answer with it."""
-    scope = info.context.scopes.get(path_key(info))
-    if isinstance(scope, UserError):
-        raise UserErrors([scope])
-    if scope is None:
+    tenant = info.context.tenants.get(path_key(info))
+    if isinstance(tenant, UserError):
+        raise UserErrors([tenant])
+    if tenant is None:
         raise LookupError(f"no domain was resolved for {info.path.as_list()}")
-    return scope
+    return tenant
 
 
-def optional_scope_of(info: Info) -> Scope | None:
-    scope = info.context.scopes.get(path_key(info))
-    return scope if isinstance(scope, Scope) else None
+def optional_tenant_of(info: Info) -> Tenant | None:
+    tenant = info.context.tenants.get(path_key(info))
+    return tenant if isinstance(tenant, Tenant) else None

@@ -51,7 +51,7 @@ def domain_argument(kwargs: dict[str, Any]) -> str | None:
 
 class Auth(BasePermission):
     """The permission behind @auth. For DOMAIN_ADMIN fields it also applies the domain rule
-    (api.services.tenancy) and records the resulting scope for the resolver."""
+    (api.services.tenancy) and records the resulting tenant for the resolver."""
 
     def __init__(
         self,
@@ -85,28 +85,28 @@ class Auth(BasePermission):
             return True
         requested = self.domain_of(kwargs)
         try:
-            scope = await tenancy.resolve_scope(principal, requested)
+            tenant = await tenancy.resolve_tenant(principal, requested)
         except BadUserInput as problem:
             if self.domain_input is None:
                 raise
             return self._refuse_input(
                 info, UserErrorCode.INVALID_INPUT, problem.message, self.domain_input
             )
-        if scope is None and not self.unknown_domain_ok:
-            message = f"No domain {requested}."  # resolve_scope accepted it as a domain name
+        if tenant is None and not self.unknown_domain_ok:
+            message = f"No domain {requested}."  # resolve_tenant accepted it as a domain name
             if self.domain_input is None:
                 raise BadUserInput(message)
             return self._refuse_input(info, UserErrorCode.NOT_FOUND, message, self.domain_input)
         if (
-            scope is not None
+            tenant is not None
             and self.permission is not None
-            and self.permission not in await tenancy.permissions(principal, scope.domain_id)
+            and self.permission not in await tenancy.permissions(principal, tenant.domain_id)
         ):
             raise Forbidden(
                 f"A system administrator has not granted {self.permission.value} to the "
-                f"administrators of {scope.domain}."
+                f"administrators of {tenant.domain}."
             )
-        info.context.scopes[path_key(info)] = scope
+        info.context.tenants[path_key(info)] = tenant
         return True
 
     def _refuse_input(
@@ -114,7 +114,7 @@ class Auth(BasePermission):
     ) -> bool:
         """A mutation names its domain in its input: a domain that is missing, malformed or
         unknown is the input's fault, so the mutation answers with a userError (nothing runs)."""
-        info.context.scopes[path_key(info)] = UserError(code, message, field)
+        info.context.tenants[path_key(info)] = UserError(code, message, field)
         return True
 
 

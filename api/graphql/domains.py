@@ -8,7 +8,7 @@ import strawberry
 
 from api.auth.principal import Role
 from api.errors import UserErrors
-from api.graphql.context import Info, optional_scope_of, scope_of
+from api.graphql.context import Info, optional_tenant_of, tenant_of
 from api.graphql.directives import auth
 from api.graphql.types import (
     MapiEwsUsage,
@@ -105,14 +105,14 @@ class DomainQuery:
         extensions=auth(Role.DOMAIN_ADMIN, domain_of=_name_argument, unknown_domain_ok=True)
     )
     async def domain(self, info: Info, name: str) -> Domain | None:
-        scope = optional_scope_of(info)
-        row = await domains.get_domain(domain_id=scope.domain_id) if scope else None
+        tenant = optional_tenant_of(info)
+        row = await domains.get_domain(domain_id=tenant.domain_id) if tenant else None
         return domain_of(row) if row else None
 
     @strawberry.field(extensions=auth(Role.DOMAIN_ADMIN))
     async def mapi_ews_usage(self, info: Info, domain: str | None = None) -> MapiEwsUsage:
-        scope = scope_of(info)
-        return usage_of(await domains.usage_of(domain_id=scope.domain_id))
+        tenant = tenant_of(info)
+        return usage_of(await domains.usage_of(domain_id=tenant.domain_id))
 
     @strawberry.field(extensions=auth(Role.SYSTEM_ADMIN))
     async def domains(

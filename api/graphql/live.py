@@ -19,7 +19,7 @@ import strawberry
 from api.auth.principal import Role
 from api.events import Event, Topic
 from api.graphql.activity import MapiEwsLoginEvent, login_event_reported
-from api.graphql.context import Info, scope_of
+from api.graphql.context import Info, tenant_of
 from api.graphql.directives import auth
 from api.graphql.types import Account, MapiEwsUsage, account_of, usage_of
 from api.services.live import MapiEwsChanged
@@ -63,6 +63,16 @@ def shared(event: Event, convert: Callable[[P, dict[Any, Any]], T]) -> T:
     return converted
 
 
+async def follow(
+    info: Info, topic: Topic, convert: Callable[[P, dict[Any, Any]], T]
+) -> AsyncGenerator[T, None]:
+    """The domain's events of `topic`, as GraphQL objects, until the subscription ends."""
+    tenant = tenant_of(info)
+    async with info.context.events.subscribe(topic, tenant.domain_id) as events:
+        async for event in events:
+            yield shared(event, convert)
+
+
 @strawberry.type
 class LiveSubscription:
     @strawberry.subscription(
@@ -73,10 +83,8 @@ class LiveSubscription:
     async def mapi_ews_login_updates(
         self, info: Info, domain: str | None = None
     ) -> AsyncGenerator[MapiEwsLoginEvent, None]:
-        scope = scope_of(info)
-        async with info.context.events.subscribe(Topic.LOGINS, scope.domain_id) as events:
-            async for event in events:
-                yield shared(event, login_event_reported)
+        async for event in follow(info, Topic.LOGINS, login_event_reported):
+            yield event
 
     @strawberry.subscription(
         extensions=auth(Role.DOMAIN_ADMIN),
@@ -85,7 +93,5 @@ class LiveSubscription:
     async def mapi_ews_account_changes(
         self, info: Info, domain: str | None = None
     ) -> AsyncGenerator[MapiEwsAccountChange, None]:
-        scope = scope_of(info)
-        async with info.context.events.subscribe(Topic.ACCOUNT_CHANGES, scope.domain_id) as events:
-            async for event in events:
-                yield shared(event, change_reported)
+        async for change in follow(info, Topic.ACCOUNT_CHANGES, change_reported):
+            yield change

@@ -13,7 +13,7 @@ from api.errors import UserError, UserErrorCode, UserErrors
 from api.models import Account, AuditAction
 from api.services import audit, validation
 from api.services.paging import Page, PageRequest, SortSpec, paginate
-from api.services.tenancy import Scope
+from api.services.tenancy import Tenant
 
 
 class AccountSortField(StrEnum):
@@ -48,7 +48,7 @@ def _search(text: str, domain: str) -> Q:
 
 async def list_accounts(
     *,
-    scope: Scope,
+    tenant: Tenant,
     mapi_ews_enabled: bool | None,
     search: str | None,
     order: SortSpec,
@@ -56,11 +56,11 @@ async def list_accounts(
     default_size: int,
     max_size: int,
 ) -> Page[Account]:
-    queryset = Account.filter(domain_id=scope.domain_id)
+    queryset = Account.filter(domain_id=tenant.domain_id)
     if mapi_ews_enabled is not None:
         queryset = queryset.filter(mapi_ews_enabled=mapi_ews_enabled)
     if text := validation.search_argument(search):
-        queryset = queryset.filter(_search(text, scope.domain))
+        queryset = queryset.filter(_search(text, tenant.domain))
     return await paginate(
         queryset, spec=order, request=request, default_size=default_size, max_size=max_size
     )
@@ -69,7 +69,7 @@ async def list_accounts(
 async def create_account(
     *,
     actor: str,
-    scope: Scope,
+    tenant: Tenant,
     email_address: str,
     name: str | None,
     password: str,
@@ -78,7 +78,7 @@ async def create_account(
     problems: list[UserError] = []
     username = ""
     try:
-        username = validation.username_in_domain(email_address, scope.domain)
+        username = validation.username_in_domain(email_address, tenant.domain)
         if "@" not in email_address:
             raise ValueError(f"{email_address[:80]!r} is not an email address (user@domain).")
     except ValueError as error:
@@ -95,7 +95,7 @@ async def create_account(
         problems.append(UserError(UserErrorCode.INVALID_INPUT, str(error), ("input", "password")))
     if problems:
         raise UserErrors(problems)
-    address = f"{username}@{scope.domain}"
+    address = f"{username}@{tenant.domain}"
     exists = UserErrors(
         [
             UserError(
@@ -105,13 +105,13 @@ async def create_account(
             )
         ]
     )
-    if await Account.exists(domain_id=scope.domain_id, username=username):
+    if await Account.exists(domain_id=tenant.domain_id, username=username):
         raise exists
     password_hash = await hash_password(password)
     try:
         async with in_transaction() as conn:
             account = await Account.create(
-                domain_id=scope.domain_id,
+                domain_id=tenant.domain_id,
                 username=username,
                 name=name,
                 password_hash=password_hash,
@@ -122,7 +122,7 @@ async def create_account(
                 conn=conn,
                 actor=actor,
                 action=AuditAction.ACCOUNT_CREATED,
-                domain_id=scope.domain_id,
+                domain_id=tenant.domain_id,
                 targets=[address],
             )
     except IntegrityError:

@@ -21,7 +21,7 @@ from api.models import Account, LoginEvent, MailProtocol
 from api.services import validation
 from api.services.live import AccountSnapshot, LoginReported
 from api.services.paging import PageRequest, SortSpec, Window, window
-from api.services.tenancy import Scope
+from api.services.tenancy import Tenant
 
 # A gateway's clock may run a little ahead of ours; a login further in the future than this is
 # refused, as it would pin lastLogin ahead of every real login until then.
@@ -217,19 +217,19 @@ def _login_event(event_id: int, report: Report, account: Account, *, allowed: bo
     return Event(Topic.LOGINS, account.domain_id, reported)
 
 
-def _history(scope: Scope, username: str | None) -> QuerySet[LoginEvent]:
-    queryset = LoginEvent.filter(domain_id=scope.domain_id)
+def _history(tenant: Tenant, username: str | None) -> QuerySet[LoginEvent]:
+    queryset = LoginEvent.filter(domain_id=tenant.domain_id)
     if username is None:
         return queryset
     try:
-        return queryset.filter(username=validation.username_in_domain(username, scope.domain))
+        return queryset.filter(username=validation.username_in_domain(username, tenant.domain))
     except ValueError as error:
         raise BadUserInput(str(error)) from None
 
 
 async def login_events(
     *,
-    scope: Scope,
+    tenant: Tenant,
     username: str | None,
     request: PageRequest,
     default_size: int,
@@ -239,7 +239,7 @@ async def login_events(
     stand now: two reads, whatever the page size. The total is counted apart, only when asked
     for (count_login_events): a busy domain's history is long."""
     page = await window(
-        _history(scope, username),
+        _history(tenant, username),
         spec=_NEWEST_FIRST,
         request=request,
         default_size=default_size,
@@ -250,8 +250,8 @@ async def login_events(
     return page, accounts
 
 
-async def count_login_events(*, scope: Scope, username: str | None) -> int:
-    return await _history(scope, username).count()
+async def count_login_events(*, tenant: Tenant, username: str | None) -> int:
+    return await _history(tenant, username).count()
 
 
 async def prune_login_events(*, older_than: timedelta, now: datetime | None = None) -> int:

@@ -16,7 +16,7 @@ from api.models import Account, AuditAction, Domain
 from api.services import audit, validation
 from api.services.domains import Usage
 from api.services.live import AccountSnapshot, MapiEwsChanged
-from api.services.tenancy import Scope
+from api.services.tenancy import Tenant
 
 _FIELD = ("input", "usernames")
 
@@ -70,7 +70,7 @@ async def set_mapi_ews(
     *,
     events: EventBus,
     actor: str,
-    scope: Scope,
+    tenant: Tenant,
     usernames: Sequence[str],
     enabled: bool,
     max_batch: int,
@@ -80,11 +80,11 @@ async def set_mapi_ews(
     Returns the named accounts as they now stand, in the order named, and the domain's usage;
     once committed, publishes one account change per account that changed.
     """
-    names = _parse_usernames(usernames, domain=scope.domain, max_batch=max_batch)
+    names = _parse_usernames(usernames, domain=tenant.domain, max_batch=max_batch)
     wanted = list(dict.fromkeys(names))
     now = datetime.now(UTC)
     async with in_transaction() as conn:
-        domain = await _lock_domain(conn, scope.domain_id)
+        domain = await _lock_domain(conn, tenant.domain_id)
         found = {
             account.username: account
             for account in await Account.filter(domain_id=domain.id, username__in=wanted).using_db(

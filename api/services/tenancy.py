@@ -11,14 +11,14 @@ from api.services import validation
 
 
 @dataclass(frozen=True, slots=True)
-class Scope:
+class Tenant:
     """The domain a field acts in, after the domain rule has been applied."""
 
     domain_id: int
     domain: str
 
 
-async def resolve_scope(principal: Principal, requested: str | None) -> Scope | None:
+async def resolve_tenant(principal: Principal, requested: str | None) -> Tenant | None:
     """A domain administrator gets their own domain and is refused any other; a system
     administrator must name one. None only when a system administrator names an unknown domain."""
     if principal.is_system_admin:
@@ -29,12 +29,12 @@ async def resolve_scope(principal: Principal, requested: str | None) -> Scope | 
         except ValueError as error:
             raise BadUserInput(str(error)) from None
         row = await Domain.filter(name=name).only("id").first()
-        return Scope(domain_id=row.id, domain=name) if row else None
+        return Tenant(domain_id=row.id, domain=name) if row else None
     if principal.domain_id is None or principal.domain is None:
         raise Forbidden("This principal does not belong to a domain.")
     if requested is not None and requested.strip().lower().rstrip(".") != principal.domain:
         raise Forbidden("Domain administrators act only in their own domain.")
-    return Scope(domain_id=principal.domain_id, domain=principal.domain)
+    return Tenant(domain_id=principal.domain_id, domain=principal.domain)
 
 
 async def permissions(principal: Principal, domain_id: int | None) -> frozenset[Permission]:

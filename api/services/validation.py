@@ -24,15 +24,20 @@ def _printable(value: str, what: str) -> None:
         raise ValueError(f"{what} must not contain control characters.")
 
 
-def username(value: str) -> str:
-    _printable(value, "A username")
+def _name(value: str, what: str, pattern: re.Pattern[str], allowed: str) -> str:
+    """`value` lower-cased and trimmed, when `pattern` takes it; else what a `what` may be."""
+    _printable(value, f"A {what}")
     normal = value.strip().lower()
-    if not _USERNAME.fullmatch(normal):
+    if not pattern.fullmatch(normal):
         raise ValueError(
-            f"{value[:80]!r} is not a valid username: use 1 to 64 letters, digits and . _ + - ', "
+            f"{value[:80]!r} is not a valid {what}: use 1 to 64 letters, digits and {allowed}, "
             "starting with a letter or digit."
         )
     return normal
+
+
+def username(value: str) -> str:
+    return _name(value, "username", _USERNAME, ". _ + - '")
 
 
 def domain_name(value: str) -> str:
@@ -117,14 +122,7 @@ _TOKEN_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
 
 def token_name(value: str) -> str:
-    _printable(value, "A token name")
-    normal = value.strip().lower()
-    if not _TOKEN_NAME.fullmatch(normal):
-        raise ValueError(
-            f"{value[:80]!r} is not a valid token name: use 1 to 64 letters, digits and . _ -, "
-            "starting with a letter or digit."
-        )
-    return normal
+    return _name(value, "token name", _TOKEN_NAME, ". _ -")
 
 
 def client_address(value: str | None) -> str | None:
