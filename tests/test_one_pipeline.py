@@ -2,6 +2,7 @@
 same answers, and a client's mistakes over graphql-transport-ws are answered as graphql-ws (the
 reference implementation) answers them, with a coded `error` message and a quiet log."""
 
+import logging
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -9,7 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.servers import Server, metric, running_server
+from api.app import create_app
+from api.settings import Settings
+from api.transport.pipeline import GraphQLRequest, Pipeline, Prepared
+from tests.servers import Server, metric, running_server, serving
 from tests.ws import GraphQLWebSocket, websocket
 
 LOGIN = 'mutation { login(input: {username: "admin@example.com", password: "demo-password"}) { accessToken } }'
@@ -186,3 +190,38 @@ def test_a_subscription_sent_over_http_is_refused_before_it_runs(running: Runnin
             }
         ]
     }
+
+
+async def test_a_fault_of_ours_over_websocket_is_masked_logged_and_the_connection_carries_on(
+    settings: Settings, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(settings)
+    pipeline: Pipeline = app.state.pipeline
+    prepare = pipeline.prepare
+
+    def broken(request: GraphQLRequest, *args: Any, **kwargs: Any) -> Prepared:
+        if request.query == "{ viewer { role } }":
+            raise RuntimeError("connection to db failed: password=hunter2")
+        return prepare(request, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "prepare", broken)
+    async with serving(app) as url, websocket(url) as ws:
+        assert await ws.init() == {"type": "connection_ack"}
+        with caplog.at_level(logging.ERROR, logger="api.graphql"):
+            await ws.subscribe("broken", "{ viewer { role } }")
+            answer = await ws.receive()
+        await ws.subscribe("after", "{ __typename }")
+        after = await ws.receive()
+        internal = await metric(url, 'graphql_errors_total{code="INTERNAL_SERVER_ERROR"}')
+
+    assert (answer["type"], answer["id"]) == ("error", "broken")
+    [error] = answer["payload"]
+    assert error["message"] == "Internal server error."
+    assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+    assert error["extensions"]["requestId"]
+    assert "hunter2" not in str(answer)
+    assert any(
+        record.exc_info and "hunter2" in str(record.exc_info[1]) for record in caplog.records
+    )
+    assert internal == 1
+    assert after == {"id": "after", "type": "next", "payload": {"data": {"__typename": "Query"}}}

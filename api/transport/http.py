@@ -94,7 +94,7 @@ class GraphQLEndpoint:
     async def _answer(self, scope: Scope, receive: Receive) -> Response:
         headers = dict(scope["headers"])
         principal = await self._principal(scope, headers)
-        if scope["method"] == "GET":
+        if scope["method"] in ("GET", "HEAD"):
             params = _query_params(scope)
             if self._wants_graphiql(params, headers):
                 return HTMLResponse(self.websockets.graphql_ide_html)

@@ -164,8 +164,7 @@ class Pipeline:
             async for result in source:
                 yield self._coded(result)
         except Exception as error:  # the event source failed: a coded last result, not a raise
-            failed = GraphQLError(str(error), original_error=error)
-            yield self._coded(ExecutionResult(None, [failed]))
+            yield ExecutionResult(None, [self.failed(error)])
         finally:
             await source.aclose()  # type: ignore[attr-defined]
 
@@ -187,6 +186,13 @@ class Pipeline:
             result.errors = [finished(error) for error in result.errors]
             self._count(result.errors)
         return result
+
+    def failed(self, error: Exception) -> GraphQLError:
+        """An exception raised past graphql-core (an event source, or a fault of ours): coded;
+        logged with its trace and masked unless it is an expected one."""
+        coded = finished(GraphQLError(str(error), original_error=error))
+        self._count([coded])
+        return coded
 
     def _count(self, errors: list[GraphQLError]) -> None:
         for error in errors:

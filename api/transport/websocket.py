@@ -8,12 +8,15 @@ implementation, answers it: an `error` message whose errors carry extensions.cod
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -77,10 +80,14 @@ class PipelineHandler(BaseGraphQLTransportWSHandler[Context, None]):
             async with aclosing(pipeline.stream(prepared, self.context)) as results:
                 async for result in results:
                     await operation.send_next(result)  # type: ignore[arg-type]
+            await operation.send_operation_message({"id": operation.id, "type": "complete"})
         except RequestError as refused:
             await operation.send_initial_errors(refused.errors)
-            return
-        await operation.send_operation_message({"id": operation.id, "type": "complete"})
+        except WebSocketDisconnected:
+            return  # the client left: nothing to answer, nothing to report
+        except Exception as error:  # a fault of ours: logged, answered masked, connection kept
+            with suppress(WebSocketDisconnected):
+                await operation.send_initial_errors([pipeline.failed(error)])
 
 
 class GraphQLApp(GraphQL[Context, None]):
