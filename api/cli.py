@@ -48,6 +48,13 @@ async def _with_database(settings: Settings, work: Callable[[], Awaitable[T]]) -
 def serve(args: argparse.Namespace) -> None:
     settings = _settings()
     configure_logging(json_lines=not settings.is_development)
+    try:
+        settings.signing_key  # noqa: B018 - made now (in development), before any worker starts
+    except (OSError, ValueError) as error:
+        sys.exit(
+            f"mapi-ews-admin: no signing key: {error} (set MAPI_EWS_SECRET_KEY, or "
+            "MAPI_EWS_DATA_DIR to a folder this user may write)"
+        )
     if settings.uses_embedded_sqlite:
         asyncio.run(db.migrate_database(settings))  # the embedded default keeps itself current
     if args.workers > 1 and not settings.redis_url:

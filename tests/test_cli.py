@@ -72,6 +72,26 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path: Path) -> Non
     assert "MAPI_EWS_SECRET_KEY is required" in result.stderr
 
 
+def test_development_without_a_writable_data_folder_says_how_to_give_it_a_key(
+    tmp_path: Path,
+) -> None:
+    not_a_folder = tmp_path / "data"
+    not_a_folder.write_text("")
+
+    result = run(
+        "serve",
+        env={
+            "MAPI_EWS_DATA_DIR": str(not_a_folder),
+            "MAPI_EWS_DATABASE_URL": f"sqlite://{tmp_path / 'd.sqlite3'}",
+        },
+    )
+
+    assert result.returncode != 0
+    assert "no signing key" in result.stderr
+    assert "MAPI_EWS_SECRET_KEY" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_gateway_tokens_are_created_listed_and_revoked_from_the_command_line(
     tmp_path: Path,
 ) -> None:
