@@ -47,7 +47,7 @@ class Event:
     topic: Topic
     domain_id: int
     payload: Any
-    # Forms derived from `data` on this process, shared by every local subscriber.
+    # Forms derived from `payload` on this process, shared by every local subscriber.
     memo: dict[Any, Any] = field(default_factory=dict)
 
 
