@@ -2,9 +2,14 @@
 same answers, and a client's mistakes over graphql-transport-ws are answered as graphql-ws (the
 reference implementation) answers them, with a coded `error` message and a quiet log."""
 
+import json
 import logging
+import os
+import shutil
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +21,7 @@ from api.transport.pipeline import GraphQLRequest, Pipeline, Prepared
 from tests.servers import Server, metric, running_server, serving
 from tests.ws import GraphQLWebSocket, websocket
 
+ROOT = Path(__file__).resolve().parent.parent
 LOGIN = 'mutation { login(input: {username: "admin@example.com", password: "demo-password"}) { accessToken } }'
 DEEP_INTROSPECTION = "{ __schema { types { " + "ofType { " * 60 + "name" + " }" * 60 + " } } }"
 
@@ -120,6 +126,50 @@ async def test_a_mistake_over_websocket_is_a_coded_error_message_and_the_log_sta
         await metric(running.server.url, 'graphql_errors_total{code="INTERNAL_SERVER_ERROR"}')
         == internal_before
     )
+
+
+def test_graphql_ws_its_own_client_sees_each_mistake_as_a_coded_error(running: Running) -> None:
+    """The reference implementation's client (npm graphql-ws), not ours, judges the answers."""
+    client = ROOT / "tests" / "js" / "graphql_ws_client.mjs"
+    node = shutil.which("node")
+    if node is None or not (client.parent / "node_modules" / "graphql-ws").is_dir():
+        message = "graphql-ws is not installed: npm ci --prefix tests/js (Node.js 20)"
+        if os.environ.get("MAPI_EWS_REQUIRE_NODE_CLIENTS"):
+            pytest.fail(message)
+        pytest.skip(message)
+    operations = {
+        name: {"query": query, **({"operationName": op} if op else {})}
+        for name, (query, op) in MISTAKES.items()
+    }
+    operations["a good one"] = {"query": "{ viewer { username role } }"}
+    log_before = len(running.server.output())
+    url = running.server.url.replace("http://", "ws://") + "/graphql"
+
+    finished = subprocess.run(
+        [node, str(client)],
+        input=json.dumps({"url": url, "token": running.admin, "operations": operations}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+    outcomes = json.loads(finished.stdout)
+    good = outcomes.pop("a good one")
+    assert good == {
+        "ended": "complete",
+        "results": [
+            {"data": {"viewer": {"username": "admin@example.com", "role": "DOMAIN_ADMIN"}}}
+        ],
+        "errors": [],
+    }
+    for name, outcome in outcomes.items():
+        assert outcome["ended"] == "error", (name, outcome)
+        assert outcome["results"] == [], name
+        assert {e["extensions"]["code"] for e in outcome["errors"]} == {"BAD_USER_INPUT"}, name
+    assert sorted(outcomes) == sorted(MISTAKES)
+    logged = running.server.output()[log_before:]
+    assert "ERROR" not in logged and "WARNING" not in logged and "Traceback" not in logged
 
 
 @pytest.mark.parametrize(("query", "variables", "name"), QUERIES)
