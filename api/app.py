@@ -109,11 +109,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     pipeline = Pipeline(schema._schema, settings, metrics)
     contexts = ContextFactory(settings, events, throttle)
     graphql = GraphQLEndpoint(
-        settings=settings,
-        pipeline=pipeline,
-        contexts=contexts,
-        authenticator=authenticator,
-        websockets=GraphQLApp(settings, pipeline, contexts, authenticator, schema),
+        settings, GraphQLApp(settings, pipeline, contexts, authenticator, schema)
     )
     app = Starlette(
         routes=[

@@ -53,20 +53,13 @@ class GraphQLEndpoint:
     no token at all leaves the principal empty, so public fields still work.
     """
 
-    def __init__(
-        self,
-        *,
-        settings: Settings,
-        pipeline: Pipeline,
-        contexts: ContextFactory,
-        authenticator: Authenticator,
-        websockets: GraphQLApp,
-    ) -> None:
+    def __init__(self, settings: Settings, websockets: GraphQLApp) -> None:
         self.settings = settings
-        self.pipeline = pipeline
-        self.contexts = contexts
-        self.authenticator = authenticator
         self.websockets = websockets
+        # Both transports run requests with the same parts.
+        self.pipeline: Pipeline = websockets.pipeline
+        self.contexts: ContextFactory = websockets.contexts
+        self.authenticator: Authenticator = websockets.authenticator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
