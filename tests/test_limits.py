@@ -6,8 +6,10 @@ import httpx
 from asgi_lifespan import LifespanManager
 
 from api.app import create_app
+from api.graphql.schema import build_schema
 from api.models import AuditEntry
 from api.settings import Settings
+from api.transport.limits import INTROSPECTION_MAX_DEPTH, Limits
 from tests.conftest import Factory, GraphQLClient
 
 PAGE = "edges { cursor node { id username name lastLogin lastLoginProtocol } } pageInfo { hasNextPage }"
@@ -156,3 +158,20 @@ async def test_requests_strawberry_refuses_get_graphql_shaped_errors(
     assert wrong_type.status_code == 415 or wrong_type.status_code == 400
     assert wrong_type.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert no_query.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+def test_introspection_may_nest_to_its_own_bound_and_no_deeper() -> None:
+    schema = build_schema()._schema
+    limits = Limits(Settings(secret_key="x" * 40))
+
+    def nested(depth: int) -> str:  # __schema, types, then ofType down to `depth` levels
+        chain = depth - 3
+        return "{ __schema { types { " + "ofType { " * chain + "name" + " }" * chain + " } } }"
+
+    at_the_bound = limits.errors(schema, nested(INTROSPECTION_MAX_DEPTH))
+    past_it = limits.errors(schema, nested(INTROSPECTION_MAX_DEPTH + 1))
+
+    assert at_the_bound == []
+    assert [error.message for error in past_it] == [
+        f"The introspection query nests deeper than {INTROSPECTION_MAX_DEPTH} levels."
+    ]

@@ -39,8 +39,9 @@ _CACHE_SIZE = 256
 _MAX_ERRORS = 20
 # Strawberry's depth limiter skips introspection fields, and graphql-core's
 # MaxIntrospectionDepthRule counts only fields/interfaces/possibleTypes/inputFields, not
-# `ofType`. GraphiQL's own introspection query reaches depth 13 under `__schema`.
-INTROSPECTION_MAX_DEPTH = 16
+# `ofType`. The full introspection query (graphql-core's, every option on) reaches depth 15
+# under `__schema`; clients asking for deeper type references get a few levels more.
+INTROSPECTION_MAX_DEPTH = 20
 
 
 @lru_cache(maxsize=_CACHE_SIZE)
