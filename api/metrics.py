@@ -129,9 +129,6 @@ class Metrics:
             return generate_latest(registry)
         return generate_latest(self.registry)
 
-    def error_sent(self, code: str) -> None:
-        self.graphql_errors.labels(code=code).inc()
-
 
 _KNOWN_PATHS = frozenset({"/graphql", "/healthz", "/readyz", "/metrics"})
 

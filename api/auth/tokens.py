@@ -13,7 +13,8 @@ from api.errors import Unauthenticated
 
 _ALGORITHM = "HS256"
 _AUDIENCE = "mapi-ews-admin"
-# Gateway tokens are opaque and looked up; the prefix tells them from signed access tokens.
+# Gateway tokens are opaque and looked up; the prefix tells them from signed access tokens (and
+# makes a leaked one easy to find for a secret scanner).
 GATEWAY_TOKEN_PREFIX = "mgw_"  # noqa: S105 - a prefix, not a secret
 
 

@@ -14,8 +14,6 @@ from api.errors import UserError, UserErrorCode, UserErrors
 from api.models import AuditAction, GatewayToken
 from api.services import audit, validation
 
-# Gateway tokens are opaque and say what they are, so a request is routed to the right check
-# (and a leaked one is easy to find in a secret scanner).
 _FIELD = ("input", "name")
 
 

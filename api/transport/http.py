@@ -21,12 +21,11 @@ from starlette.types import Message, Receive, Scope, Send
 from api import db
 from api.auth.credentials import Authenticator, bearer_token
 from api.auth.principal import Principal
-from api.errors import ErrorCode, Unauthenticated
-from api.observability import request_id
+from api.errors import Unauthenticated
 from api.services import sessions
 from api.settings import Settings
 from api.transport.contexts import ContextFactory, authorization_header, client_address
-from api.transport.errors import UNAVAILABLE_MESSAGE, bad_request
+from api.transport.errors import bad_request, coded
 from api.transport.pipeline import GraphQLRequest, Pipeline, RequestError
 from api.transport.watch import ConnectionWatch
 from api.transport.websocket import GraphQLApp
@@ -78,7 +77,7 @@ class GraphQLEndpoint:
         try:
             response = await self._answer(scope, receive)
         except Refused as refused:
-            self.pipeline.metrics.error_sent(str((refused.error.extensions or {})["code"]))
+            self.pipeline.sent([refused.error])
             response = _json(refused.status, {"errors": [refused.error.formatted]})
             if refused.status == 401:
                 response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
@@ -119,13 +118,15 @@ class GraphQLEndpoint:
                 return None
             return await self.authenticator.principal(token, address=client_address(scope))
         except Unauthenticated as refused:
-            raise Refused(401, _error(refused.message, ErrorCode.UNAUTHENTICATED)) from None
+            raise Refused(
+                401, coded(GraphQLError(refused.message, original_error=refused))
+            ) from None
         except Exception as error:
             if not db.unavailable(error):
                 raise
             # A gateway token is looked up in the database (when not cached).
             log.warning("the database is unavailable: %r", error)
-            unavailable = _error(UNAVAILABLE_MESSAGE, ErrorCode.SERVICE_UNAVAILABLE)
+            unavailable = coded(GraphQLError(str(error), original_error=error))
             raise Refused(503, unavailable) from None
 
     def _wants_graphiql(self, params: dict[str, str], headers: dict[bytes, bytes]) -> bool:
@@ -135,13 +136,6 @@ class GraphQLEndpoint:
             and "query" not in params
             and b"text/html" in headers.get(b"accept", b"")
         )
-
-
-def _error(message: str, code: ErrorCode) -> GraphQLError:
-    extensions = {"code": code.value}
-    if code is ErrorCode.SERVICE_UNAVAILABLE:
-        extensions["requestId"] = request_id()
-    return GraphQLError(message, extensions=extensions)
 
 
 def _json(status: int, body: dict[str, Any]) -> Response:

@@ -112,7 +112,7 @@ class Pipeline:
         try:
             return self._prepare(request, allowed, refused_status)
         except RequestError as refused:
-            self._count(refused.errors)
+            self.sent(refused.errors)
             raise
 
     def _prepare(
@@ -158,7 +158,7 @@ class Pipeline:
         source = await outcome if inspect.isawaitable(outcome) else outcome
         if isinstance(source, ExecutionResult):
             errors = [finished(error) for error in source.errors or ()]
-            self._count(errors)
+            self.sent(errors)
             raise RequestError(errors)
         try:
             async for result in source:
@@ -184,19 +184,20 @@ class Pipeline:
     def _coded(self, result: ExecutionResult) -> ExecutionResult:
         if result.errors:
             result.errors = [finished(error) for error in result.errors]
-            self._count(result.errors)
+            self.sent(result.errors)
         return result
 
     def failed(self, error: Exception) -> GraphQLError:
         """An exception raised past graphql-core (an event source, or a fault of ours): coded;
         logged with its trace and masked unless it is an expected one."""
         coded = finished(GraphQLError(str(error), original_error=error))
-        self._count([coded])
+        self.sent([coded])
         return coded
 
-    def _count(self, errors: list[GraphQLError]) -> None:
+    def sent(self, errors: list[GraphQLError]) -> None:
+        """Counts coded errors as they leave, by code (`/metrics`), whatever refused them."""
         for error in errors:
-            self.metrics.error_sent(str((error.extensions or {}).get("code")))
+            self.metrics.graphql_errors.labels(code=str((error.extensions or {}).get("code"))).inc()
 
 
 _NOT_CARRIED = {

@@ -27,7 +27,7 @@ from strawberry.types.unset import UnsetType
 from strawberry.utils.aio import aclosing
 
 from api.auth.credentials import Authenticator, bearer_token
-from api.errors import ErrorCode, Unauthenticated
+from api.errors import Unauthenticated
 from api.graphql.context import Context
 from api.settings import Settings
 from api.transport.contexts import ContextFactory
@@ -65,7 +65,7 @@ class PipelineHandler(BaseGraphQLTransportWSHandler[Context, None]):
             error = bad_request(
                 f"Subscription limit reached: at most {limit} operations at once on a connection."
             )
-            self.view.pipeline.metrics.error_sent(ErrorCode.BAD_USER_INPUT)
+            self.view.pipeline.sent([error])
             await self.send_message(
                 {"id": message["id"], "type": "error", "payload": [error.formatted]}
             )
