@@ -7,7 +7,7 @@ import gc
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 from prometheus_client import multiprocess
 from redis.asyncio import Redis
@@ -20,12 +20,12 @@ from starlette.routing import Route, WebSocketRoute
 from api import db
 from api.auth.credentials import Authenticator
 from api.auth.throttle import LoginThrottle, ThrottlePolicy
-from api.events import RedisEventBus, event_bus
+from api.events import EventBus, RedisEventBus, event_bus
 from api.graphql.schema import build_schema
 from api.metrics import CONTENT_TYPE, Metrics, MetricsMiddleware, multiprocess_mode
 from api.observability import RequestIdMiddleware
 from api.security import cors, response_headers
-from api.services import gateways
+from api.services import gateways, protocol_sessions
 from api.services.live import PAYLOADS
 from api.settings import Settings
 from api.transport.contexts import ContextFactory
@@ -39,6 +39,21 @@ log = logging.getLogger(__name__)
 
 async def healthz(_: Request) -> Response:
     return JSONResponse({"status": "ok"})
+
+
+async def _sweep_sessions(settings: Settings, events: EventBus) -> None:
+    """Forget MAPI/EWS sessions their gateways stopped confirming, and announce them, every
+    session_sweep_seconds: off the gateways' hot path, and safe with any number of processes
+    sweeping (each expired session is announced by the one that deletes it)."""
+    while True:
+        await asyncio.sleep(settings.session_sweep_seconds)
+        try:
+            await protocol_sessions.sweep(events=events)
+        except Exception as error:
+            # An outage is one line (the next sweep catches up); anything else gets its trace.
+            log.warning(
+                "could not sweep expired sessions: %r", error, exc_info=not db.unavailable(error)
+            )
 
 
 async def _answers(name: str, check: Awaitable[object]) -> bool:
@@ -77,6 +92,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.events = events
         app.state.redis = events.redis if isinstance(events, RedisEventBus) else None
         await events.start()
+        sweeper = asyncio.create_task(_sweep_sessions(settings, events), name="session-sweeper")
         # Everything alive now (schema, ORM metadata, modules) lives as long as the process:
         # keep it out of the collector's full passes, which otherwise scan it every time
         # (measured: 43 ms per full collection under load before, 6 ms after).
@@ -85,6 +101,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
+            sweeper.cancel()
+            with suppress(asyncio.CancelledError):
+                await sweeper
             await events.stop()
             await db.close_database()
             if multiprocess_mode():

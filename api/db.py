@@ -18,6 +18,7 @@ MODEL_MODULES = [
     "api.models.principals",
     "api.models.audit",
     "api.models.activity",
+    "api.models.sessions",
 ]
 
 

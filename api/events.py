@@ -1,14 +1,15 @@
 """Publish/subscribe for live events: in-process by default, through Redis pub/sub when configured.
 
 Services publish after their transaction commits. Every server process keeps one `Hub`: the
-subscriptions open on that process, each with its own bounded queue, by topic and domain. With
-Redis, a process publishes to one channel and feeds its hub from one subscriber connection, so a
-dashboard on any process sees what any other caused; without it, publishing feeds the local hub
-directly (the embedded, single-process setup).
+subscriptions open on that process, each with its own bounded queue, by topic and audience (a
+domain, or one gateway for the commands addressed to it). With Redis, a process publishes to one
+channel and feeds its hub from one subscriber connection, so a dashboard or gateway on any
+process sees what any other caused; without it, publishing feeds the local hub directly (the
+embedded, single-process setup).
 
 An event's payload is a dataclass (api/services/live.py names one per topic). Events travel as
 JSON in both modes, read back into the payload class of their topic, so what a subscriber sees
-does not depend on the mode. One `Event` object reaches every local subscriber of its domain;
+does not depend on the mode. One `Event` object reaches every local subscriber of its audience;
 `memo` lets the GraphQL layer convert and render it once for all of them (api/graphql/live.py).
 """
 
@@ -40,12 +41,16 @@ log = logging.getLogger(__name__)
 class Topic(StrEnum):
     LOGINS = "logins"
     ACCOUNT_CHANGES = "account-changes"
+    SESSION_CHANGES = "session-changes"
+    # Addressed to one gateway (its token's id), not to a domain.
+    SESSION_COMMANDS = "session-commands"
 
 
 @dataclass(slots=True, eq=False)
 class Event:
     topic: Topic
-    domain_id: int
+    # Whom it is for: a domain's id; for SESSION_COMMANDS, the gateway token's id.
+    audience: int
     payload: Any
     # Forms derived from `payload` on this process, shared by every local subscriber.
     memo: dict[Any, Any] = field(default_factory=dict)
@@ -93,7 +98,7 @@ _BEHIND = Event(Topic.LOGINS, 0, None)
 
 
 class Hub:
-    """The subscriptions open on this process, by (topic, domain id)."""
+    """The subscriptions open on this process, by (topic, audience)."""
 
     def __init__(self, queue_size: int, metrics: Metrics) -> None:
         self.queue_size = queue_size
@@ -112,21 +117,21 @@ class Hub:
     def cut_off(self) -> int:
         return int(self.metrics.value("mapi_ews_subscriptions_fell_behind_total"))
 
-    def wants(self, topic: Topic, domain_id: int) -> bool:
-        return (topic, domain_id) in self._subscribers
+    def wants(self, topic: Topic, audience: int) -> bool:
+        return (topic, audience) in self._subscribers
 
     def idle(self) -> bool:
         return not self._subscribers
 
     def deliver(self, event: Event) -> None:
-        group = self._subscribers.get((event.topic, event.domain_id), ())
+        group = self._subscribers.get((event.topic, event.audience), ())
         for subscriber in group:
             subscriber.offer(event)
         self.metrics.events_delivered.inc(len(group))
 
     @contextlib.asynccontextmanager
-    async def subscribe(self, topic: Topic, domain_id: int) -> AsyncIterator[Subscriber]:
-        key = (topic, domain_id)
+    async def subscribe(self, topic: Topic, audience: int) -> AsyncIterator[Subscriber]:
+        key = (topic, audience)
         subscriber = Subscriber(self, self.queue_size)
         self._subscribers.setdefault(key, set()).add(subscriber)
         self.metrics.open_subscriptions.inc()
@@ -145,7 +150,7 @@ class Hub:
 
 
 def _encode(events: Sequence[Event]) -> bytes:
-    return orjson.dumps([[e.topic.value, e.domain_id, e.payload] for e in events])
+    return orjson.dumps([[e.topic.value, e.audience, e.payload] for e in events])
 
 
 class Codec:
@@ -159,12 +164,12 @@ class Codec:
 
     def decode(self, raw: bytes, hub: Hub) -> list[Event]:
         events = []
-        for name, domain_id, data in orjson.loads(raw):
+        for name, audience, data in orjson.loads(raw):
             topic = Topic(name)
-            if hub.wants(topic, domain_id):
+            if hub.wants(topic, audience):
                 reader = self._readers.get(topic)
                 events.append(
-                    Event(topic, domain_id, reader.validate_python(data) if reader else data)
+                    Event(topic, audience, reader.validate_python(data) if reader else data)
                 )
         return events
 
@@ -208,9 +213,9 @@ class EventBus:
             self.hub.deliver(event)
 
     def subscribe(
-        self, topic: Topic, domain_id: int
+        self, topic: Topic, audience: int
     ) -> contextlib.AbstractAsyncContextManager[Subscriber]:
-        return self.hub.subscribe(topic, domain_id)
+        return self.hub.subscribe(topic, audience)
 
 
 class RedisEventBus(EventBus):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from datetime import timedelta
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -74,6 +75,10 @@ class Settings(BaseSettings):
     gateway_token_cache_seconds: int = Field(default=30, ge=0, le=3600)
     # How often an open WebSocket connection re-checks its principal (README, Operations).
     connection_recheck_seconds: int = Field(default=60, ge=1, le=3600)
+    # A MAPI/EWS session a gateway has not confirmed for this long has ended (docs/gateways.md);
+    # each process sweeps expired ones every session_sweep_seconds.
+    session_ttl_seconds: int = Field(default=300, ge=5, le=7 * 24 * 3600)
+    session_sweep_seconds: float = Field(default=30, gt=0, le=3600)
 
     @model_validator(mode="after")
     def _require_secret_in_production(self) -> Settings:
@@ -103,6 +108,10 @@ class Settings(BaseSettings):
         if self.secret_key is not None:
             return self.secret_key.get_secret_value()
         return _data_folder_key(self.data_dir / KEY_FILE_NAME)
+
+    @property
+    def session_ttl(self) -> timedelta:
+        return timedelta(seconds=self.session_ttl_seconds)
 
     @property
     def uses_embedded_sqlite(self) -> bool:

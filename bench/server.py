@@ -39,7 +39,7 @@ def build(settings: Settings) -> Starlette:
         principal = read_access_token(token, key=settings.signing_key)
         assert principal.domain_id is not None and principal.domain is not None
         tenant = Tenant(domain_id=principal.domain_id, domain=principal.domain)
-        page = await accounts.list_accounts(
+        page, _ = await accounts.list_accounts(
             tenant=tenant,
             mapi_ews_enabled=True,
             search=None,

@@ -40,6 +40,7 @@ from tests.servers import RedisProcess, free_port, run_cli
 
 PASSWORD = "correct-horse-battery"
 TABLES = [
+    "protocol_session",
     "login_event",
     "gateway_token",
     "refresh_token",

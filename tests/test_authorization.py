@@ -23,6 +23,7 @@ from api.models import (
     Domain,
     GatewayToken,
     LoginEvent,
+    ProtocolSession,
     RefreshToken,
     SystemAdmin,
 )
@@ -102,6 +103,34 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("Subscription", "mapiEwsAccountChanges"): Operation(
         "subscription($d: String) { mapiEwsAccountChanges(domain: $d) { kind } }",
         lambda d: {"d": d},
+        subscription=True,
+    ),
+    ("Query", "mapiEwsSessions"): Operation(
+        "query($d: String) { mapiEwsSessions(domain: $d) { totalCount } }", lambda d: {"d": d}
+    ),
+    ("Mutation", "disconnectMapiEws"): Operation(
+        'mutation($d: String) { disconnectMapiEws(input: {domain: $d, usernames: ["bob"]}) '
+        "{ sessionsEnding userErrors { code } } }",
+        lambda d: {"d": d},
+    ),
+    ("Mutation", "touchProtocolSessions"): Operation(
+        'mutation { touchProtocolSessions(input: {sessionIds: ["s-1"]}) '
+        "{ touched endNow userErrors { code } } }",
+        lambda d: {},
+    ),
+    ("Mutation", "endProtocolSessions"): Operation(
+        'mutation { endProtocolSessions(input: {sessionIds: ["s-1"]}) { ended userErrors { code } } }',
+        lambda d: {},
+    ),
+    ("Subscription", "mapiEwsSessionChanges"): Operation(
+        "subscription($d: String) { mapiEwsSessionChanges(domain: $d) { kind } }",
+        lambda d: {"d": d},
+        subscription=True,
+    ),
+    # Administrators cannot listen to the gateways' commands, nor a gateway to a domain's.
+    ("Subscription", "protocolSessionCommands"): Operation(
+        "subscription { protocolSessionCommands { endSessionIds } }",
+        lambda d: {},
         subscription=True,
     ),
     ("Mutation", "updateDomain"): Operation(
@@ -202,6 +231,7 @@ async def everything() -> tuple:
         await RefreshToken.all().count(),
         await GatewayToken.all().count(),
         await LoginEvent.all().count(),
+        await ProtocolSession.all().count(),
     )
 
 

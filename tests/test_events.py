@@ -107,6 +107,7 @@ REPORTED = LoginReported(
     protocol=MailProtocol.MAPI,
     occurred_at=datetime(2026, 12, 1, 9, 30, tzinfo=UTC),
     client_address="198.51.100.4",
+    client_name="Microsoft Outlook 16.0",
     allowed=True,
     account=AccountSnapshot(
         id=3,
@@ -120,6 +121,7 @@ REPORTED = LoginReported(
         last_login_protocol=MailProtocol.MAPI,
         last_mapi_login=datetime(2026, 12, 1, 9, 30, tzinfo=UTC),
         last_ews_login=None,
+        active_session_count=2,
     ),
 )
 CHANGED = MapiEwsChanged(

@@ -9,7 +9,7 @@ import strawberry
 from api import models
 from api.auth.principal import Permission, Role
 from api.errors import UserErrors
-from api.graphql.context import Info, tenant_of
+from api.graphql.context import Info, asks_for, tenant_of
 from api.graphql.directives import auth
 from api.graphql.types import (
     Account,
@@ -69,6 +69,26 @@ class EnableMapiEwsPayload:
 class DisableMapiEwsPayload:
     accounts: list[Account]
     usage: MapiEwsUsage | None
+    sessions_ending: int = strawberry.field(
+        description="Open sessions of the disabled accounts that their gateways were told to end."
+    )
+    user_errors: list[UserError]
+
+
+@strawberry.input
+class DisconnectMapiEwsInput:
+    domain: str | None = None
+    usernames: list[str] = strawberry.field(
+        description="Usernames (or full addresses within the domain) whose open sessions should "
+        "end."
+    )
+
+
+@strawberry.type
+class DisconnectMapiEwsPayload:
+    sessions_ending: int = strawberry.field(
+        description="Open sessions that their gateways were told to end."
+    )
     user_errors: list[UserError]
 
 
@@ -86,10 +106,15 @@ class AccountPayload:
     user_errors: list[UserError]
 
 
-def _connection(page: Page[models.Account], tenant: Tenant) -> AccountConnection:
+def _connection(
+    page: Page[models.Account], tenant: Tenant, sessions: dict[int, int]
+) -> AccountConnection:
     return AccountConnection(
         edges=[
-            AccountEdge(cursor=cursor, node=account_of(row, tenant.domain))
+            AccountEdge(
+                cursor=cursor,
+                node=account_of(row, tenant.domain, active_sessions=sessions.get(row.id, 0)),
+            )
             for cursor, row in zip(page.cursors, page.items, strict=True)
         ],
         page_info=page_info_of(page),
@@ -108,7 +133,7 @@ async def _list(
     tenant = tenant_of(info)
     settings = info.context.settings
     order = order_by or AccountOrder(field=AccountSortField.USERNAME)
-    page = await accounts.list_accounts(
+    page, sessions = await accounts.list_accounts(
         tenant=tenant,
         mapi_ews_enabled=enabled,
         search=search,
@@ -116,8 +141,9 @@ async def _list(
         request=request,
         default_size=settings.page_size_default,
         max_size=settings.page_size_max,
+        count_sessions=asks_for(info, "activeSessionCount"),
     )
-    return _connection(page, tenant)
+    return _connection(page, tenant, sessions)
 
 
 _DOMAIN = ("input", "domain")
@@ -185,9 +211,9 @@ class AccountQuery:
 
 async def _set(
     info: Info, usernames: list[str], *, enabled: bool
-) -> tuple[list[Account], MapiEwsUsage]:
+) -> tuple[list[Account], MapiEwsUsage, int]:
     tenant = tenant_of(info)
-    rows, usage = await mapi_ews.set_mapi_ews(
+    done = await mapi_ews.set_mapi_ews(
         events=info.context.events,
         actor=info.context.require_principal().username,
         tenant=tenant,
@@ -195,7 +221,11 @@ async def _set(
         enabled=enabled,
         max_batch=info.context.settings.batch_size_max,
     )
-    return [account_of(row, tenant.domain) for row in rows], usage_of(usage)
+    changed = [
+        account_of(row, tenant.domain, active_sessions=done.open_sessions.get(row.id, 0))
+        for row in done.accounts
+    ]
+    return changed, usage_of(done.usage), done.sessions_ending
 
 
 @strawberry.type
@@ -205,7 +235,7 @@ class AccountMutation:
     )
     async def enable_mapi_ews(self, info: Info, input: EnableMapiEwsInput) -> EnableMapiEwsPayload:
         try:
-            changed, usage = await _set(info, input.usernames, enabled=True)
+            changed, usage, _ = await _set(info, input.usernames, enabled=True)
         except UserErrors as refused:
             return EnableMapiEwsPayload(
                 accounts=[], usage=None, user_errors=user_errors_of(list(refused.errors))
@@ -219,12 +249,40 @@ class AccountMutation:
         self, info: Info, input: DisableMapiEwsInput
     ) -> DisableMapiEwsPayload:
         try:
-            changed, usage = await _set(info, input.usernames, enabled=False)
+            changed, usage, ending = await _set(info, input.usernames, enabled=False)
         except UserErrors as refused:
             return DisableMapiEwsPayload(
-                accounts=[], usage=None, user_errors=user_errors_of(list(refused.errors))
+                accounts=[],
+                usage=None,
+                sessions_ending=0,
+                user_errors=user_errors_of(list(refused.errors)),
             )
-        return DisableMapiEwsPayload(accounts=changed, usage=usage, user_errors=[])
+        return DisableMapiEwsPayload(
+            accounts=changed, usage=usage, sessions_ending=ending, user_errors=[]
+        )
+
+    @strawberry.mutation(
+        extensions=auth(Role.DOMAIN_ADMIN, Permission.MANAGE_MAPI_EWS, domain_input=_DOMAIN),
+        description="Tell the gateways to end every open MAPI/EWS session of these accounts now "
+        "(MAPI/EWS stays enabled: the clients may sign in again). All the accounts exist, or "
+        "nothing is done; audited per account.",
+    )
+    async def disconnect_mapi_ews(
+        self, info: Info, input: DisconnectMapiEwsInput
+    ) -> DisconnectMapiEwsPayload:
+        try:
+            ending = await mapi_ews.disconnect(
+                events=info.context.events,
+                actor=info.context.require_principal().username,
+                tenant=tenant_of(info),
+                usernames=input.usernames,
+                max_batch=info.context.settings.batch_size_max,
+            )
+        except UserErrors as refused:
+            return DisconnectMapiEwsPayload(
+                sessions_ending=0, user_errors=user_errors_of(list(refused.errors))
+            )
+        return DisconnectMapiEwsPayload(sessions_ending=ending, user_errors=[])
 
     @strawberry.mutation(
         extensions=auth(
@@ -244,4 +302,7 @@ class AccountMutation:
             )
         except UserErrors as refused:
             return AccountPayload(account=None, user_errors=user_errors_of(list(refused.errors)))
-        return AccountPayload(account=account_of(row, tenant.domain), user_errors=[])
+        # A new account has no session yet.
+        return AccountPayload(
+            account=account_of(row, tenant.domain, active_sessions=0), user_errors=[]
+        )

@@ -11,7 +11,7 @@ import strawberry
 from api import models
 from api.auth.principal import Role
 from api.errors import UserErrors
-from api.graphql.context import Info, tenant_of
+from api.graphql.context import Info, asks_for, tenant_of
 from api.graphql.directives import auth
 from api.graphql.types import (
     Account,
@@ -44,6 +44,9 @@ class MapiEwsLoginEvent(Node):
     account: Account | None = strawberry.field(
         description="The account as it stands after this login; null only if it no longer exists."
     )
+    client_name: str | None = strawberry.field(
+        description='The client as it named itself to the gateway, e.g. "Microsoft Outlook 16.0".'
+    )
     # Shared by every subscriber this event reaches on this process (api.graphql.live).
     render_memo: strawberry.Private[dict[Any, Any] | None] = None
 
@@ -61,12 +64,13 @@ def login_event_reported(reported: LoginReported, memo: dict[Any, Any]) -> MapiE
         client_address=reported.client_address,
         allowed=reported.allowed,
         account=account_of(account, reported.domain) if account is not None else None,
+        client_name=reported.client_name,
         render_memo=memo,
     )
 
 
 def login_event_of(
-    row: models.LoginEvent, domain: str, account: models.Account | None
+    row: models.LoginEvent, domain: str, account: models.Account | None, active_sessions: int
 ) -> MapiEwsLoginEvent:
     return MapiEwsLoginEvent(
         id=global_id("MapiEwsLoginEvent", row.id),
@@ -77,7 +81,12 @@ def login_event_of(
         occurred_at=row.occurred_at,
         client_address=row.client_address,
         allowed=row.allowed,
-        account=account_of(account, domain) if account is not None else None,
+        account=(
+            account_of(account, domain, active_sessions=active_sessions)
+            if account is not None
+            else None
+        ),
+        client_name=row.client_name,
     )
 
 
@@ -117,6 +126,17 @@ class RecordProtocolLoginInput:
     occurred_at: datetime | None = strawberry.field(
         default=None, description="Defaults to the time the server receives it."
     )
+    session_id: str | None = strawberry.field(
+        default=None,
+        description="The gateway's own id for the connection this login opens (at most 128 "
+        "characters). When the login is allowed, the session is tracked until the gateway ends "
+        "it or stops confirming it.",
+    )
+    client_name: str | None = strawberry.field(
+        default=None,
+        description="The client as it named itself (a User-Agent, or a name and version), at "
+        "most 256 characters.",
+    )
 
 
 @strawberry.type
@@ -143,12 +163,13 @@ class ActivityQuery:
     ) -> MapiEwsLoginEventConnection:
         tenant = tenant_of(info)
         settings = info.context.settings
-        page, accounts = await logins.login_events(
+        page, accounts, sessions = await logins.login_events(
             tenant=tenant,
             username=username,
             request=PageRequest(first=first, after=after),
             default_size=settings.page_size_default,
             max_size=settings.page_size_max,
+            count_sessions=asks_for(info, "activeSessionCount"),
         )
 
         async def count() -> int:
@@ -162,6 +183,7 @@ class ActivityQuery:
                         row,
                         tenant.domain,
                         accounts.get(row.account_id) if row.account_id is not None else None,
+                        sessions.get(row.account_id or 0, 0),
                     ),
                 )
                 for cursor, row in zip(page.cursors, page.items, strict=True)
@@ -191,6 +213,7 @@ class ActivityMutation:
     async def record_protocol_login(
         self, info: Info, input: RecordProtocolLoginInput
     ) -> RecordProtocolLoginPayload:
+        gateway = info.context.require_principal()
         try:
             allowed = await logins.record_login(
                 events=info.context.events,
@@ -198,6 +221,10 @@ class ActivityMutation:
                 protocol=input.protocol,
                 client_address=input.client_address,
                 occurred_at=input.occurred_at,
+                client_name=input.client_name,
+                session_id=input.session_id,
+                gateway=logins.Gateway(gateway.subject_id, gateway.username),
+                session_ttl=info.context.settings.session_ttl,
             )
         except UserErrors as refused:
             return RecordProtocolLoginPayload(

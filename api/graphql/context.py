@@ -6,6 +6,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode
 from starlette.websockets import WebSocket
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info as StrawberryInfo
@@ -104,3 +105,26 @@ def tenant_of(info: Info) -> Tenant:
 def optional_tenant_of(info: Info) -> Tenant | None:
     tenant = info.context.tenants.get(path_key(info))
     return tenant if isinstance(tenant, Tenant) else None
+
+
+def asks_for(info: Info, name: str) -> bool:
+    """Whether the field's selection names a field `name` at any depth, fragments included: so
+    a list reads what only some of its fields need (sessions per account) only when asked."""
+    raw = info._raw_info
+    seen: set[str] = set()
+    waiting = [node.selection_set for node in raw.field_nodes if node.selection_set]
+    while waiting:
+        for selection in waiting.pop().selections:
+            if isinstance(selection, FieldNode):
+                if selection.name.value == name:
+                    return True
+                if selection.selection_set:
+                    waiting.append(selection.selection_set)
+            elif isinstance(selection, InlineFragmentNode):
+                waiting.append(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode) and selection.name.value not in seen:
+                seen.add(selection.name.value)
+                fragment = raw.fragments.get(selection.name.value)
+                if fragment is not None:
+                    waiting.append(fragment.selection_set)
+    return False

@@ -11,13 +11,16 @@ from api.graphql.audit import AuditQuery
 from api.graphql.directives import AuthDirective
 from api.graphql.domains import DomainMutation, DomainQuery
 from api.graphql.live import LiveSubscription
-from api.graphql.sessions import SessionMutation, SessionQuery
+from api.graphql.protocol_sessions import SessionMutation, SessionQuery, SessionSubscription
+from api.graphql.sessions import SignInMutation, SignInQuery
 
-Query = merge_types("Query", (SessionQuery, AccountQuery, ActivityQuery, DomainQuery, AuditQuery))
-Mutation = merge_types(
-    "Mutation", (SessionMutation, AccountMutation, DomainMutation, ActivityMutation)
+Query = merge_types(
+    "Query", (SignInQuery, AccountQuery, ActivityQuery, DomainQuery, AuditQuery, SessionQuery)
 )
-Subscription = merge_types("Subscription", (LiveSubscription,))
+Mutation = merge_types(
+    "Mutation", (SignInMutation, AccountMutation, DomainMutation, ActivityMutation, SessionMutation)
+)
+Subscription = merge_types("Subscription", (LiveSubscription, SessionSubscription))
 
 
 def build_schema() -> strawberry.Schema:

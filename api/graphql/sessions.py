@@ -94,7 +94,7 @@ def _refused(refused: UserErrors) -> LoginPayload:
 
 
 @strawberry.type
-class SessionQuery:
+class SignInQuery:
     @strawberry.field(
         description="The signed-in principal; null when the request carries no credentials."
     )
@@ -104,7 +104,7 @@ class SessionQuery:
 
 
 @strawberry.type
-class SessionMutation:
+class SignInMutation:
     @strawberry.mutation
     async def login(self, info: Info, input: LoginInput) -> LoginPayload:
         try:

@@ -68,10 +68,20 @@ class Account(Node):
     last_login_protocol: MailProtocol | None
     last_mapi_login: datetime | None
     last_ews_login: datetime | None
+    active_session_count: int = strawberry.field(
+        description="MAPI/EWS sessions open right now, as the gateways report them."
+    )
 
 
-def account_of(row: models.Account | AccountSnapshot, domain: str) -> Account:
-    """An account as stored, or as an event saw it: the same fields."""
+def account_of(
+    row: models.Account | AccountSnapshot, domain: str, *, active_sessions: int | None = None
+) -> Account:
+    """An account as stored, with its open sessions counted apart (`active_sessions`), or as an
+    event saw it, count included: the same fields."""
+    if isinstance(row, AccountSnapshot):
+        active_sessions = row.active_session_count
+    elif active_sessions is None:
+        raise TypeError("a stored account needs its open sessions counted")
     return Account(
         id=global_id("Account", row.id),
         username=row.username,
@@ -85,6 +95,7 @@ def account_of(row: models.Account | AccountSnapshot, domain: str) -> Account:
         last_login_protocol=row.last_login_protocol,
         last_mapi_login=row.last_mapi_login,
         last_ews_login=row.last_ews_login,
+        active_session_count=active_sessions,
     )
 
 

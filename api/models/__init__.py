@@ -4,6 +4,7 @@ from api.models.activity import GatewayToken, LoginEvent
 from api.models.audit import AuditAction, AuditEntry
 from api.models.domains import Account, Domain, MailProtocol
 from api.models.principals import RefreshToken, SystemAdmin
+from api.models.sessions import ProtocolSession, SessionEndReason
 
 __all__ = [
     "Account",
@@ -13,6 +14,8 @@ __all__ = [
     "GatewayToken",
     "LoginEvent",
     "MailProtocol",
+    "ProtocolSession",
     "RefreshToken",
+    "SessionEndReason",
     "SystemAdmin",
 ]

@@ -39,6 +39,8 @@ class LoginEvent(Model):
     occurred_at = fields.DatetimeField()
     client_address = fields.CharField(max_length=45, null=True)
     allowed = fields.BooleanField()
+    # The client as it named itself to the gateway (a User-Agent, or a name and version).
+    client_name = fields.CharField(max_length=256, null=True)
 
     class Meta:
         table = "login_event"

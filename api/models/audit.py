@@ -13,6 +13,8 @@ from api.models.domains import Domain
 class AuditAction(StrEnum):
     MAPI_EWS_ENABLED = "MAPI_EWS_ENABLED"
     MAPI_EWS_DISABLED = "MAPI_EWS_DISABLED"
+    # An administrator told the gateways to end an account's open sessions.
+    MAPI_EWS_DISCONNECTED = "MAPI_EWS_DISCONNECTED"
     DOMAIN_CREATED = "DOMAIN_CREATED"
     DOMAIN_UPDATED = "DOMAIN_UPDATED"
     ACCOUNT_CREATED = "ACCOUNT_CREATED"

@@ -11,7 +11,7 @@ from tortoise.transactions import in_transaction
 from api.auth.passwords import hash_password
 from api.errors import UserError, UserErrorCode, UserErrors
 from api.models import Account, AuditAction
-from api.services import audit, validation
+from api.services import audit, protocol_sessions, validation
 from api.services.paging import Page, PageRequest, SortSpec, paginate
 from api.services.tenancy import Tenant
 
@@ -55,15 +55,22 @@ async def list_accounts(
     request: PageRequest,
     default_size: int,
     max_size: int,
-) -> Page[Account]:
+    count_sessions: bool = False,
+) -> tuple[Page[Account], dict[int, int]]:
+    """A page of the domain's accounts and, with `count_sessions`, each one's open sessions
+    (one more read, whatever the page size)."""
     queryset = Account.filter(domain_id=tenant.domain_id)
     if mapi_ews_enabled is not None:
         queryset = queryset.filter(mapi_ews_enabled=mapi_ews_enabled)
     if text := validation.search_argument(search):
         queryset = queryset.filter(_search(text, tenant.domain))
-    return await paginate(
+    page = await paginate(
         queryset, spec=order, request=request, default_size=default_size, max_size=max_size
     )
+    sessions = (
+        await protocol_sessions.open_counts(row.id for row in page.items) if count_sessions else {}
+    )
+    return page, sessions
 
 
 async def create_account(

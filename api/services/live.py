@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from api.events import Topic
-from api.models import Account, MailProtocol
+from api.models import Account, MailProtocol, SessionEndReason
 from api.services.domains import Usage
 
 
@@ -31,9 +31,11 @@ class AccountSnapshot:
     last_login_protocol: MailProtocol | None
     last_mapi_login: datetime | None
     last_ews_login: datetime | None
+    # Its sessions open at that moment (api/services/protocol_sessions.py).
+    active_session_count: int
 
     @classmethod
-    def of(cls, account: Account, domain: str) -> AccountSnapshot:
+    def of(cls, account: Account, domain: str, *, active_sessions: int) -> AccountSnapshot:
         return cls(
             id=account.id,
             username=account.username,
@@ -46,6 +48,7 @@ class AccountSnapshot:
             last_login_protocol=account.last_login_protocol,
             last_mapi_login=account.last_mapi_login,
             last_ews_login=account.last_ews_login,
+            active_session_count=active_sessions,
         )
 
 
@@ -59,6 +62,7 @@ class LoginReported:
     protocol: MailProtocol
     occurred_at: datetime
     client_address: str | None
+    client_name: str | None
     allowed: bool
     account: AccountSnapshot | None
 
@@ -74,4 +78,46 @@ class MapiEwsChanged:
     usage: Usage
 
 
-PAYLOADS: dict[Topic, type] = {Topic.LOGINS: LoginReported, Topic.ACCOUNT_CHANGES: MapiEwsChanged}
+@dataclass(frozen=True, slots=True)
+class SessionSnapshot:
+    """A MAPI or EWS connection as its gateway reported it."""
+
+    id: int
+    session_id: str
+    domain: str
+    username: str
+    protocol: MailProtocol
+    client_address: str | None
+    client_name: str | None
+    gateway: str
+    started_at: datetime
+    last_seen_at: datetime
+    account: AccountSnapshot | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionChanged:
+    """A session opened (`reason` None) or ended (Topic.SESSION_CHANGES, to its domain)."""
+
+    session: SessionSnapshot
+    reason: SessionEndReason | None
+    occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCommand:
+    """The gateway holding these sessions must close them (Topic.SESSION_COMMANDS, to that
+    gateway)."""
+
+    end_session_ids: tuple[str, ...]
+    email_address: str
+    reason: SessionEndReason
+    issued_at: datetime
+
+
+PAYLOADS: dict[Topic, type] = {
+    Topic.LOGINS: LoginReported,
+    Topic.ACCOUNT_CHANGES: MapiEwsChanged,
+    Topic.SESSION_CHANGES: SessionChanged,
+    Topic.SESSION_COMMANDS: SessionCommand,
+}

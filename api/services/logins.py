@@ -8,26 +8,47 @@ trip, nothing read first. SQLite runs the same UPDATE and INSERT in one short tr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from api.db import connection, is_sqlite
 from api.errors import BadUserInput, UserError, UserErrorCode, UserErrors
 from api.events import Event, EventBus, Topic
-from api.models import Account, LoginEvent, MailProtocol
-from api.services import validation
-from api.services.live import AccountSnapshot, LoginReported
+from api.models import Account, LoginEvent, MailProtocol, ProtocolSession, SessionEndReason
+from api.services import protocol_sessions, validation
+from api.services.live import AccountSnapshot, LoginReported, SessionChanged
 from api.services.paging import PageRequest, SortSpec, Window, window
 from api.services.tenancy import Tenant
 
 # A gateway's clock may run a little ahead of ours; a login further in the future than this is
 # refused, as it would pin lastLogin ahead of every real login until then.
 CLOCK_SKEW = timedelta(minutes=5)
+DEFAULT_SESSION_TTL = timedelta(minutes=5)
 _NEWEST_FIRST = SortSpec(column="occurred_at", descending=True, is_datetime=True)
 _PRUNE_BATCH = 5000
+T = TypeVar("T")
+_SESSION_COLUMNS = (
+    "id",
+    "gateway_id",
+    "session_id",
+    "domain_id",
+    "account_id",
+    "username",
+    "protocol",
+    "client_address",
+    "client_name",
+    "started_at",
+    "last_seen_at",
+    "expires_at",
+    "end_reason",
+    "ended_at",
+)
 
 # Forward only: each column takes the report's time only when that is newer. Every CASE reads
 # the row as it was before this UPDATE, and PostgreSQL re-evaluates it against the latest
@@ -46,25 +67,68 @@ _WHERE_ENABLED = (
 )
 # Built from the constants above only; every value is a bound parameter.
 _UPDATE = "UPDATE account SET " + _SET_FORWARD + " WHERE " + _WHERE_ENABLED + " RETURNING *"  # noqa: S608
-_PG_PARAMS = {"d": "$1", "u": "$2", "t": "$3::timestamptz", "p": "$4::varchar", "c": "$5"}
-_SQLITE_PARAMS = {"d": "?1", "u": "?2", "t": "?3", "p": "?4", "c": "?5"}
+_PG_PARAMS = {
+    "d": "$1",
+    "u": "$2",
+    "t": "$3::timestamptz",
+    "p": "$4::varchar",
+    "c": "$5::varchar",
+    "n": "$6::varchar",
+    "g": "$7::int",
+    "s": "$8::varchar",
+    "now": "$9::timestamptz",
+    "exp": "$10::timestamptz",
+}
+_SQLITE_PARAMS = {"d": "?1", "u": "?2", "t": "?3", "p": "?4"}
+# An upsert that keeps a session's start when the same account's open session is reported again.
+_SAME_OPEN = (
+    "protocol_session.account_id = EXCLUDED.account_id AND protocol_session.end_reason IS NULL "
+    "AND protocol_session.expires_at > {now}"
+)
 # PostgreSQL: the whole report in one statement (atomic on its own, one round trip). `changed`
 # is the allowed case; otherwise `target` reads the account as it is, and the event is stored
-# either way, with `allowed` saying which. No row at all: no such account.
+# either way, with `allowed` saying which. No row at all: no such account. An allowed report
+# with a session id opens the session, or refreshes it; `previous` is that id's row as it was
+# (the statement's snapshot), so the caller can tell a new session from a refreshed one, and
+# `open_before` the account's open sessions before this report.
 _PG_REPORT = (
-    "WITH changed AS (" + _UPDATE.format(**_PG_PARAMS) + "), "  # noqa: S608
+    "WITH changed AS (" + _UPDATE + "), "  # noqa: S608
     "target AS (SELECT * FROM changed UNION ALL "
     "SELECT * FROM account WHERE "
     + _WHERE_ENABLED.removesuffix(" AND mapi_ews_enabled")
     + " AND NOT EXISTS (SELECT 1 FROM changed)), "
     "logged AS (INSERT INTO login_event "
-    "(domain_id, account_id, username, protocol, occurred_at, client_address, allowed) "
-    "SELECT domain_id, id, username, {p}, {t}, {c}, EXISTS (SELECT 1 FROM changed) FROM target "
-    "RETURNING id, allowed) "
-    "SELECT target.*, logged.id AS event_id, logged.allowed AS event_allowed "
-    "FROM target CROSS JOIN logged"
+    "(domain_id, account_id, username, protocol, occurred_at, client_address, client_name, "
+    "allowed) "
+    "SELECT domain_id, id, username, {p}, {t}, {c}, {n}, EXISTS (SELECT 1 FROM changed) "
+    "FROM target RETURNING id, allowed), "
+    "previous AS (SELECT * FROM protocol_session WHERE gateway_id = {g} AND session_id = {s}), "
+    "opened AS (INSERT INTO protocol_session (gateway_id, session_id, domain_id, account_id, "
+    "username, protocol, client_address, client_name, started_at, last_seen_at, expires_at) "
+    "SELECT {g}, {s}, domain_id, id, username, {p}, {c}, {n}, {t}, {now}, {exp} FROM changed "
+    "WHERE {s} IS NOT NULL "
+    "ON CONFLICT (gateway_id, session_id) DO UPDATE SET "
+    "started_at = CASE WHEN " + _SAME_OPEN + " THEN protocol_session.started_at "
+    "ELSE EXCLUDED.started_at END, "
+    "domain_id = EXCLUDED.domain_id, account_id = EXCLUDED.account_id, "
+    "username = EXCLUDED.username, protocol = EXCLUDED.protocol, "
+    "client_address = EXCLUDED.client_address, client_name = EXCLUDED.client_name, "
+    "last_seen_at = EXCLUDED.last_seen_at, expires_at = EXCLUDED.expires_at, "
+    "end_reason = NULL, ended_at = NULL "
+    "RETURNING id, started_at) "
+    "SELECT target.*, logged.id AS event_id, logged.allowed AS event_allowed, "
+    "(SELECT count(*) FROM protocol_session o WHERE o.account_id = target.id "
+    "AND o.end_reason IS NULL AND o.expires_at > {now}) AS open_before, "
+    "opened.id AS opened_id, opened.started_at AS opened_started_at, "
+    + ", ".join(f"previous.{column} AS previous_{column}" for column in _SESSION_COLUMNS)
+    + " FROM target CROSS JOIN logged LEFT JOIN opened ON true LEFT JOIN previous ON true"
 ).format(**_PG_PARAMS)
-_SQLITE_ALLOWED = _UPDATE.format(**_SQLITE_PARAMS)
+# SQLite: the allowed case's UPDATE, counting the account's open sessions as it returns the row.
+_SQLITE_ALLOWED = (
+    _UPDATE.format(**_SQLITE_PARAMS)
+    + ", (SELECT count(*) FROM protocol_session o WHERE o.account_id = account.id "
+    "AND o.end_reason IS NULL AND o.expires_at > ?5) AS open_before"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +138,16 @@ class Report:
     protocol: MailProtocol
     occurred_at: datetime
     client_address: str | None
+    client_name: str | None = None
+    session_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Gateway:
+    """The gateway reporting: its token's id, which holds the sessions it opens, and name."""
+
+    id: int
+    name: str
 
 
 def parse_report(
@@ -83,22 +157,26 @@ def parse_report(
     client_address: str | None,
     occurred_at: datetime | None,
     now: datetime,
+    client_name: str | None = None,
+    session_id: str | None = None,
 ) -> Report:
     problems: list[UserError] = []
-    username = domain = ""
-    try:
-        username, domain = validation.email_address(email_address)
-    except ValueError as error:
-        problems.append(
-            UserError(UserErrorCode.INVALID_INPUT, str(error), ("input", "emailAddress"))
-        )
-    address: str | None = None
-    try:
-        address = validation.client_address(client_address)
-    except ValueError as error:
-        problems.append(
-            UserError(UserErrorCode.INVALID_INPUT, str(error), ("input", "clientAddress"))
-        )
+
+    def check(field: str, read: Callable[[], T]) -> T | None:
+        try:
+            return read()
+        except ValueError as error:
+            problems.append(UserError(UserErrorCode.INVALID_INPUT, str(error), ("input", field)))
+            return None
+
+    parsed = check("emailAddress", lambda: validation.email_address(email_address))
+    address = check("clientAddress", lambda: validation.client_address(client_address))
+    name = check("clientName", lambda: validation.client_name(client_name))
+    session = (
+        check("sessionId", lambda: validation.session_id(session_id))
+        if session_id is not None
+        else None
+    )
     when = now
     if occurred_at is not None:
         if occurred_at.tzinfo is None:
@@ -119,32 +197,98 @@ def parse_report(
             )
         else:
             when = occurred_at.astimezone(UTC)
-    if problems:
+    if problems or parsed is None:
         raise UserErrors(problems)
-    return Report(username, domain, protocol, when, address)
+    username, domain = parsed
+    return Report(username, domain, protocol, when, address, name, session)
 
 
-async def _record(report: Report) -> tuple[Account, int, bool] | None:
-    """(the account after the report, the event's id, allowed), or None for no such account."""
-    values = [
-        report.domain,
-        report.username,
-        report.occurred_at,
-        report.protocol.value,
-        report.client_address,
-    ]
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What one report did: the account after it, its event, and the session it touched."""
+
+    account: Account
+    event_id: int
+    allowed: bool
+    # The account's open sessions before the report.
+    open_before: int
+    # The session opened or refreshed (allowed reports with a session id only).
+    session: ProtocolSession | None
+    # That session id's row as it was before, if the gateway had reported it already.
+    previous: ProtocolSession | None
+
+    @property
+    def started(self) -> bool:
+        """Whether the report opened a session (rather than refreshed an open one)."""
+        previous = self.previous
+        return self.session is not None and not (
+            previous is not None and previous.account_id == self.account.id and _is_open(previous)
+        )
+
+    @property
+    def open_after(self) -> int:
+        return self.open_before + (1 if self.started else 0)
+
+    @property
+    def replaced(self) -> ProtocolSession | None:
+        """The session this one took the place of: the same id, open or expired unannounced,
+        that is now another session."""
+        previous = self.previous
+        if self.started and previous is not None and previous.end_reason is None:
+            return previous
+        return None
+
+
+def _is_open(session: ProtocolSession) -> bool:
+    return session.end_reason is None and session.expires_at > datetime.now(UTC)
+
+
+async def _record(report: Report, gateway: Gateway | None, ttl: timedelta) -> Recorded | None:
+    """What the report did, or None for no such account."""
+    now = datetime.now(UTC)
+    session_id = report.session_id if gateway is not None else None
     conn = connection()
     if not is_sqlite(conn):
+        values = [
+            report.domain,
+            report.username,
+            report.occurred_at,
+            report.protocol.value,
+            report.client_address,
+            report.client_name,
+            gateway.id if gateway is not None else None,
+            session_id,
+            now,
+            now + ttl,
+        ]
         rows = await conn.execute_query_dict(_PG_REPORT, values)
         if not rows:
             return None
         row = rows[0]
-        event_id, allowed = row.pop("event_id"), row.pop("event_allowed")
+        # Tortoise completes a model's metadata at init: read it now, not at import.
+        columns = Account._meta.db_fields
+        extra = {key: row.pop(key) for key in list(row) if key not in columns}
         # The row as the database returned it, converted by Tortoise's own per-dialect rules.
-        return Account._init_from_db(**row), int(event_id), bool(allowed)
+        account = Account._init_from_db(**row)
+        before = {column: extra[f"previous_{column}"] for column in _SESSION_COLUMNS}
+        return Recorded(
+            account=account,
+            event_id=int(extra["event_id"]),
+            allowed=bool(extra["event_allowed"]),
+            open_before=int(extra["open_before"]),
+            session=_opened(report, account, gateway, extra, now, ttl),
+            previous=(
+                ProtocolSession._init_from_db(**before) if before["id"] is not None else None
+            ),
+        )
     async with in_transaction() as tx:
-        rows = await tx.execute_query_dict(_SQLITE_ALLOWED, values[:4])
+        values = [report.domain, report.username, report.occurred_at, report.protocol.value, now]
+        rows = await tx.execute_query_dict(_SQLITE_ALLOWED, values)
+        # A refused login's account has MAPI/EWS off, so no open session: a disable tells every
+        # open one to end, and only an allowed login opens one.
+        open_before = 0
         if rows:
+            open_before = int(rows[0].pop("open_before"))
             account, allowed = Account._init_from_db(**rows[0]), True
         else:
             found = (
@@ -162,10 +306,95 @@ async def _record(report: Report) -> tuple[Account, int, bool] | None:
             protocol=report.protocol,
             occurred_at=report.occurred_at,
             client_address=report.client_address,
+            client_name=report.client_name,
             allowed=allowed,
             using_db=tx,
         )
-    return account, event.id, allowed
+        previous = session = None
+        if allowed and gateway is not None and session_id is not None:
+            previous = (
+                await ProtocolSession.filter(gateway_id=gateway.id, session_id=session_id)
+                .using_db(tx)
+                .first()
+            )
+            session = await _sqlite_upsert(tx, report, account, gateway, previous, now, ttl)
+    return Recorded(account, event.id, allowed, open_before, session, previous)
+
+
+def _opened(
+    report: Report,
+    account: Account,
+    gateway: Gateway | None,
+    row: dict[str, Any],
+    now: datetime,
+    ttl: timedelta,
+) -> ProtocolSession | None:
+    """The session PostgreSQL's statement opened or refreshed, as a row (nothing read)."""
+    if row["opened_id"] is None or gateway is None or report.session_id is None:
+        return None
+    return ProtocolSession(
+        id=int(row["opened_id"]),
+        gateway_id=gateway.id,
+        session_id=report.session_id,
+        domain_id=account.domain_id,
+        account_id=account.id,
+        username=account.username,
+        protocol=report.protocol,
+        client_address=report.client_address,
+        client_name=report.client_name,
+        started_at=_aware(row["opened_started_at"]),
+        last_seen_at=now,
+        expires_at=now + ttl,
+    )
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+async def _sqlite_upsert(
+    tx: BaseDBAsyncClient,
+    report: Report,
+    account: Account,
+    gateway: Gateway,
+    previous: ProtocolSession | None,
+    now: datetime,
+    ttl: timedelta,
+) -> ProtocolSession:
+    """SQLite's form of the PostgreSQL statement's upsert, inside the report's transaction
+    (which holds the database's write lock since its first UPDATE)."""
+    fields = {
+        "domain_id": account.domain_id,
+        "account_id": account.id,
+        "username": account.username,
+        "protocol": report.protocol,
+        "client_address": report.client_address,
+        "client_name": report.client_name,
+        "last_seen_at": now,
+        "expires_at": now + ttl,
+        "end_reason": None,
+        "ended_at": None,
+    }
+    if previous is None:
+        return await ProtocolSession.create(
+            gateway_id=gateway.id,
+            session_id=report.session_id,
+            started_at=report.occurred_at,
+            using_db=tx,
+            **fields,
+        )
+    same_open = previous.account_id == account.id and _is_open(previous)
+    started_at = previous.started_at if same_open else report.occurred_at
+    await (
+        ProtocolSession.filter(id=previous.id).using_db(tx).update(started_at=started_at, **fields)
+    )
+    return ProtocolSession(
+        id=previous.id,
+        gateway_id=gateway.id,
+        session_id=previous.session_id,
+        started_at=started_at,
+        **fields,
+    )
 
 
 async def record_login(
@@ -175,19 +404,26 @@ async def record_login(
     protocol: MailProtocol,
     client_address: str | None = None,
     occurred_at: datetime | None = None,
+    client_name: str | None = None,
+    session_id: str | None = None,
+    gateway: Gateway | None = None,
+    session_ttl: timedelta = DEFAULT_SESSION_TTL,
 ) -> bool:
     """Whether the login may go through: exactly when MAPI/EWS is enabled for the account.
 
     Either way the report is stored as a login event and published once committed. An unknown
-    address is NOT_FOUND and stores nothing: there is no account or domain to file it under."""
+    address is NOT_FOUND and stores nothing: there is no account or domain to file it under.
+    An allowed report with a session id opens that session for `gateway` (or refreshes it)."""
     report = parse_report(
         email_address=email_address,
         protocol=protocol,
         client_address=client_address,
         occurred_at=occurred_at,
         now=datetime.now(UTC),
+        client_name=client_name,
+        session_id=session_id,
     )
-    recorded = await _record(report)
+    recorded = await _record(report, gateway, session_ttl)
     if recorded is None:
         raise UserErrors(
             [
@@ -198,23 +434,49 @@ async def record_login(
                 )
             ]
         )
-    account, event_id, allowed = recorded
-    await events.publish([_login_event(event_id, report, account, allowed=allowed)])
-    return allowed
+    await events.publish(await _events(report, recorded, gateway))
+    return recorded.allowed
 
 
-def _login_event(event_id: int, report: Report, account: Account, *, allowed: bool) -> Event:
+async def _events(report: Report, recorded: Recorded, gateway: Gateway | None) -> list[Event]:
+    """The login, and the session it opened and the one it replaced, if any."""
+    account = AccountSnapshot.of(
+        recorded.account, report.domain, active_sessions=recorded.open_after
+    )
     reported = LoginReported(
-        id=event_id,
+        id=recorded.event_id,
         domain=report.domain,
         username=report.username,
         protocol=report.protocol,
         occurred_at=report.occurred_at,
         client_address=report.client_address,
-        allowed=allowed,
-        account=AccountSnapshot.of(account, report.domain),
+        client_name=report.client_name,
+        allowed=recorded.allowed,
+        account=account,
     )
-    return Event(Topic.LOGINS, account.domain_id, reported)
+    published = [Event(Topic.LOGINS, recorded.account.domain_id, reported)]
+    if recorded.started and recorded.session is not None and gateway is not None:
+        session = protocol_sessions.snapshot_of(
+            recorded.session, domain=report.domain, gateway=gateway.name, account=account
+        )
+        published.append(
+            Event(
+                Topic.SESSION_CHANGES,
+                recorded.account.domain_id,
+                SessionChanged(session=session, reason=None, occurred_at=report.occurred_at),
+            )
+        )
+    if (replaced := recorded.replaced) is not None:
+        # Rare (a gateway reused an id): read what its announcement needs.
+        reason = (
+            SessionEndReason.ENDED_BY_GATEWAY
+            if replaced.expires_at > datetime.now(UTC)
+            else SessionEndReason.EXPIRED
+        )
+        published += protocol_sessions.session_changes(
+            await protocol_sessions.describe([replaced]), reason=reason, at=report.occurred_at
+        )
+    return published
 
 
 def _history(tenant: Tenant, username: str | None) -> QuerySet[LoginEvent]:
@@ -234,10 +496,12 @@ async def login_events(
     request: PageRequest,
     default_size: int,
     max_size: int,
-) -> tuple[Window[LoginEvent], dict[int, Account]]:
-    """A page of the domain's login events, newest first, and the accounts they name as they
-    stand now: two reads, whatever the page size. The total is counted apart, only when asked
-    for (count_login_events): a busy domain's history is long."""
+    count_sessions: bool = False,
+) -> tuple[Window[LoginEvent], dict[int, Account], dict[int, int]]:
+    """A page of the domain's login events, newest first, the accounts they name as they stand
+    now and, with `count_sessions`, those accounts' open sessions: two or three reads, whatever
+    the page size. The total is counted apart, only when asked for (count_login_events): a busy
+    domain's history is long."""
     page = await window(
         _history(tenant, username),
         spec=_NEWEST_FIRST,
@@ -247,7 +511,8 @@ async def login_events(
     )
     ids = {row.account_id for row in page.items if row.account_id is not None}
     accounts = {a.id: a for a in await Account.filter(id__in=ids)} if ids else {}
-    return page, accounts
+    sessions = await protocol_sessions.open_counts(accounts) if count_sessions else {}
+    return page, accounts, sessions
 
 
 async def count_login_events(*, tenant: Tenant, username: str | None) -> int:

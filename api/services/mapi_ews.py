@@ -1,8 +1,13 @@
-"""Enabling and disabling MAPI/EWS: all-or-nothing, idempotent, within the domain's allowance."""
+"""Enabling and disabling MAPI/EWS: all-or-nothing, idempotent, within the domain's allowance.
+
+A disable (and an administrator's disconnect) also ends the accounts' open sessions: they are
+marked in the same transaction, and their gateways told once it has committed
+(api/services/protocol_sessions.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -12,8 +17,8 @@ from tortoise.transactions import in_transaction
 from api.db import is_sqlite
 from api.errors import UserError, UserErrorCode, UserErrors
 from api.events import Event, EventBus, Topic
-from api.models import Account, AuditAction, Domain
-from api.services import audit, validation
+from api.models import Account, AuditAction, Domain, SessionEndReason
+from api.services import audit, protocol_sessions, validation
 from api.services.domains import Usage
 from api.services.live import AccountSnapshot, MapiEwsChanged
 from api.services.tenancy import Tenant
@@ -21,7 +26,7 @@ from api.services.tenancy import Tenant
 _FIELD = ("input", "usernames")
 
 
-def _parse_usernames(usernames: Sequence[str], *, domain: str, max_batch: int) -> list[str]:
+def parse_usernames(usernames: Sequence[str], *, domain: str, max_batch: int) -> list[str]:
     if not usernames:
         raise UserErrors(
             [UserError(UserErrorCode.INVALID_INPUT, "Name at least one username.", _FIELD)]
@@ -50,6 +55,29 @@ def _parse_usernames(usernames: Sequence[str], *, domain: str, max_batch: int) -
     return parsed
 
 
+async def _named_accounts(
+    conn: BaseDBAsyncClient, tenant: Tenant, names: Sequence[str]
+) -> dict[str, Account]:
+    """The named accounts of the domain by username; UserErrors (NOT_FOUND, pointing at each
+    missing item) unless every one exists."""
+    found = {
+        account.username: account
+        for account in await Account.filter(
+            domain_id=tenant.domain_id, username__in=set(names)
+        ).using_db(conn)
+    }
+    missing = [
+        UserError(
+            UserErrorCode.NOT_FOUND, f"No account {name}@{tenant.domain}.", (*_FIELD, str(index))
+        )
+        for index, name in enumerate(names)
+        if name not in found
+    ]
+    if missing:
+        raise UserErrors(missing)
+    return found
+
+
 async def _lock_domain(conn: BaseDBAsyncClient, domain_id: int) -> Domain:
     """Serialise every change of the domain's MAPI/EWS set behind its row.
 
@@ -66,6 +94,18 @@ async def _lock_domain(conn: BaseDBAsyncClient, domain_id: int) -> Domain:
     return domain
 
 
+@dataclass(frozen=True, slots=True)
+class MapiEwsSet:
+    """What an enable or disable did."""
+
+    # The named accounts as they now stand, in the order named, and their open sessions.
+    accounts: list[Account]
+    open_sessions: dict[int, int]
+    usage: Usage
+    # Sessions of the disabled accounts that their gateways were told to end.
+    sessions_ending: int
+
+
 async def set_mapi_ews(
     *,
     events: EventBus,
@@ -74,34 +114,18 @@ async def set_mapi_ews(
     usernames: Sequence[str],
     enabled: bool,
     max_batch: int,
-) -> tuple[list[Account], Usage]:
+) -> MapiEwsSet:
     """Enable (or disable) MAPI and EWS together for every named account, or for none.
 
-    Returns the named accounts as they now stand, in the order named, and the domain's usage;
-    once committed, publishes one account change per account that changed.
+    Once committed, publishes one account change per account that changed and, for a disable,
+    tells the gateways to end the accounts' open sessions.
     """
-    names = _parse_usernames(usernames, domain=tenant.domain, max_batch=max_batch)
+    names = parse_usernames(usernames, domain=tenant.domain, max_batch=max_batch)
     wanted = list(dict.fromkeys(names))
     now = datetime.now(UTC)
     async with in_transaction() as conn:
         domain = await _lock_domain(conn, tenant.domain_id)
-        found = {
-            account.username: account
-            for account in await Account.filter(domain_id=domain.id, username__in=wanted).using_db(
-                conn
-            )
-        }
-        missing = [
-            UserError(
-                UserErrorCode.NOT_FOUND,
-                f"No account {name}@{domain.name}.",
-                (*_FIELD, str(index)),
-            )
-            for index, name in enumerate(names)
-            if name not in found
-        ]
-        if missing:
-            raise UserErrors(missing)
+        found = await _named_accounts(conn, tenant, names)
         changing = [found[name] for name in wanted if found[name].mapi_ews_enabled is not enabled]
         in_use = (
             await Account.filter(domain_id=domain.id, mapi_ews_enabled=True).using_db(conn).count()
@@ -136,17 +160,71 @@ async def set_mapi_ews(
                 targets=[f"{a.username}@{domain.name}" for a in changing],
                 at=now,
             )
+        ending = (
+            []
+            if enabled
+            else await protocol_sessions.mark_ending(
+                conn,
+                account_ids=[a.id for a in changing],
+                reason=SessionEndReason.MAPI_EWS_DISABLED,
+                at=now,
+            )
+        )
     usage = Usage(domain=domain.name, enabled=after, limit=limit)
+    # An account that changed has no open session now: a disabled one's were just told to end,
+    # and one that was disabled until now could open none (a refused login opens nothing).
     await events.publish(
         [_change(account, domain.name, usage, actor=actor, at=now) for account in changing]
+        + await protocol_sessions.ending_events(
+            ending, reason=SessionEndReason.MAPI_EWS_DISABLED, at=now
+        )
     )
-    return [found[name] for name in wanted], usage
+    named = [found[name] for name in wanted]
+    return MapiEwsSet(
+        accounts=named,
+        open_sessions=await protocol_sessions.open_counts(a.id for a in named),
+        usage=usage,
+        sessions_ending=len(ending),
+    )
+
+
+async def disconnect(
+    *, events: EventBus, actor: str, tenant: Tenant, usernames: Sequence[str], max_batch: int
+) -> int:
+    """Tell the gateways to end every open session of the named accounts (all of them exist, or
+    nothing happens); audited per account. Returns how many sessions were told to end: none is
+    no error. MAPI/EWS stays as it is: the clients may sign in again."""
+    names = parse_usernames(usernames, domain=tenant.domain, max_batch=max_batch)
+    wanted = list(dict.fromkeys(names))
+    now = datetime.now(UTC)
+    async with in_transaction() as conn:
+        found = await _named_accounts(conn, tenant, names)
+        ending = await protocol_sessions.mark_ending(
+            conn,
+            account_ids=[found[name].id for name in wanted],
+            reason=SessionEndReason.DISCONNECTED_BY_ADMIN,
+            at=now,
+        )
+        await audit.record(
+            conn=conn,
+            actor=actor,
+            action=AuditAction.MAPI_EWS_DISCONNECTED,
+            domain_id=tenant.domain_id,
+            targets=[f"{name}@{tenant.domain}" for name in wanted],
+            at=now,
+        )
+    await events.publish(
+        await protocol_sessions.ending_events(
+            ending, reason=SessionEndReason.DISCONNECTED_BY_ADMIN, at=now
+        )
+    )
+    return len(ending)
 
 
 def _change(account: Account, domain: str, usage: Usage, *, actor: str, at: datetime) -> Event:
     change = MapiEwsChanged(
         enabled=account.mapi_ews_enabled,
-        account=AccountSnapshot.of(account, domain),
+        account=AccountSnapshot.of(account, domain, active_sessions=0),
         actor=actor,
         occurred_at=at,
         usage=usage,

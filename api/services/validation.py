@@ -133,3 +133,26 @@ def client_address(value: str | None) -> str | None:
         return str(ipaddress.ip_address(value.strip()))
     except ValueError:
         raise ValueError(f"{value[:80]!r} is not an IP address.") from None
+
+
+MAX_SESSION_ID = 128
+MAX_CLIENT_NAME = 256
+
+
+def session_id(value: str) -> str:
+    """A gateway's id for a connection: 1 to 128 characters, none of them a control character."""
+    _printable(value, "A session id")
+    if not 0 < len(value) <= MAX_SESSION_ID:
+        raise ValueError(f"A session id is 1 to {MAX_SESSION_ID} characters.")
+    return value
+
+
+def client_name(value: str | None) -> str | None:
+    """The client as it named itself to the gateway (a User-Agent), trimmed."""
+    if value is None:
+        return None
+    _printable(value, "A client name")
+    normal = value.strip()
+    if len(normal) > MAX_CLIENT_NAME:
+        raise ValueError(f"A client name is at most {MAX_CLIENT_NAME} characters.")
+    return normal or None

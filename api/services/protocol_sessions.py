@@ -1,0 +1,357 @@
+"""The MAPI and EWS sessions gateways hold open: confirmed, ended, told to end, swept.
+
+A session opens with an allowed login that carries a session id (api/services/logins.py). From
+then on its gateway confirms it (`touch`) and reports it closed (`end`); a change that takes
+MAPI/EWS away, or an administrator's disconnect, marks the account's open sessions in the
+change's own transaction (`mark_ending`) and, once that has committed, tells each holding
+gateway (`ending_events`). The mark is what makes the cut-off certain: a gateway that missed the
+command, because it was not connected or Redis restarted, is told again when it subscribes
+(`backlog`) and whenever it confirms the session (`touch` names it in endNow).
+
+Every read is scoped to one gateway or one domain; a gateway's session ids mean nothing to
+another gateway.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import Q
+from tortoise.functions import Count
+from tortoise.queryset import QuerySet
+
+from api.db import connection, is_sqlite
+from api.errors import BadUserInput, UserError, UserErrorCode, UserErrors
+from api.events import Event, EventBus, Topic
+from api.models import Account, GatewayToken, ProtocolSession, SessionEndReason
+from api.services import validation
+from api.services.live import AccountSnapshot, SessionChanged, SessionCommand, SessionSnapshot
+from api.services.paging import PageRequest, SortSpec, Window, window
+from api.services.tenancy import Tenant
+
+MAX_IDS = 1000
+_FIELD = ("input", "sessionIds")
+_NEWEST_FIRST = SortSpec(column="started_at", descending=True, is_datetime=True)
+_SWEEP_BATCH = 500
+
+
+def open_now(now: datetime | None = None) -> Q:
+    """Sessions that are open: not told to end, confirmed within their TTL."""
+    return Q(end_reason__isnull=True, expires_at__gt=now or datetime.now(UTC))
+
+
+def parse_session_ids(session_ids: Sequence[str]) -> list[str]:
+    """The named ids, each once, in the order given; UserErrors for a bad list or id."""
+    if not session_ids:
+        raise UserErrors(
+            [UserError(UserErrorCode.INVALID_INPUT, "Name at least one session id.", _FIELD)]
+        )
+    if len(session_ids) > MAX_IDS:
+        message = f"At most {MAX_IDS} session ids at once; {len(session_ids)} were given."
+        raise UserErrors([UserError(UserErrorCode.INVALID_INPUT, message, _FIELD)])
+    problems: list[UserError] = []
+    for index, value in enumerate(session_ids):
+        try:
+            validation.session_id(value)
+        except ValueError as error:
+            problems.append(
+                UserError(UserErrorCode.INVALID_INPUT, str(error), (*_FIELD, str(index)))
+            )
+    if problems:
+        raise UserErrors(problems)
+    return list(dict.fromkeys(session_ids))
+
+
+def _matching(conn: BaseDBAsyncClient, column: str, count: int, *, at: int) -> str:
+    """`column` is one of `count` values bound from parameter `at` on: on PostgreSQL one array
+    parameter (one plan whatever the count), on SQLite one placeholder each."""
+    if is_sqlite(conn):
+        return f"{column} IN ({', '.join(f'?{at + i}' for i in range(count))})"
+    return f"{column} = ANY(${at}::varchar[])"
+
+
+def _bind(conn: BaseDBAsyncClient, values: list[object], ids: list[str]) -> list[object]:
+    """`values`, then the ids as `_matching` expects them."""
+    return [*values, *ids] if is_sqlite(conn) else [*values, ids]
+
+
+async def touch(
+    *, gateway_id: int, session_ids: Sequence[str], ttl: timedelta
+) -> tuple[int, list[str]]:
+    """Confirm the gateway's open sessions among `session_ids`: (how many, the ids to close).
+
+    One UPDATE, whatever the count. The ids to close are the rest: sessions told to end,
+    expired ones, ids this gateway never opened (another gateway's included)."""
+    ids = parse_session_ids(session_ids)
+    now = datetime.now(UTC)
+    conn = connection()
+    p = "?" if is_sqlite(conn) else "$"
+    # Built from fixed text and placeholders only; every value is a bound parameter.
+    sql = (
+        f"UPDATE protocol_session SET last_seen_at = {p}2, expires_at = {p}3 "  # noqa: S608
+        f"WHERE gateway_id = {p}1 AND {_matching(conn, 'session_id', len(ids), at=5)} "
+        f"AND end_reason IS NULL AND expires_at > {p}4 RETURNING session_id"
+    )
+    rows = await conn.execute_query_dict(sql, _bind(conn, [gateway_id, now, now + ttl, now], ids))
+    kept = {row["session_id"] for row in rows}
+    return len(kept), [session_id for session_id in ids if session_id not in kept]
+
+
+async def end(*, events: EventBus, gateway_id: int, session_ids: Sequence[str]) -> int:
+    """The gateway closed these sessions: forget them. Returns how many were still tracked
+    (open, or told to end and not yet closed); unknown and expired ids count for nothing."""
+    ids = parse_session_ids(session_ids)
+    now = datetime.now(UTC)
+    conn = connection()
+    p = "?" if is_sqlite(conn) else "$"
+    sql = (
+        f"DELETE FROM protocol_session WHERE gateway_id = {p}1 AND "  # noqa: S608
+        f"{_matching(conn, 'session_id', len(ids), at=2)} RETURNING *"
+    )
+    rows = await conn.execute_query_dict(sql, _bind(conn, [gateway_id], ids))
+    gone = [ProtocolSession._init_from_db(**row) for row in rows]
+    tracked = [row for row in gone if row.expires_at > now]
+    # Those told to end were announced as ENDED when they were told.
+    announce = [row for row in tracked if row.end_reason is None]
+    await events.publish(
+        session_changes(await describe(announce), reason=SessionEndReason.ENDED_BY_GATEWAY, at=now)
+    )
+    return len(tracked)
+
+
+async def mark_ending(
+    conn: BaseDBAsyncClient, *, account_ids: Sequence[int], reason: SessionEndReason, at: datetime
+) -> list[ProtocolSession]:
+    """Inside the caller's transaction: mark every open session of these accounts as told to
+    end, and return them (to announce with `ending_events` once the transaction commits)."""
+    if not account_ids:
+        return []
+    if is_sqlite(conn):
+        placeholders = ", ".join(f"?{i + 3}" for i in range(len(account_ids)))
+        sql = (
+            "UPDATE protocol_session SET end_reason = ?1, ended_at = ?2 "  # noqa: S608
+            f"WHERE account_id IN ({placeholders}) AND end_reason IS NULL AND expires_at > ?2 "
+            "RETURNING *"
+        )
+        values: list[object] = [reason.value, at, *account_ids]
+    else:
+        sql = (
+            "UPDATE protocol_session SET end_reason = $1, ended_at = $2 "
+            "WHERE account_id = ANY($3::int[]) AND end_reason IS NULL AND expires_at > $2 "
+            "RETURNING *"
+        )
+        values = [reason.value, at, list(account_ids)]
+    rows = await conn.execute_query_dict(sql, values)
+    return [ProtocolSession._init_from_db(**row) for row in rows]
+
+
+async def ending_events(
+    rows: Sequence[ProtocolSession], *, reason: SessionEndReason, at: datetime
+) -> list[Event]:
+    """For sessions `mark_ending` marked: one command per gateway and account, to the gateway
+    holding them, and one ENDED change per session, to its domain."""
+    described = await describe(rows)
+    commands: dict[tuple[int, str], list[str]] = defaultdict(list)
+    for row, session in zip(rows, described, strict=True):
+        commands[(row.gateway_id, f"{session.username}@{session.domain}")].append(row.session_id)
+    return [
+        Event(
+            Topic.SESSION_COMMANDS,
+            gateway_id,
+            SessionCommand(
+                end_session_ids=tuple(ids), email_address=address, reason=reason, issued_at=at
+            ),
+        )
+        for (gateway_id, address), ids in commands.items()
+    ] + session_changes(described, reason=reason, at=at)
+
+
+def session_changes(
+    sessions: Iterable[Described], *, reason: SessionEndReason | None, at: datetime
+) -> list[Event]:
+    """A STARTED (reason None) or ENDED change per session, each to its session's domain."""
+    return [
+        Event(
+            Topic.SESSION_CHANGES,
+            session.domain_id,
+            SessionChanged(session=session.snapshot, reason=reason, occurred_at=at),
+        )
+        for session in sessions
+    ]
+
+
+class Described:
+    """A session row with what its snapshot needs, read in bulk by `describe`."""
+
+    __slots__ = ("domain_id", "snapshot")
+
+    def __init__(self, domain_id: int, snapshot: SessionSnapshot) -> None:
+        self.domain_id = domain_id
+        self.snapshot = snapshot
+
+    @property
+    def username(self) -> str:
+        return self.snapshot.username
+
+    @property
+    def domain(self) -> str:
+        return self.snapshot.domain
+
+
+async def describe(rows: Sequence[ProtocolSession]) -> list[Described]:
+    """Snapshots of `rows` with their gateway's name and their account as it stands now: three
+    reads, whatever the number of rows (none for no rows)."""
+    if not rows:
+        return []
+    account_ids = {row.account_id for row in rows}
+    accounts = {
+        account.id: account
+        for account in await Account.filter(id__in=account_ids).select_related("domain")
+    }
+    counts = await open_counts(account_ids)
+    gateways = dict(
+        await GatewayToken.filter(id__in={row.gateway_id for row in rows}).values_list("id", "name")
+    )
+    described = []
+    for row in rows:
+        account = accounts.get(row.account_id)
+        domain = account.domain.name if account is not None else ""
+        described.append(
+            Described(
+                row.domain_id,
+                snapshot_of(
+                    row,
+                    domain=domain,
+                    gateway=str(gateways.get(row.gateway_id, "")),
+                    account=(
+                        AccountSnapshot.of(
+                            account, domain, active_sessions=counts.get(account.id, 0)
+                        )
+                        if account is not None
+                        else None
+                    ),
+                ),
+            )
+        )
+    return described
+
+
+def snapshot_of(
+    row: ProtocolSession, *, domain: str, gateway: str, account: AccountSnapshot | None
+) -> SessionSnapshot:
+    return SessionSnapshot(
+        id=row.id,
+        session_id=row.session_id,
+        domain=domain,
+        username=row.username,
+        protocol=row.protocol,
+        client_address=row.client_address,
+        client_name=row.client_name,
+        gateway=gateway,
+        started_at=row.started_at,
+        last_seen_at=row.last_seen_at,
+        account=account,
+    )
+
+
+async def open_counts(
+    account_ids: Iterable[int], *, conn: BaseDBAsyncClient | None = None
+) -> dict[int, int]:
+    """Open sessions per account, for these accounts: one grouped read (none for no ids)."""
+    ids = set(account_ids)
+    if not ids:
+        return {}
+    queryset = ProtocolSession.filter(open_now(), account_id__in=ids)
+    if conn is not None:
+        queryset = queryset.using_db(conn)
+    grouped = queryset.annotate(open=Count("id")).group_by("account_id")
+    return {
+        int(account_id): int(n) for account_id, n in await grouped.values_list("account_id", "open")
+    }
+
+
+async def backlog(*, gateway_id: int) -> list[SessionCommand]:
+    """Every session of this gateway that was told to end and is still tracked, as commands
+    (one per account and reason): what a gateway receives first when it subscribes."""
+    rows = (
+        await ProtocolSession.filter(gateway_id=gateway_id, end_reason__isnull=False)
+        .order_by("id")
+        .values("session_id", "username", "domain__name", "end_reason", "ended_at")
+    )
+    grouped: dict[tuple[str, SessionEndReason], tuple[list[str], datetime]] = {}
+    for row in rows:
+        key = (f"{row['username']}@{row['domain__name']}", SessionEndReason(row["end_reason"]))
+        grouped.setdefault(key, ([], row["ended_at"]))[0].append(row["session_id"])
+    return [
+        SessionCommand(
+            end_session_ids=tuple(ids), email_address=address, reason=reason, issued_at=issued
+        )
+        for (address, reason), (ids, issued) in grouped.items()
+    ]
+
+
+def _listed(tenant: Tenant, username: str | None) -> QuerySet[ProtocolSession]:
+    queryset = ProtocolSession.filter(open_now(), domain_id=tenant.domain_id)
+    if username is None:
+        return queryset
+    try:
+        return queryset.filter(username=validation.username_in_domain(username, tenant.domain))
+    except ValueError as error:
+        raise BadUserInput(str(error)) from None
+
+
+async def open_sessions(
+    *,
+    tenant: Tenant,
+    username: str | None,
+    request: PageRequest,
+    default_size: int,
+    max_size: int,
+) -> tuple[Window[ProtocolSession], list[Described]]:
+    """A page of the domain's open sessions, newest first, each described."""
+    page = await window(
+        _listed(tenant, username),
+        spec=_NEWEST_FIRST,
+        request=request,
+        default_size=default_size,
+        max_size=max_size,
+    )
+    return page, await describe(page.items)
+
+
+async def count_open_sessions(*, tenant: Tenant, username: str | None) -> int:
+    return await _listed(tenant, username).count()
+
+
+async def sweep(*, events: EventBus, now: datetime | None = None) -> int:
+    """Forget sessions past their expiry, in batches, announcing as EXPIRED those that were
+    open (the rest were announced when they were told to end). Each row is deleted by one
+    statement that returns it, so with several processes sweeping each is announced once."""
+    when = now or datetime.now(UTC)
+    conn = connection()
+    # Fixed text and a constant: the one value is a bound parameter.
+    if is_sqlite(conn):
+        sql = (
+            "DELETE FROM protocol_session WHERE id IN (SELECT id FROM protocol_session "  # noqa: S608
+            f"WHERE expires_at <= ?1 LIMIT {_SWEEP_BATCH}) RETURNING *"
+        )
+    else:
+        sql = (
+            "DELETE FROM protocol_session WHERE id IN (SELECT id FROM protocol_session "  # noqa: S608
+            f"WHERE expires_at <= $1 LIMIT {_SWEEP_BATCH} FOR UPDATE SKIP LOCKED) RETURNING *"
+        )
+    swept = 0
+    while True:
+        rows = [
+            ProtocolSession._init_from_db(**r) for r in await conn.execute_query_dict(sql, [when])
+        ]
+        swept += len(rows)
+        expired = [row for row in rows if row.end_reason is None]
+        await events.publish(
+            session_changes(await describe(expired), reason=SessionEndReason.EXPIRED, at=when)
+        )
+        if len(rows) < _SWEEP_BATCH:
+            return swept
