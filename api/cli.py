@@ -1,5 +1,5 @@
 """mapi-ews-admin: serve, migrate, create-system-admin, gateway tokens, prune-login-events,
-export-schema."""
+simulate-gateway, export-schema."""
 
 from __future__ import annotations
 
@@ -81,7 +81,12 @@ def serve(args: argparse.Namespace) -> None:
                 f"  curl -s http://{args.host}:{args.port}/graphql "
                 f"-H 'Authorization: Bearer {signins.gateway_token}' "
                 f"-H 'Content-Type: application/json' "
-                f"-d '{_DEMO_REPORT % signins.enabled_address}'",
+                f"-d '{_DEMO_REPORT % signins.enabled_address}'\n"
+                f"A gateway holding MAPI/EWS sessions, to watch a disable close them "
+                f"(docs/gateways.md):\n"
+                f"  MAPI_EWS_GATEWAY_TOKEN={signins.gateway_token} mapi-ews-admin "
+                f"simulate-gateway --url http://{args.host}:{args.port} --sessions 6 "
+                f"--touch-seconds 30 {' '.join(signins.enabled_addresses[:3])}",
                 flush=True,
             )
     if args.workers > 1:
@@ -214,6 +219,27 @@ def prune_login_events(args: argparse.Namespace) -> None:
     print(f"Deleted {deleted} login event(s) older than {days} days.")
 
 
+def simulate_gateway(args: argparse.Namespace) -> None:
+    from api.gateway_simulator import Simulator, read_token, simulate
+
+    configure_logging(json_lines=False)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # it prints its own steps
+    protocols = ("MAPI", "EWS") if args.protocol == "both" else (args.protocol,)
+    simulator = Simulator(
+        url=args.url.rstrip("/"),
+        token=read_token(args.token_file),
+        accounts=args.accounts,
+        sessions=args.sessions or len(args.accounts),
+        protocols=protocols,
+        client_name=args.client_name,
+        touch_seconds=args.touch_seconds,
+        json_lines=args.json,
+    )
+    if args.session_prefix:
+        simulator.prefix = args.session_prefix
+    asyncio.run(simulate(simulator, args.duration))
+
+
 def _positive(value: str) -> int:
     number = int(value)
     if number < 1:
@@ -289,6 +315,25 @@ def parser() -> argparse.ArgumentParser:
         help="default: MAPI_EWS_LOGIN_EVENT_RETENTION_DAYS (90)",
     )
     prune.set_defaults(handler=prune_login_events)
+
+    sim = commands.add_parser(
+        "simulate-gateway",
+        help="a reference MAPI/EWS gateway: opens sessions, confirms them, closes what it is told",
+        description="The gateway token is read from $MAPI_EWS_GATEWAY_TOKEN or --token-file.",
+    )
+    sim.add_argument("accounts", nargs="+", metavar="EMAIL", help="accounts to open sessions for")
+    sim.add_argument("--url", default="http://127.0.0.1:8000", help="the API's base URL")
+    sim.add_argument("--token-file", help="a file whose first line is the gateway token")
+    sim.add_argument(
+        "--sessions", type=_positive, default=None, help="sessions to open (default: one each)"
+    )
+    sim.add_argument("--protocol", choices=["MAPI", "EWS", "both"], default="both")
+    sim.add_argument("--client-name", help="default: Outlook for MAPI, Apple Mail or eM Client")
+    sim.add_argument("--touch-seconds", type=float, default=60.0, help="confirm this often")
+    sim.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    sim.add_argument("--session-prefix", help="session ids start with this (default: random)")
+    sim.add_argument("--json", action="store_true", help="print JSON lines")
+    sim.set_defaults(handler=simulate_gateway)
 
     export = commands.add_parser("export-schema", help="write schema.graphql from the code")
     export.add_argument("--check", action="store_true", help="fail when the file differs")

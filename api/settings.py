@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     connection_recheck_seconds: int = Field(default=60, ge=1, le=3600)
     # A MAPI/EWS session a gateway has not confirmed for this long has ended (docs/gateways.md);
     # each process sweeps expired ones every session_sweep_seconds.
-    session_ttl_seconds: int = Field(default=300, ge=5, le=7 * 24 * 3600)
+    session_ttl_seconds: int = Field(default=300, ge=1, le=7 * 24 * 3600)
     session_sweep_seconds: float = Field(default=30, gt=0, le=3600)
 
     @model_validator(mode="after")

@@ -63,8 +63,12 @@ class DemoSignIns:
     system_admin: str
     password: str
     gateway_token: str
-    # An account of the demo domain with MAPI/EWS: a report for it is allowed.
-    enabled_address: str
+    # Accounts of the demo domain with MAPI/EWS: reports for them are allowed.
+    enabled_addresses: tuple[str, ...]
+
+    @property
+    def enabled_address(self) -> str:
+        return self.enabled_addresses[0]
 
 
 async def load_demo(*, seed: int = 7) -> DemoSignIns | None:
@@ -88,8 +92,8 @@ async def load_demo(*, seed: int = 7) -> DemoSignIns | None:
     )
     now = datetime.now(UTC)
     async with in_transaction() as conn:
-        enabled_address = ""
-        for domain, count, enabled in ((example, 40, 12), (read_only, 8, 3)):
+        enabled: list[str] = []
+        for domain, count, with_mapi_ews in ((example, 40, 12), (read_only, 8, 3)):
             rows = [
                 Account(
                     domain=domain,
@@ -109,8 +113,9 @@ async def load_demo(*, seed: int = 7) -> DemoSignIns | None:
                         password_hash=password_hash,
                     )
                 )
-            enabled_address = enabled_address or f"{rows[1].username}@{domain.name}"
-            for row in rows[1 : enabled + 1]:
+            if domain is example:
+                enabled = [f"{r.username}@{domain.name}" for r in rows[1 : with_mapi_ews + 1]]
+            for row in rows[1 : with_mapi_ews + 1]:
                 row.mapi_ews_enabled = True
                 row.mapi_ews_enabled_at = now - timedelta(days=rng.randint(1, 90))
                 if rng.random() < 0.8:
@@ -131,7 +136,7 @@ async def load_demo(*, seed: int = 7) -> DemoSignIns | None:
                 actor="sysadmin",
                 action=AuditAction.MAPI_EWS_ENABLED,
                 domain_id=domain.id,
-                targets=[f"{r.username}@{domain.name}" for r in rows[1 : enabled + 1]],
+                targets=[f"{r.username}@{domain.name}" for r in rows[1 : with_mapi_ews + 1]],
             )
     return DemoSignIns(
         domain_admin=f"admin@{DEMO_DOMAIN}",
@@ -139,5 +144,5 @@ async def load_demo(*, seed: int = 7) -> DemoSignIns | None:
         system_admin="sysadmin",
         password=DEMO_PASSWORD,
         gateway_token=await gateways.create_gateway_token(actor="sysadmin", name="demo-gateway"),
-        enabled_address=enabled_address,
+        enabled_addresses=tuple(enabled),
     )

@@ -125,7 +125,7 @@ _PG_REPORT = (
 ).format(**_PG_PARAMS)
 # SQLite: the allowed case's UPDATE, counting the account's open sessions as it returns the row.
 _SQLITE_ALLOWED = (
-    _UPDATE.format(**_SQLITE_PARAMS)
+    _UPDATE.format(**_SQLITE_PARAMS)  # noqa: S608 - constants only
     + ", (SELECT count(*) FROM protocol_session o WHERE o.account_id = account.id "
     "AND o.end_reason IS NULL AND o.expires_at > ?5) AS open_before"
 )
