@@ -38,6 +38,9 @@ from api.settings import Settings
 from api.transport.pipeline import GraphQLRequest, Pipeline
 from tests.servers import RedisProcess, free_port, run_cli
 
+# The browser tests' fixtures (a served demo, Chromium, a page per test), for every module.
+pytest_plugins = ["tests.browser"]
+
 PASSWORD = "correct-horse-battery"
 TABLES = [
     "protocol_session",

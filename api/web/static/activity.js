@@ -4,7 +4,8 @@
 import { exactTime, lastLoginCell, relativeTime } from "./format.js";
 import { LiveConnection } from "./live.js";
 import { $, api, state } from "./page.js";
-import { ACCOUNT_CHANGES, LOGIN_UPDATES } from "./queries.js";
+import { ACCOUNT_CHANGES, LOGIN_UPDATES, SESSION_CHANGES } from "./queries.js";
+import { reasonText, sessionChanged } from "./sessions.js";
 import { load, reloadSoon, showUsage } from "./table.js";
 
 const ACTIVITY_ITEMS = 20;
@@ -44,6 +45,7 @@ export function startLive(onRightsLost) {
   });
   subscribe(LOGIN_UPDATES, (data) => loggedIn(data.mapiEwsLoginUpdates), onRightsLost);
   subscribe(ACCOUNT_CHANGES, (data) => changed(data.mapiEwsAccountChanges), onRightsLost);
+  subscribe(SESSION_CHANGES, (data) => sessionMoved(data.mapiEwsSessionChanges), onRightsLost);
 }
 
 function subscribe(query, next, onRightsLost) {
@@ -101,6 +103,17 @@ function changed(change) {
   activity(change.occurredAt, `MAPI/EWS ${verb} for ${change.account.username} by ${change.actor}`, verb);
   showUsage(change.usage);
   reloadSoon();
+}
+
+function sessionMoved(change) {
+  const session = change.session;
+  const client = session.clientName ? ` (${session.clientName})` : "";
+  const text =
+    change.kind === "STARTED"
+      ? `${session.username} connected over ${session.protocol}${client}`
+      : `${session.username}'s ${session.protocol} session ended: ${reasonText(change.reason)}`;
+  activity(change.occurredAt, text, change.kind === "STARTED" ? "connected" : "ended");
+  sessionChanged(change);
 }
 
 function activity(occurredAt, text, kind) {

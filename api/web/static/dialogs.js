@@ -2,7 +2,7 @@
 
 import { GraphQLError, SessionExpired } from "./graphql.js";
 import { $, api, showError, state, toast } from "./page.js";
-import { DISABLE, ENABLE, SUGGESTIONS } from "./queries.js";
+import { DISABLE, DISCONNECT, ENABLE, SUGGESTIONS } from "./queries.js";
 import { load, showUsage } from "./table.js";
 
 // ---- enable -------------------------------------------------------------------------------
@@ -136,24 +136,33 @@ async function saveEnable(event) {
 
 const disableDialog = $("disable-dialog");
 
+/** The first ten names of a confirmation's list, and how many more. */
+function listNames(list, usernames) {
+  const shown = usernames.slice(0, 10).map((username) => {
+    const li = document.createElement("li");
+    li.textContent = username;
+    return li;
+  });
+  if (usernames.length > 10) {
+    const more = document.createElement("li");
+    more.textContent = `and ${usernames.length - 10} more`;
+    shown.push(more);
+  }
+  list.replaceChildren(...shown);
+}
+
+function sessionsText(count) {
+  return count === 1 ? "1 open session was" : `${count} open sessions were`;
+}
+
 function openDisable() {
   const usernames = [...state.selected].sort();
   if (!usernames.length) return;
   const count = usernames.length;
   $("disable-question").textContent =
     `Disable MAPI/EWS for ${count === 1 ? "this account" : `these ${count} accounts`}? ` +
-    "They will no longer be able to connect over MAPI or EWS.";
-  const shown = usernames.slice(0, 10).map((username) => {
-    const li = document.createElement("li");
-    li.textContent = username;
-    return li;
-  });
-  if (count > 10) {
-    const more = document.createElement("li");
-    more.textContent = `and ${count - 10} more`;
-    shown.push(more);
-  }
-  $("disable-list").replaceChildren(...shown);
+    "They will no longer be able to connect over MAPI or EWS, and their open sessions end now.";
+  listNames($("disable-list"), usernames);
   $("disable-error").hidden = true;
   $("disable-confirm").textContent = count === 1 ? "Disable" : `Disable ${count} accounts`;
   disableDialog.showModal();
@@ -177,7 +186,10 @@ async function confirmDisable(event) {
     state.selected.clear();
     showUsage(payload.usage);
     const count = usernames.length;
-    toast(`MAPI/EWS disabled for ${count === 1 ? usernames[0] : `${count} accounts`}.`);
+    toast(
+      `MAPI/EWS disabled for ${count === 1 ? usernames[0] : `${count} accounts`}; ` +
+        `${sessionsText(payload.sessionsEnding)} told to end.`,
+    );
     await load();
   } catch (failure) {
     if (failure instanceof SessionExpired) return;
@@ -187,7 +199,56 @@ async function confirmDisable(event) {
   }
 }
 
+// ---- disconnect ---------------------------------------------------------------------------
+
+const disconnectDialog = $("disconnect-dialog");
+
+function openDisconnect() {
+  const usernames = [...state.selected].sort();
+  if (!usernames.length) return;
+  const count = usernames.length;
+  $("disconnect-question").textContent =
+    `End the open MAPI/EWS sessions of ${count === 1 ? "this account" : `these ${count} accounts`}? ` +
+    "Their clients are disconnected now; MAPI/EWS stays enabled, so they may sign in again.";
+  listNames($("disconnect-list"), usernames);
+  $("disconnect-error").hidden = true;
+  $("disconnect-confirm").textContent = count === 1 ? "Disconnect" : `Disconnect ${count} accounts`;
+  disconnectDialog.showModal();
+  $("disconnect-cancel").focus();
+}
+
+async function confirmDisconnect(event) {
+  event.preventDefault();
+  const usernames = [...state.selected].sort();
+  $("disconnect-confirm").disabled = true;
+  try {
+    const { disconnectMapiEws: payload } = await api.request(DISCONNECT, {
+      domain: state.domain,
+      usernames,
+    });
+    if (payload.userErrors.length) {
+      showError($("disconnect-error"), new Error(payload.userErrors.map((e) => e.message).join(" ")));
+      return;
+    }
+    disconnectDialog.close();
+    const count = usernames.length;
+    toast(
+      `${sessionsText(payload.sessionsEnding)} told to end for ` +
+        `${count === 1 ? usernames[0] : `${count} accounts`}.`,
+    );
+    await load();
+  } catch (failure) {
+    if (failure instanceof SessionExpired) return;
+    showError($("disconnect-error"), failure);
+  } finally {
+    $("disconnect-confirm").disabled = false;
+  }
+}
+
 export function wireDialogs() {
+  $("disconnect-button").addEventListener("click", openDisconnect);
+  $("disconnect-form").addEventListener("submit", confirmDisconnect);
+  $("disconnect-cancel").addEventListener("click", () => disconnectDialog.close());
   $("enable-button").addEventListener("click", openEnable);
   $("enable-form").addEventListener("submit", saveEnable);
   $("enable-cancel").addEventListener("click", () => enableDialog.close());

@@ -1,6 +1,7 @@
 // The GraphQL documents the dashboard sends: one place to see what it asks of the API.
 
-export const ACCOUNT_FIELDS = "id username emailAddress name lastLogin lastLoginProtocol";
+export const ACCOUNT_FIELDS =
+  "id username emailAddress name lastLogin lastLoginProtocol activeSessionCount";
 export const USAGE_FIELDS = "enabled limit available";
 
 export const VIEWER = `query Viewer { viewer { username role domain permissions } }`;
@@ -35,7 +36,20 @@ export const DISABLE = `mutation Disable($domain: String!, $usernames: [String!]
   disableMapiEws(input: {domain: $domain, usernames: $usernames}) {
     accounts { username }
     usage { ${USAGE_FIELDS} }
+    sessionsEnding
     userErrors { field code message }
+  }
+}`;
+export const DISCONNECT = `mutation Disconnect($domain: String!, $usernames: [String!]!) {
+  disconnectMapiEws(input: {domain: $domain, usernames: $usernames}) {
+    sessionsEnding
+    userErrors { field code message }
+  }
+}`;
+export const ACCOUNT_SESSIONS = `query AccountSessions($domain: String!, $username: String!) {
+  mapiEwsSessions(domain: $domain, username: $username, first: 20) {
+    totalCount
+    edges { node { id protocol clientName clientAddress startedAt } }
   }
 }`;
 export const LOGIN_UPDATES = `subscription Logins($domain: String) {
@@ -49,5 +63,11 @@ export const ACCOUNT_CHANGES = `subscription Changes($domain: String) {
     kind actor occurredAt
     account { ${ACCOUNT_FIELDS} }
     usage { ${USAGE_FIELDS} }
+  }
+}`;
+export const SESSION_CHANGES = `subscription Sessions($domain: String) {
+  mapiEwsSessionChanges(domain: $domain) {
+    kind reason occurredAt
+    session { username protocol clientName account { username activeSessionCount } }
   }
 }`;

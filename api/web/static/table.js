@@ -4,6 +4,7 @@ import { lastLoginCell } from "./format.js";
 import { SessionExpired } from "./graphql.js";
 import { $, api, showError, state } from "./page.js";
 import { TAB } from "./queries.js";
+import { connectedCell } from "./sessions.js";
 
 export function applyPermission(domain) {
   // System administrators may act in every domain; a domain's own administrators need the
@@ -124,7 +125,10 @@ export function rowElement(account) {
   const lastLogin = document.createElement("td");
   lastLogin.className = "last-login";
   lastLogin.append(...lastLoginCell(account.lastLogin, account.lastLoginProtocol));
-  tr.append(select, username, name, lastLogin);
+  const connected = document.createElement("td");
+  connected.className = "connected";
+  connected.append(...connectedCell(account));
+  tr.append(select, username, name, lastLogin, connected);
   return tr;
 }
 
@@ -140,6 +144,9 @@ export function updateSelection() {
   const disable = $("disable-button");
   disable.disabled = count === 0;
   disable.textContent = count ? `Disable (${count})` : "Disable";
+  const disconnect = $("disconnect-button");
+  disconnect.disabled = count === 0;
+  disconnect.textContent = count ? `Disconnect (${count})` : "Disconnect";
 }
 
 export function selectAll() {
