@@ -211,7 +211,7 @@ def list_gateway_tokens(_: argparse.Namespace) -> None:
 
 
 def prune_login_events(args: argparse.Namespace) -> None:
-    from api.services.logins import prune_login_events as prune
+    from api.services.login_history import prune_login_events as prune
 
     settings = _settings()
     days = args.older_than_days or settings.login_event_retention_days

@@ -1,6 +1,6 @@
 """`make bench`: every figure against a baseline measured in the same run, on PostgreSQL.
 
-    python -m bench [list] [ingest] [fanout]     (all three when none is named)
+    python -m bench [list] [ingest] [sessions] [fanout]     (all of them when none is named)
 
 A fresh PostgreSQL database with 10,000 accounts (5,000 with MAPI/EWS); one uvicorn worker
 (bench/server.py: the app plus its baselines) with Redis for events, as deployed; wrk (Debian's
@@ -20,10 +20,10 @@ import tempfile
 from pathlib import Path
 
 from api.settings import Settings
-from bench import fanout, ingest, list_query
+from bench import fanout, ingest, list_query, sessions
 from bench.common import REDIS_URL, SECRET, fresh_database, redis_answers, seed, server, server_env
 
-PARTS = ("list", "ingest", "fanout")
+PARTS = ("list", "ingest", "sessions", "fanout")
 
 
 def main(argv: list[str]) -> None:
@@ -40,12 +40,14 @@ def main(argv: list[str]) -> None:
         if not redis:
             print(f"bench: no Redis at {REDIS_URL}: events stay in process (embedded mode)")
         env = server_env(url, redis=redis)
-        if "list" in parts or "ingest" in parts:
+        if {"list", "ingest", "sessions"} & set(parts):
             with server(env) as running:
                 if "list" in parts:
                     list_query.run(running.url, seeded, Path(scratch))
                 if "ingest" in parts:
-                    ingest.run(running.url, seeded, Path(scratch))
+                    ingest.run(running.url, seeded, Path(scratch), url)
+                if "sessions" in parts:
+                    sessions.run(running.url, seeded, url)
         if "fanout" in parts:
             fanout.run(env, seeded)
 

@@ -1,6 +1,10 @@
 """Gateway reports: recordProtocolLogin requests/s on one worker, against /healthz on the same
 server in the same run. Each request reports a random account of 10,000: nine in ten have
-MAPI/EWS (the allowed path: one statement), one in ten not (refused, still stored)."""
+MAPI/EWS (the allowed path: one statement), one in ten not (refused, still stored). The
+`session` rounds carry a session id and a client name as well (an allowed one opens or refreshes
+a session in the same statement): one of twenty ids per account, so new and known ids mix.
+20,000 sessions are open when it starts (four per enabled account), as in a deployment whose
+gateways report sessions: every report counts the account's open ones for its event."""
 
 from __future__ import annotations
 
@@ -10,10 +14,16 @@ from pathlib import Path
 import httpx
 
 from bench.common import CONNECTIONS, ROUNDS, SECONDS, Seeded, alternate, lua, save, table
+from bench.sessions import seed_sessions
 
 REPORT = (
     "mutation($e: String!, $p: MailProtocol!) "
     "{ recordProtocolLogin(input: {emailAddress: $e, protocol: $p}) { allowed } }"
+)
+SESSION_REPORT = (
+    "mutation($e: String!, $p: MailProtocol!, $s: String, $c: String) "
+    "{ recordProtocolLogin(input: {emailAddress: $e, protocol: $p, sessionId: $s, "
+    "clientName: $c}) { allowed } }"
 )
 
 # wrk builds each request: a random account (even numbers have MAPI/EWS) and protocol.
@@ -30,9 +40,25 @@ request = function()
   return wrk.format(nil, nil, nil, body)
 end
 """
+# The same with a session id (one of twenty per account) and a client name.
+_SESSION_REQUEST = """
+math.randomseed(os.time() + 1)
+local query = %s
+request = function()
+  local i = math.random(0, 4999) * 2
+  if math.random() < 0.1 then i = i + 1 end
+  local protocol = "MAPI"
+  if math.random() < 0.5 then protocol = "EWS" end
+  local body = string.format(
+    '{"query":%%s,"variables":{"e":"user%%05d@bench.example","p":"%%s","s":"s-%%d-%%d",' ..
+    '"c":"Microsoft Outlook 16.0.17928.20114"}}', query, i, protocol, i, math.random(0, 19))
+  return wrk.format(nil, nil, nil, body)
+end
+"""
 
 
-def run(base: str, seeded: Seeded, scratch: Path) -> dict[str, object]:
+def run(base: str, seeded: Seeded, scratch: Path, database_url: str) -> dict[str, object]:
+    seed_sessions(database_url, 20_000)
     token = seeded.gateway_token
     check = httpx.post(
         f"{base}/graphql",
@@ -41,10 +67,15 @@ def run(base: str, seeded: Seeded, scratch: Path) -> dict[str, object]:
     ).json()
     assert check == {"data": {"recordProtocolLogin": {"allowed": True}}}, check
     extra = _REQUEST % json.dumps(json.dumps(REPORT))
+    with_session = _SESSION_REQUEST % json.dumps(json.dumps(SESSION_REPORT))
     results = alternate(
         {
             "healthz": (f"{base}/healthz", lua(scratch, "healthz", "GET", None, token)),
             "report": (f"{base}/graphql", lua(scratch, "report", "POST", "", token, extra)),
+            "session": (
+                f"{base}/graphql",
+                lua(scratch, "session", "POST", "", token, with_session),
+            ),
         }
     )
     ratio = results["report"]["rps"] / results["healthz"]["rps"]
@@ -53,9 +84,11 @@ def run(base: str, seeded: Seeded, scratch: Path) -> dict[str, object]:
         f" wrk -t1 -c{CONNECTIONS} -d{SECONDS}s; median of {ROUNDS} alternating rounds"
     )
     table(results)
+    sessions = results["session"]["rps"]
     print(
-        f"reports/s: {results['report']['rps']:.0f} (target 1,000 or more); "
-        f"report / healthz throughput: {ratio:.2f}"
+        f"reports/s: {results['report']['rps']:.0f}, with session ids {sessions:.0f} "
+        f"(target 1,500 or more); report / healthz throughput: {ratio:.2f}, "
+        f"with session ids {sessions / results['healthz']['rps']:.2f}"
     )
     data = {"results": results, "ratio": ratio}
     save("ingest", data)

@@ -11,7 +11,7 @@ from api.auth.credentials import Authenticator
 from api.auth.tokens import token_digest
 from api.errors import Unauthenticated
 from api.models import Account, AuditAction, AuditEntry, Domain, GatewayToken, LoginEvent
-from api.services import gateways, logins
+from api.services import gateways, login_history
 from api.settings import Settings
 from tests.conftest import Factory, GraphQLClient, StatementCounter
 
@@ -396,7 +396,7 @@ async def test_pruning_deletes_only_events_older_than_the_retention(
             token=gateway,
         )
 
-    deleted = await logins.prune_login_events(older_than=timedelta(days=90))
+    deleted = await login_history.prune_login_events(older_than=timedelta(days=90))
 
     assert deleted == 2
     remaining = await LoginEvent.all().values_list("occurred_at", flat=True)

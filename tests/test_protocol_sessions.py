@@ -17,7 +17,7 @@ from api.models import (
     ProtocolSession,
     SessionEndReason,
 )
-from api.services import protocol_sessions
+from api.services import connected, protocol_sessions
 from api.services.live import SessionChanged, SessionCommand
 from tests.conftest import Factory, GraphQLClient, StatementCounter
 
@@ -96,7 +96,7 @@ async def report(
 
 
 async def open_ids() -> list[tuple[str, str]]:
-    rows = ProtocolSession.filter(protocol_sessions.open_now()).order_by("id")
+    rows = ProtocolSession.filter(connected.open_now()).order_by("id")
     return [(s, u) for s, u in await rows.values_list("session_id", "username")]
 
 

@@ -24,7 +24,7 @@ from api.graphql.types import (
     user_errors_of,
 )
 from api.models import MailProtocol
-from api.services import gateways, logins
+from api.services import gateways, login_history, logins
 from api.services.live import LoginReported
 from api.services.paging import PageRequest
 
@@ -163,7 +163,7 @@ class ActivityQuery:
     ) -> MapiEwsLoginEventConnection:
         tenant = tenant_of(info)
         settings = info.context.settings
-        page, accounts, sessions = await logins.login_events(
+        page, accounts, sessions = await login_history.login_events(
             tenant=tenant,
             username=username,
             request=PageRequest(first=first, after=after),
@@ -173,7 +173,7 @@ class ActivityQuery:
         )
 
         async def count() -> int:
-            return await logins.count_login_events(tenant=tenant, username=username)
+            return await login_history.count_login_events(tenant=tenant, username=username)
 
         return MapiEwsLoginEventConnection(
             edges=[

@@ -27,7 +27,7 @@ from api.graphql.types import (
     user_errors_of,
 )
 from api.models import MailProtocol, SessionEndReason
-from api.services import protocol_sessions
+from api.services import connected, protocol_sessions
 from api.services.live import SessionChanged, SessionCommand, SessionSnapshot
 from api.services.paging import PageRequest
 
@@ -185,7 +185,7 @@ class SessionQuery:
     ) -> MapiEwsSessionConnection:
         tenant = tenant_of(info)
         settings = info.context.settings
-        page, described = await protocol_sessions.open_sessions(
+        page, described = await connected.open_sessions(
             tenant=tenant,
             username=username,
             request=PageRequest(first=first, after=after),
@@ -194,7 +194,7 @@ class SessionQuery:
         )
 
         async def count() -> int:
-            return await protocol_sessions.count_open_sessions(tenant=tenant, username=username)
+            return await connected.count_open_sessions(tenant=tenant, username=username)
 
         return MapiEwsSessionConnection(
             edges=[

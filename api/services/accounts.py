@@ -11,7 +11,7 @@ from tortoise.transactions import in_transaction
 from api.auth.passwords import hash_password
 from api.errors import UserError, UserErrorCode, UserErrors
 from api.models import Account, AuditAction
-from api.services import audit, protocol_sessions, validation
+from api.services import audit, connected, validation
 from api.services.paging import Page, PageRequest, SortSpec, paginate
 from api.services.tenancy import Tenant
 
@@ -67,9 +67,7 @@ async def list_accounts(
     page = await paginate(
         queryset, spec=order, request=request, default_size=default_size, max_size=max_size
     )
-    sessions = (
-        await protocol_sessions.open_counts(row.id for row in page.items) if count_sessions else {}
-    )
+    sessions = await connected.open_counts(row.id for row in page.items) if count_sessions else {}
     return page, sessions
 
 

@@ -1,153 +1,30 @@
-"""Logins reported by the protocol gateways: the decision, the last-login columns, the history.
+"""Logins reported by the protocol gateways: the decision, the last-login columns, the session.
 
-`record_login` sits on the gateways' hot path (every MAPI and EWS login asks it). The decision
-and the move of the last-login columns are one UPDATE, under the row's lock; the event is one
-INSERT. On PostgreSQL the whole report, allowed or refused, is a single statement: one round
-trip, nothing read first. SQLite runs the same UPDATE and INSERT in one short transaction.
+`record_login` sits on the gateways' hot path (every MAPI and EWS login asks it): it checks the
+report, has it written (api/services/login_statements.py: one statement on PostgreSQL) and
+publishes what happened once committed. The history is api/services/login_history.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.queryset import QuerySet
-from tortoise.transactions import in_transaction
-
-from api.db import connection, is_sqlite
-from api.errors import BadUserInput, UserError, UserErrorCode, UserErrors
+from api.errors import UserError, UserErrorCode, UserErrors
 from api.events import Event, EventBus, Topic
-from api.models import Account, LoginEvent, MailProtocol, ProtocolSession, SessionEndReason
-from api.services import protocol_sessions, validation
+from api.models import MailProtocol, SessionEndReason
+from api.services import connected, validation
 from api.services.live import AccountSnapshot, LoginReported, SessionChanged
-from api.services.paging import PageRequest, SortSpec, Window, window
-from api.services.tenancy import Tenant
+from api.services.login_statements import Gateway, Recorded, Report, write_report
+
+__all__ = ["CLOCK_SKEW", "DEFAULT_SESSION_TTL", "Gateway", "parse_report", "record_login"]
 
 # A gateway's clock may run a little ahead of ours; a login further in the future than this is
 # refused, as it would pin lastLogin ahead of every real login until then.
 CLOCK_SKEW = timedelta(minutes=5)
 DEFAULT_SESSION_TTL = timedelta(minutes=5)
-_NEWEST_FIRST = SortSpec(column="occurred_at", descending=True, is_datetime=True)
-_PRUNE_BATCH = 5000
 T = TypeVar("T")
-_SESSION_COLUMNS = (
-    "id",
-    "gateway_id",
-    "session_id",
-    "domain_id",
-    "account_id",
-    "username",
-    "protocol",
-    "client_address",
-    "client_name",
-    "started_at",
-    "last_seen_at",
-    "expires_at",
-    "end_reason",
-    "ended_at",
-)
-
-# Forward only: each column takes the report's time only when that is newer. Every CASE reads
-# the row as it was before this UPDATE, and PostgreSQL re-evaluates it against the latest
-# version when reports race for the row, so a late or racing report never moves a time back.
-_SET_FORWARD = """
-    last_login = CASE WHEN last_login IS NULL OR last_login < {t} THEN {t} ELSE last_login END,
-    last_login_protocol = CASE WHEN last_login IS NULL OR last_login < {t}
-        THEN {p} ELSE last_login_protocol END,
-    last_mapi_login = CASE WHEN {p} = 'MAPI' AND (last_mapi_login IS NULL OR last_mapi_login < {t})
-        THEN {t} ELSE last_mapi_login END,
-    last_ews_login = CASE WHEN {p} = 'EWS' AND (last_ews_login IS NULL OR last_ews_login < {t})
-        THEN {t} ELSE last_ews_login END
-"""
-_WHERE_ENABLED = (
-    "domain_id = (SELECT id FROM domain WHERE name = {d}) AND username = {u} AND mapi_ews_enabled"
-)
-# Built from the constants above only; every value is a bound parameter.
-_UPDATE = "UPDATE account SET " + _SET_FORWARD + " WHERE " + _WHERE_ENABLED + " RETURNING *"  # noqa: S608
-_PG_PARAMS = {
-    "d": "$1",
-    "u": "$2",
-    "t": "$3::timestamptz",
-    "p": "$4::varchar",
-    "c": "$5::varchar",
-    "n": "$6::varchar",
-    "g": "$7::int",
-    "s": "$8::varchar",
-    "now": "$9::timestamptz",
-    "exp": "$10::timestamptz",
-}
-_SQLITE_PARAMS = {"d": "?1", "u": "?2", "t": "?3", "p": "?4"}
-# An upsert that keeps a session's start when the same account's open session is reported again.
-_SAME_OPEN = (
-    "protocol_session.account_id = EXCLUDED.account_id AND protocol_session.end_reason IS NULL "
-    "AND protocol_session.expires_at > {now}"
-)
-# PostgreSQL: the whole report in one statement (atomic on its own, one round trip). `changed`
-# is the allowed case; otherwise `target` reads the account as it is, and the event is stored
-# either way, with `allowed` saying which. No row at all: no such account. An allowed report
-# with a session id opens the session, or refreshes it; `previous` is that id's row as it was
-# (the statement's snapshot), so the caller can tell a new session from a refreshed one, and
-# `open_before` the account's open sessions before this report.
-_PG_REPORT = (
-    "WITH changed AS (" + _UPDATE + "), "  # noqa: S608
-    "target AS (SELECT * FROM changed UNION ALL "
-    "SELECT * FROM account WHERE "
-    + _WHERE_ENABLED.removesuffix(" AND mapi_ews_enabled")
-    + " AND NOT EXISTS (SELECT 1 FROM changed)), "
-    "logged AS (INSERT INTO login_event "
-    "(domain_id, account_id, username, protocol, occurred_at, client_address, client_name, "
-    "allowed) "
-    "SELECT domain_id, id, username, {p}, {t}, {c}, {n}, EXISTS (SELECT 1 FROM changed) "
-    "FROM target RETURNING id, allowed), "
-    "previous AS (SELECT * FROM protocol_session WHERE gateway_id = {g} AND session_id = {s}), "
-    "opened AS (INSERT INTO protocol_session (gateway_id, session_id, domain_id, account_id, "
-    "username, protocol, client_address, client_name, started_at, last_seen_at, expires_at) "
-    "SELECT {g}, {s}, domain_id, id, username, {p}, {c}, {n}, {t}, {now}, {exp} FROM changed "
-    "WHERE {s} IS NOT NULL "
-    "ON CONFLICT (gateway_id, session_id) DO UPDATE SET "
-    "started_at = CASE WHEN " + _SAME_OPEN + " THEN protocol_session.started_at "
-    "ELSE EXCLUDED.started_at END, "
-    "domain_id = EXCLUDED.domain_id, account_id = EXCLUDED.account_id, "
-    "username = EXCLUDED.username, protocol = EXCLUDED.protocol, "
-    "client_address = EXCLUDED.client_address, client_name = EXCLUDED.client_name, "
-    "last_seen_at = EXCLUDED.last_seen_at, expires_at = EXCLUDED.expires_at, "
-    "end_reason = NULL, ended_at = NULL "
-    "RETURNING id, started_at) "
-    "SELECT target.*, logged.id AS event_id, logged.allowed AS event_allowed, "
-    "(SELECT count(*) FROM protocol_session o WHERE o.account_id = target.id "
-    "AND o.end_reason IS NULL AND o.expires_at > {now}) AS open_before, "
-    "opened.id AS opened_id, opened.started_at AS opened_started_at, "
-    + ", ".join(f"previous.{column} AS previous_{column}" for column in _SESSION_COLUMNS)
-    + " FROM target CROSS JOIN logged LEFT JOIN opened ON true LEFT JOIN previous ON true"
-).format(**_PG_PARAMS)
-# SQLite: the allowed case's UPDATE, counting the account's open sessions as it returns the row.
-_SQLITE_ALLOWED = (
-    _UPDATE.format(**_SQLITE_PARAMS)  # noqa: S608 - constants only
-    + ", (SELECT count(*) FROM protocol_session o WHERE o.account_id = account.id "
-    "AND o.end_reason IS NULL AND o.expires_at > ?5) AS open_before"
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Report:
-    username: str
-    domain: str
-    protocol: MailProtocol
-    occurred_at: datetime
-    client_address: str | None
-    client_name: str | None = None
-    session_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Gateway:
-    """The gateway reporting: its token's id, which holds the sessions it opens, and name."""
-
-    id: int
-    name: str
 
 
 def parse_report(
@@ -203,200 +80,6 @@ def parse_report(
     return Report(username, domain, protocol, when, address, name, session)
 
 
-@dataclass(frozen=True, slots=True)
-class Recorded:
-    """What one report did: the account after it, its event, and the session it touched."""
-
-    account: Account
-    event_id: int
-    allowed: bool
-    # The account's open sessions before the report.
-    open_before: int
-    # The session opened or refreshed (allowed reports with a session id only).
-    session: ProtocolSession | None
-    # That session id's row as it was before, if the gateway had reported it already.
-    previous: ProtocolSession | None
-
-    @property
-    def started(self) -> bool:
-        """Whether the report opened a session (rather than refreshed an open one)."""
-        previous = self.previous
-        return self.session is not None and not (
-            previous is not None and previous.account_id == self.account.id and _is_open(previous)
-        )
-
-    @property
-    def open_after(self) -> int:
-        return self.open_before + (1 if self.started else 0)
-
-    @property
-    def replaced(self) -> ProtocolSession | None:
-        """The session this one took the place of: the same id, open or expired unannounced,
-        that is now another session."""
-        previous = self.previous
-        if self.started and previous is not None and previous.end_reason is None:
-            return previous
-        return None
-
-
-def _is_open(session: ProtocolSession) -> bool:
-    return session.end_reason is None and session.expires_at > datetime.now(UTC)
-
-
-async def _record(report: Report, gateway: Gateway | None, ttl: timedelta) -> Recorded | None:
-    """What the report did, or None for no such account."""
-    now = datetime.now(UTC)
-    session_id = report.session_id if gateway is not None else None
-    conn = connection()
-    if not is_sqlite(conn):
-        values = [
-            report.domain,
-            report.username,
-            report.occurred_at,
-            report.protocol.value,
-            report.client_address,
-            report.client_name,
-            gateway.id if gateway is not None else None,
-            session_id,
-            now,
-            now + ttl,
-        ]
-        rows = await conn.execute_query_dict(_PG_REPORT, values)
-        if not rows:
-            return None
-        row = rows[0]
-        # Tortoise completes a model's metadata at init: read it now, not at import.
-        columns = Account._meta.db_fields
-        extra = {key: row.pop(key) for key in list(row) if key not in columns}
-        # The row as the database returned it, converted by Tortoise's own per-dialect rules.
-        account = Account._init_from_db(**row)
-        before = {column: extra[f"previous_{column}"] for column in _SESSION_COLUMNS}
-        return Recorded(
-            account=account,
-            event_id=int(extra["event_id"]),
-            allowed=bool(extra["event_allowed"]),
-            open_before=int(extra["open_before"]),
-            session=_opened(report, account, gateway, extra, now, ttl),
-            previous=(
-                ProtocolSession._init_from_db(**before) if before["id"] is not None else None
-            ),
-        )
-    async with in_transaction() as tx:
-        values = [report.domain, report.username, report.occurred_at, report.protocol.value, now]
-        rows = await tx.execute_query_dict(_SQLITE_ALLOWED, values)
-        # A refused login's account has MAPI/EWS off, so no open session: a disable tells every
-        # open one to end, and only an allowed login opens one.
-        open_before = 0
-        if rows:
-            open_before = int(rows[0].pop("open_before"))
-            account, allowed = Account._init_from_db(**rows[0]), True
-        else:
-            found = (
-                await Account.filter(domain__name=report.domain, username=report.username)
-                .using_db(tx)
-                .first()
-            )
-            if found is None:
-                return None
-            account, allowed = found, False
-        event = await LoginEvent.create(
-            domain_id=account.domain_id,
-            account_id=account.id,
-            username=report.username,
-            protocol=report.protocol,
-            occurred_at=report.occurred_at,
-            client_address=report.client_address,
-            client_name=report.client_name,
-            allowed=allowed,
-            using_db=tx,
-        )
-        previous = session = None
-        if allowed and gateway is not None and session_id is not None:
-            previous = (
-                await ProtocolSession.filter(gateway_id=gateway.id, session_id=session_id)
-                .using_db(tx)
-                .first()
-            )
-            session = await _sqlite_upsert(tx, report, account, gateway, previous, now, ttl)
-    return Recorded(account, event.id, allowed, open_before, session, previous)
-
-
-def _opened(
-    report: Report,
-    account: Account,
-    gateway: Gateway | None,
-    row: dict[str, Any],
-    now: datetime,
-    ttl: timedelta,
-) -> ProtocolSession | None:
-    """The session PostgreSQL's statement opened or refreshed, as a row (nothing read)."""
-    if row["opened_id"] is None or gateway is None or report.session_id is None:
-        return None
-    return ProtocolSession(
-        id=int(row["opened_id"]),
-        gateway_id=gateway.id,
-        session_id=report.session_id,
-        domain_id=account.domain_id,
-        account_id=account.id,
-        username=account.username,
-        protocol=report.protocol,
-        client_address=report.client_address,
-        client_name=report.client_name,
-        started_at=_aware(row["opened_started_at"]),
-        last_seen_at=now,
-        expires_at=now + ttl,
-    )
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-async def _sqlite_upsert(
-    tx: BaseDBAsyncClient,
-    report: Report,
-    account: Account,
-    gateway: Gateway,
-    previous: ProtocolSession | None,
-    now: datetime,
-    ttl: timedelta,
-) -> ProtocolSession:
-    """SQLite's form of the PostgreSQL statement's upsert, inside the report's transaction
-    (which holds the database's write lock since its first UPDATE)."""
-    fields = {
-        "domain_id": account.domain_id,
-        "account_id": account.id,
-        "username": account.username,
-        "protocol": report.protocol,
-        "client_address": report.client_address,
-        "client_name": report.client_name,
-        "last_seen_at": now,
-        "expires_at": now + ttl,
-        "end_reason": None,
-        "ended_at": None,
-    }
-    if previous is None:
-        return await ProtocolSession.create(
-            gateway_id=gateway.id,
-            session_id=report.session_id,
-            started_at=report.occurred_at,
-            using_db=tx,
-            **fields,
-        )
-    same_open = previous.account_id == account.id and _is_open(previous)
-    started_at = previous.started_at if same_open else report.occurred_at
-    await (
-        ProtocolSession.filter(id=previous.id).using_db(tx).update(started_at=started_at, **fields)
-    )
-    return ProtocolSession(
-        id=previous.id,
-        gateway_id=gateway.id,
-        session_id=previous.session_id,
-        started_at=started_at,
-        **fields,
-    )
-
-
 async def record_login(
     *,
     events: EventBus,
@@ -423,7 +106,7 @@ async def record_login(
         client_name=client_name,
         session_id=session_id,
     )
-    recorded = await _record(report, gateway, session_ttl)
+    recorded = await write_report(report, gateway, session_ttl)
     if recorded is None:
         raise UserErrors(
             [
@@ -456,7 +139,7 @@ async def _events(report: Report, recorded: Recorded, gateway: Gateway | None) -
     )
     published = [Event(Topic.LOGINS, recorded.account.domain_id, reported)]
     if recorded.started and recorded.session is not None and gateway is not None:
-        session = protocol_sessions.snapshot_of(
+        session = connected.snapshot_of(
             recorded.session, domain=report.domain, gateway=gateway.name, account=account
         )
         published.append(
@@ -473,62 +156,7 @@ async def _events(report: Report, recorded: Recorded, gateway: Gateway | None) -
             if replaced.expires_at > datetime.now(UTC)
             else SessionEndReason.EXPIRED
         )
-        published += protocol_sessions.session_changes(
-            await protocol_sessions.describe([replaced]), reason=reason, at=report.occurred_at
+        published += connected.session_changes(
+            await connected.describe([replaced]), reason=reason, at=report.occurred_at
         )
     return published
-
-
-def _history(tenant: Tenant, username: str | None) -> QuerySet[LoginEvent]:
-    queryset = LoginEvent.filter(domain_id=tenant.domain_id)
-    if username is None:
-        return queryset
-    try:
-        return queryset.filter(username=validation.username_in_domain(username, tenant.domain))
-    except ValueError as error:
-        raise BadUserInput(str(error)) from None
-
-
-async def login_events(
-    *,
-    tenant: Tenant,
-    username: str | None,
-    request: PageRequest,
-    default_size: int,
-    max_size: int,
-    count_sessions: bool = False,
-) -> tuple[Window[LoginEvent], dict[int, Account], dict[int, int]]:
-    """A page of the domain's login events, newest first, the accounts they name as they stand
-    now and, with `count_sessions`, those accounts' open sessions: two or three reads, whatever
-    the page size. The total is counted apart, only when asked for (count_login_events): a busy
-    domain's history is long."""
-    page = await window(
-        _history(tenant, username),
-        spec=_NEWEST_FIRST,
-        request=request,
-        default_size=default_size,
-        max_size=max_size,
-    )
-    ids = {row.account_id for row in page.items if row.account_id is not None}
-    accounts = {a.id: a for a in await Account.filter(id__in=ids)} if ids else {}
-    sessions = await protocol_sessions.open_counts(accounts) if count_sessions else {}
-    return page, accounts, sessions
-
-
-async def count_login_events(*, tenant: Tenant, username: str | None) -> int:
-    return await _history(tenant, username).count()
-
-
-async def prune_login_events(*, older_than: timedelta, now: datetime | None = None) -> int:
-    """Delete login events older than `older_than`, in batches that keep each lock short."""
-    cutoff = (now or datetime.now(UTC)) - older_than
-    deleted = 0
-    while True:
-        ids = (
-            await LoginEvent.filter(occurred_at__lt=cutoff)
-            .limit(_PRUNE_BATCH)
-            .values_list("id", flat=True)
-        )
-        if not ids:
-            return deleted
-        deleted += await LoginEvent.filter(id__in=list(ids)).delete()

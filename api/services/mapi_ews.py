@@ -18,7 +18,7 @@ from api.db import is_sqlite
 from api.errors import UserError, UserErrorCode, UserErrors
 from api.events import Event, EventBus, Topic
 from api.models import Account, AuditAction, Domain, SessionEndReason
-from api.services import audit, protocol_sessions, validation
+from api.services import audit, connected, protocol_sessions, validation
 from api.services.domains import Usage
 from api.services.live import AccountSnapshot, MapiEwsChanged
 from api.services.tenancy import Tenant
@@ -182,7 +182,7 @@ async def set_mapi_ews(
     named = [found[name] for name in wanted]
     return MapiEwsSet(
         accounts=named,
-        open_sessions=await protocol_sessions.open_counts(a.id for a in named),
+        open_sessions=await connected.open_counts(a.id for a in named),
         usage=usage,
         sessions_ending=len(ending),
     )

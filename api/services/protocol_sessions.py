@@ -15,32 +15,22 @@ another gateway.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.expressions import Q
-from tortoise.functions import Count
-from tortoise.queryset import QuerySet
 
 from api.db import connection, is_sqlite
-from api.errors import BadUserInput, UserError, UserErrorCode, UserErrors
+from api.errors import UserError, UserErrorCode, UserErrors
 from api.events import Event, EventBus, Topic
-from api.models import Account, GatewayToken, ProtocolSession, SessionEndReason
+from api.models import ProtocolSession, SessionEndReason
 from api.services import validation
-from api.services.live import AccountSnapshot, SessionChanged, SessionCommand, SessionSnapshot
-from api.services.paging import PageRequest, SortSpec, Window, window
-from api.services.tenancy import Tenant
+from api.services.connected import describe, session_changes
+from api.services.live import SessionCommand
 
 MAX_IDS = 1000
 _FIELD = ("input", "sessionIds")
-_NEWEST_FIRST = SortSpec(column="started_at", descending=True, is_datetime=True)
 _SWEEP_BATCH = 500
-
-
-def open_now(now: datetime | None = None) -> Q:
-    """Sessions that are open: not told to end, confirmed within their TTL."""
-    return Q(end_reason__isnull=True, expires_at__gt=now or datetime.now(UTC))
 
 
 def parse_session_ids(session_ids: Sequence[str]) -> list[str]:
@@ -169,110 +159,6 @@ async def ending_events(
     ] + session_changes(described, reason=reason, at=at)
 
 
-def session_changes(
-    sessions: Iterable[Described], *, reason: SessionEndReason | None, at: datetime
-) -> list[Event]:
-    """A STARTED (reason None) or ENDED change per session, each to its session's domain."""
-    return [
-        Event(
-            Topic.SESSION_CHANGES,
-            session.domain_id,
-            SessionChanged(session=session.snapshot, reason=reason, occurred_at=at),
-        )
-        for session in sessions
-    ]
-
-
-class Described:
-    """A session row with what its snapshot needs, read in bulk by `describe`."""
-
-    __slots__ = ("domain_id", "snapshot")
-
-    def __init__(self, domain_id: int, snapshot: SessionSnapshot) -> None:
-        self.domain_id = domain_id
-        self.snapshot = snapshot
-
-    @property
-    def username(self) -> str:
-        return self.snapshot.username
-
-    @property
-    def domain(self) -> str:
-        return self.snapshot.domain
-
-
-async def describe(rows: Sequence[ProtocolSession]) -> list[Described]:
-    """Snapshots of `rows` with their gateway's name and their account as it stands now: three
-    reads, whatever the number of rows (none for no rows)."""
-    if not rows:
-        return []
-    account_ids = {row.account_id for row in rows}
-    accounts = {
-        account.id: account
-        for account in await Account.filter(id__in=account_ids).select_related("domain")
-    }
-    counts = await open_counts(account_ids)
-    gateways = dict(
-        await GatewayToken.filter(id__in={row.gateway_id for row in rows}).values_list("id", "name")
-    )
-    described = []
-    for row in rows:
-        account = accounts.get(row.account_id)
-        domain = account.domain.name if account is not None else ""
-        described.append(
-            Described(
-                row.domain_id,
-                snapshot_of(
-                    row,
-                    domain=domain,
-                    gateway=str(gateways.get(row.gateway_id, "")),
-                    account=(
-                        AccountSnapshot.of(
-                            account, domain, active_sessions=counts.get(account.id, 0)
-                        )
-                        if account is not None
-                        else None
-                    ),
-                ),
-            )
-        )
-    return described
-
-
-def snapshot_of(
-    row: ProtocolSession, *, domain: str, gateway: str, account: AccountSnapshot | None
-) -> SessionSnapshot:
-    return SessionSnapshot(
-        id=row.id,
-        session_id=row.session_id,
-        domain=domain,
-        username=row.username,
-        protocol=row.protocol,
-        client_address=row.client_address,
-        client_name=row.client_name,
-        gateway=gateway,
-        started_at=row.started_at,
-        last_seen_at=row.last_seen_at,
-        account=account,
-    )
-
-
-async def open_counts(
-    account_ids: Iterable[int], *, conn: BaseDBAsyncClient | None = None
-) -> dict[int, int]:
-    """Open sessions per account, for these accounts: one grouped read (none for no ids)."""
-    ids = set(account_ids)
-    if not ids:
-        return {}
-    queryset = ProtocolSession.filter(open_now(), account_id__in=ids)
-    if conn is not None:
-        queryset = queryset.using_db(conn)
-    grouped = queryset.annotate(open=Count("id")).group_by("account_id")
-    return {
-        int(account_id): int(n) for account_id, n in await grouped.values_list("account_id", "open")
-    }
-
-
 async def backlog(*, gateway_id: int) -> list[SessionCommand]:
     """Every session of this gateway that was told to end and is still tracked, as commands
     (one per account and reason): what a gateway receives first when it subscribes."""
@@ -291,39 +177,6 @@ async def backlog(*, gateway_id: int) -> list[SessionCommand]:
         )
         for (address, reason), (ids, issued) in grouped.items()
     ]
-
-
-def _listed(tenant: Tenant, username: str | None) -> QuerySet[ProtocolSession]:
-    queryset = ProtocolSession.filter(open_now(), domain_id=tenant.domain_id)
-    if username is None:
-        return queryset
-    try:
-        return queryset.filter(username=validation.username_in_domain(username, tenant.domain))
-    except ValueError as error:
-        raise BadUserInput(str(error)) from None
-
-
-async def open_sessions(
-    *,
-    tenant: Tenant,
-    username: str | None,
-    request: PageRequest,
-    default_size: int,
-    max_size: int,
-) -> tuple[Window[ProtocolSession], list[Described]]:
-    """A page of the domain's open sessions, newest first, each described."""
-    page = await window(
-        _listed(tenant, username),
-        spec=_NEWEST_FIRST,
-        request=request,
-        default_size=default_size,
-        max_size=max_size,
-    )
-    return page, await describe(page.items)
-
-
-async def count_open_sessions(*, tenant: Tenant, username: str | None) -> int:
-    return await _listed(tenant, username).count()
 
 
 async def sweep(*, events: EventBus, now: datetime | None = None) -> int:

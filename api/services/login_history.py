@@ -1,0 +1,71 @@
+"""The login history: a domain's events newest first, counted when asked, pruned by age."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from tortoise.queryset import QuerySet
+
+from api.errors import BadUserInput
+from api.models import Account, LoginEvent
+from api.services import connected, validation
+from api.services.paging import PageRequest, SortSpec, Window, window
+from api.services.tenancy import Tenant
+
+_NEWEST_FIRST = SortSpec(column="occurred_at", descending=True, is_datetime=True)
+_PRUNE_BATCH = 5000
+
+
+def _history(tenant: Tenant, username: str | None) -> QuerySet[LoginEvent]:
+    queryset = LoginEvent.filter(domain_id=tenant.domain_id)
+    if username is None:
+        return queryset
+    try:
+        return queryset.filter(username=validation.username_in_domain(username, tenant.domain))
+    except ValueError as error:
+        raise BadUserInput(str(error)) from None
+
+
+async def login_events(
+    *,
+    tenant: Tenant,
+    username: str | None,
+    request: PageRequest,
+    default_size: int,
+    max_size: int,
+    count_sessions: bool = False,
+) -> tuple[Window[LoginEvent], dict[int, Account], dict[int, int]]:
+    """A page of the domain's login events, newest first, the accounts they name as they stand
+    now and, with `count_sessions`, those accounts' open sessions: two or three reads, whatever
+    the page size. The total is counted apart, only when asked for (count_login_events): a busy
+    domain's history is long."""
+    page = await window(
+        _history(tenant, username),
+        spec=_NEWEST_FIRST,
+        request=request,
+        default_size=default_size,
+        max_size=max_size,
+    )
+    ids = {row.account_id for row in page.items if row.account_id is not None}
+    accounts = {a.id: a for a in await Account.filter(id__in=ids)} if ids else {}
+    sessions = await connected.open_counts(accounts) if count_sessions else {}
+    return page, accounts, sessions
+
+
+async def count_login_events(*, tenant: Tenant, username: str | None) -> int:
+    return await _history(tenant, username).count()
+
+
+async def prune_login_events(*, older_than: timedelta, now: datetime | None = None) -> int:
+    """Delete login events older than `older_than`, in batches that keep each lock short."""
+    cutoff = (now or datetime.now(UTC)) - older_than
+    deleted = 0
+    while True:
+        ids = (
+            await LoginEvent.filter(occurred_at__lt=cutoff)
+            .limit(_PRUNE_BATCH)
+            .values_list("id", flat=True)
+        )
+        if not ids:
+            return deleted
+        deleted += await LoginEvent.filter(id__in=list(ids)).delete()
