@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import uvicorn
 from starlette.types import ASGIApp
 
@@ -232,3 +233,47 @@ async def metric(url: str, name: str) -> int:
     lines = [li for li in text.splitlines() if li.startswith(f"mapi_ews_{name} ")]
     assert lines, f"/metrics has no mapi_ews_{name}:\n{text}"
     return int(float(lines[0].split()[1]))
+
+
+class SimulatedGateway:
+    """`mapi-ews-admin simulate-gateway --json` in a subprocess, its lines read as they come,
+    each with the monotonic time it was read."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.lines: list[tuple[float, dict[str, Any]]] = []
+
+    async def until(self, step: str, count: int = 1) -> list[dict[str, Any]]:
+        """Reads its JSON lines until `count` lines of `step` have come; those lines."""
+        assert self.process.stdout is not None
+        async with asyncio.timeout(20):
+            while sum(1 for _, line in self.lines if line["step"] == step) < count:
+                raw = await self.process.stdout.readline()
+                assert raw, "simulate-gateway exited"
+                self.lines.append((time.monotonic(), orjson.loads(raw)))
+        return [line for _, line in self.lines if line["step"] == step]
+
+    def last(self, step: str) -> float:
+        """When the last line of `step` was read."""
+        return max(at for at, line in self.lines if line["step"] == step)
+
+
+@asynccontextmanager
+async def simulated_gateway(
+    url: str, token: str, folder: Path, accounts: list[str], *options: str
+) -> AsyncIterator[SimulatedGateway]:
+    """simulate-gateway against `url` for `accounts`, its token in a file (as a deployment would
+    keep it), JSON lines; stopped (it closes its sessions) when the block ends."""
+    token_file = folder / "gateway-token"
+    token_file.write_text(token + "\n")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "api", "simulate-gateway", "--url", url,
+        "--token-file", str(token_file), "--json", *options, *accounts,
+        cwd=ROOT, env=dict(os.environ), stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        yield SimulatedGateway(process)
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            await asyncio.wait_for(process.wait(), 10)

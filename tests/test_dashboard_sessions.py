@@ -3,19 +3,13 @@ Disconnect, and a disable that closes a real gateway's sessions (simulate-gatewa
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-import orjson
 from playwright.async_api import Locator, Page, expect
 
 from tests.browser import Site, rows, shoot, signed_in
-from tests.servers import ROOT
+from tests.servers import simulated_gateway
 
 REPORT = """
 mutation($e: String!, $s: String!, $p: MailProtocol!, $c: String) {
@@ -128,46 +122,13 @@ async def test_after_a_disable_the_confirmation_says_how_many_sessions_were_told
     await shoot(page, "23-disabled-sessions-ending")
 
 
-class Gateway:
-    """simulate-gateway as a subprocess, its JSON lines read as they come."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-        self.lines: list[tuple[float, dict[str, object]]] = []
-
-    async def until(self, step: str, count: int = 1) -> list[dict[str, object]]:
-        assert self.process.stdout is not None
-        async with asyncio.timeout(20):
-            while sum(1 for _, line in self.lines if line["step"] == step) < count:
-                raw = await self.process.stdout.readline()
-                assert raw, "simulate-gateway exited"
-                self.lines.append((time.monotonic(), orjson.loads(raw)))
-        return [line for _, line in self.lines if line["step"] == step]
-
-
-@asynccontextmanager
-async def gateway_for(site: Site, folder: Path, *accounts: str) -> AsyncIterator[Gateway]:
-    token = folder / "gateway-token"
-    token.write_text(site.gateway + "\n")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "api", "simulate-gateway", "--url", site.url,
-        "--token-file", str(token), "--sessions", str(2 * len(accounts)), "--json", *accounts,
-        cwd=ROOT, env=dict(os.environ), stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        yield Gateway(process)
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            await asyncio.wait_for(process.wait(), 10)
-
-
 async def test_a_disable_in_the_tab_closes_a_gateways_sessions_within_a_second(
     page: Page, site: Site, tmp_path: Path
 ) -> None:
     domain = await site.domain(enabled=3, others=0)
     accounts = [f"user0{i}@{domain}" for i in (1, 2, 3)]
-    async with gateway_for(site, tmp_path, *accounts) as gateway:
+    options = ("--sessions", "6")
+    async with simulated_gateway(site.url, site.gateway, tmp_path, accounts, *options) as gateway:
         await gateway.until("holding")
         await signed_in(page, site, domain)
         for username in ("user01", "user02", "user03"):
@@ -186,8 +147,7 @@ async def test_a_disable_in_the_tab_closes_a_gateways_sessions_within_a_second(
         closed = await gateway.until("closed", 2)
         await gateway.until("ended")
 
-        last = max(at for at, line in gateway.lines if line["step"] == "closed")
-        assert last - confirmed < 1.0
+        assert gateway.last("closed") - confirmed < 1.0
         assert {line["emailAddress"] for line in closed} == {f"user02@{domain}"}
         await expect(rows(page)).to_have_count(2)
         for username in ("user01", "user03"):

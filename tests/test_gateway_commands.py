@@ -18,7 +18,16 @@ import orjson
 import pytest
 
 from tests.conftest import PG_URL, REDIS_URL, migrated_postgres
-from tests.servers import ROOT, RedisProcess, Server, graphql_data, metric, running_server
+from tests.servers import (
+    ROOT,
+    RedisProcess,
+    Server,
+    SimulatedGateway,
+    graphql_data,
+    metric,
+    running_server,
+    simulated_gateway,
+)
 from tests.ws import GraphQLWebSocket, websocket
 
 LOGIN = 'mutation($u: String!) { login(input: {username: $u, password: "demo-password"}) { accessToken } }'
@@ -269,24 +278,10 @@ async def test_a_disable_through_one_process_reaches_a_gateway_on_another(tmp_pa
     assert delay < 1.0, f"the command took {delay:.3f} s"
 
 
-@dataclass
-class Simulated:
-    process: asyncio.subprocess.Process
-    lines: list[tuple[float, dict[str, Any]]]
-
-    async def until(self, step: str, count: int = 1) -> list[dict[str, Any]]:
-        """Reads its JSON lines until `count` lines of `step` have come; those lines."""
-        assert self.process.stdout is not None
-        async with asyncio.timeout(20):
-            while sum(1 for _, line in self.lines if line["step"] == step) < count:
-                raw = await self.process.stdout.readline()
-                assert raw, "simulate-gateway exited"
-                self.lines.append((time.monotonic(), orjson.loads(raw)))
-        return [line for _, line in self.lines if line["step"] == step]
-
-
 @pytest.fixture
-async def simulated(demo: Demo, tmp_path: Path) -> AsyncIterator[tuple[Simulated, list[str]]]:
+async def simulated(
+    demo: Demo, tmp_path: Path
+) -> AsyncIterator[tuple[SimulatedGateway, list[str]]]:
     """simulate-gateway holding 50 sessions over 20 accounts of the demo."""
     enabled = await demo.enabled()
     more = [
@@ -297,25 +292,15 @@ async def simulated(demo: Demo, tmp_path: Path) -> AsyncIterator[tuple[Simulated
     if more:
         await demo.call(ENABLE, {"u": more}, token=demo.admin)
     accounts = (await demo.enabled())[:20]
-    token_file = tmp_path / "gateway-token"
-    token_file.write_text(await demo.gateway() + "\n")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "api", "simulate-gateway", "--url", demo.url,
-        "--token-file", str(token_file), "--sessions", "50", "--touch-seconds", "30",
-        "--json", *accounts,
-        cwd=ROOT, env=dict(os.environ), stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    simulator = Simulated(process, [])
-    try:
-        yield simulator, accounts
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            await asyncio.wait_for(process.wait(), 10)
+    options = ("--sessions", "50", "--touch-seconds", "30")
+    async with simulated_gateway(
+        demo.url, await demo.gateway(), tmp_path, accounts, *options
+    ) as gw:
+        yield gw, accounts
 
 
 async def test_simulate_gateway_closes_exactly_the_disabled_accounts_sessions_within_a_second(
-    demo: Demo, simulated: tuple[Simulated, list[str]]
+    demo: Demo, simulated: tuple[SimulatedGateway, list[str]]
 ) -> None:
     simulator, accounts = simulated
     await simulator.until("listening")
@@ -341,8 +326,7 @@ async def test_simulate_gateway_closes_exactly_the_disabled_accounts_sessions_wi
     assert len(expected) == 15  # 50 sessions over 20 accounts: 3 for each of the first ten
     assert {line["sessionId"] for line in closed} == expected
     assert {line["reason"] for line in closed} == {"MAPI_EWS_DISABLED"}
-    last_closed = max(at for at, line in simulator.lines if line["step"] == "closed")
-    assert last_closed - answered < 1.0
+    assert simulator.last("closed") - answered < 1.0
     still_open = {e["node"]["sessionId"] for e in listed["mapiEwsSessions"]["edges"]}
     assert still_open == {line["sessionId"] for line in opened} - expected
     counts = {e["node"]["emailAddress"]: e["node"]["activeSessionCount"] for e in tab}

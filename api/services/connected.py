@@ -11,7 +11,6 @@ from tortoise.expressions import Q
 from tortoise.functions import Count
 from tortoise.queryset import QuerySet
 
-from api.errors import BadUserInput
 from api.events import Event, Topic
 from api.models import Account, GatewayToken, ProtocolSession, SessionEndReason
 from api.services import validation
@@ -133,12 +132,9 @@ async def open_counts(
 
 def _listed(tenant: Tenant, username: str | None) -> QuerySet[ProtocolSession]:
     queryset = ProtocolSession.filter(open_now(), domain_id=tenant.domain_id)
-    if username is None:
-        return queryset
-    try:
-        return queryset.filter(username=validation.username_in_domain(username, tenant.domain))
-    except ValueError as error:
-        raise BadUserInput(str(error)) from None
+    if (name := validation.username_argument(username, tenant.domain)) is not None:
+        queryset = queryset.filter(username=name)
+    return queryset
 
 
 async def open_sessions(

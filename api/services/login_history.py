@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 
 from tortoise.queryset import QuerySet
 
-from api.errors import BadUserInput
 from api.models import Account, LoginEvent
 from api.services import connected, validation
 from api.services.paging import PageRequest, SortSpec, Window, window
@@ -18,12 +17,9 @@ _PRUNE_BATCH = 5000
 
 def _history(tenant: Tenant, username: str | None) -> QuerySet[LoginEvent]:
     queryset = LoginEvent.filter(domain_id=tenant.domain_id)
-    if username is None:
-        return queryset
-    try:
-        return queryset.filter(username=validation.username_in_domain(username, tenant.domain))
-    except ValueError as error:
-        raise BadUserInput(str(error)) from None
+    if (name := validation.username_argument(username, tenant.domain)) is not None:
+        queryset = queryset.filter(username=name)
+    return queryset
 
 
 async def login_events(

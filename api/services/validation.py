@@ -108,6 +108,17 @@ def search_argument(value: str | None) -> str | None:
         raise BadUserInput(str(error)) from None
 
 
+def username_argument(value: str | None, domain: str) -> str | None:
+    """A list's `username` argument (a username, or an address of `domain`), normalised; a bad
+    one is BAD_USER_INPUT."""
+    if value is None:
+        return None
+    try:
+        return username_in_domain(value, domain)
+    except ValueError as error:
+        raise BadUserInput(str(error)) from None
+
+
 def search_text(value: str | None, *, maximum: int = 100) -> str | None:
     if value is None:
         return None
