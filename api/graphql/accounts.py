@@ -11,6 +11,7 @@ from api.auth.principal import Permission, Role
 from api.errors import UserErrors
 from api.graphql.context import Info, asks_for, tenant_of
 from api.graphql.directives import auth
+from api.graphql.inputs import plain_input
 from api.graphql.types import (
     Account,
     AccountConnection,
@@ -37,6 +38,7 @@ class AccountOrder:
     direction: SortDirection = SortDirection.ASC
 
 
+@plain_input
 @strawberry.input
 class EnableMapiEwsInput:
     domain: str | None = strawberry.field(
@@ -48,6 +50,7 @@ class EnableMapiEwsInput:
     )
 
 
+@plain_input
 @strawberry.input
 class DisableMapiEwsInput:
     domain: str | None = None
@@ -75,6 +78,7 @@ class DisableMapiEwsPayload:
     user_errors: list[UserError]
 
 
+@plain_input
 @strawberry.input
 class DisconnectMapiEwsInput:
     domain: str | None = None

@@ -13,6 +13,7 @@ from api.auth.principal import Role
 from api.errors import UserErrors
 from api.graphql.context import Info, asks_for, tenant_of
 from api.graphql.directives import auth
+from api.graphql.inputs import plain_input
 from api.graphql.types import (
     Account,
     Node,
@@ -118,6 +119,7 @@ class CreateGatewayTokenPayload:
     user_errors: list[UserError]
 
 
+@plain_input
 @strawberry.input
 class RecordProtocolLoginInput:
     email_address: str

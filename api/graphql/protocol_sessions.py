@@ -15,6 +15,7 @@ from api.errors import UserErrors
 from api.events import Topic
 from api.graphql.context import Info, tenant_of
 from api.graphql.directives import auth
+from api.graphql.inputs import plain_input
 from api.graphql.live import follow, shared
 from api.graphql.types import (
     Account,
@@ -142,6 +143,7 @@ def command_of(
     )
 
 
+@plain_input
 @strawberry.input
 class SessionIdsInput:
     session_ids: list[str] = strawberry.field(
