@@ -1,5 +1,5 @@
 """mapi-ews-admin: serve, migrate, create-system-admin, gateway tokens, prune-login-events,
-simulate-gateway, export-schema."""
+reclaim-idle, simulate-gateway, export-schema."""
 
 from __future__ import annotations
 
@@ -219,6 +219,45 @@ def prune_login_events(args: argparse.Namespace) -> None:
     print(f"Deleted {deleted} login event(s) older than {days} days.")
 
 
+def reclaim_idle(_: argparse.Namespace) -> None:
+    from api.events import event_bus
+    from api.services.live import PAYLOADS
+    from api.services.reclaim import reclaim_by_policy
+
+    settings = _settings()
+    configure_logging(json_lines=not settings.is_development)
+
+    async def work() -> list[str]:
+        # Published like a server's changes (through Redis where one is configured), so open
+        # dashboards see them and the gateways are told to end the sessions at once.
+        events = event_bus(
+            redis_url=settings.redis_url,
+            channel=settings.redis_channel,
+            queue_size=settings.subscription_queue_size,
+            payloads=PAYLOADS,
+        )
+        await events.start()
+        try:
+            results = await reclaim_by_policy(events=events)
+        finally:
+            await events.stop()
+        lines = []
+        for domain, done in results:
+            names = ", ".join(a.username for a in done.accounts[:10])
+            more = f" and {len(done.accounts) - 10} more" if len(done.accounts) > 10 else ""
+            lines.append(
+                f"{domain.name}: {len(done.accounts)} account(s) idle for "
+                f"{domain.mapi_ews_idle_reclaim_days} days or more lost MAPI/EWS"
+                + (f" ({names}{more})" if names else "")
+                + f"; {done.sessions_ending} open session(s) told to end; "
+                f"{done.usage.enabled} in use now."
+            )
+        return lines or ["No domain has an idle policy (mapiEwsIdleReclaimDays): nothing to do."]
+
+    for line in asyncio.run(_with_database(settings, work)):
+        print(line)
+
+
 def simulate_gateway(args: argparse.Namespace) -> None:
     from api.gateway_simulator import Simulator, read_token, simulate
 
@@ -315,6 +354,11 @@ def parser() -> argparse.ArgumentParser:
         help="default: MAPI_EWS_LOGIN_EVENT_RETENTION_DAYS (90)",
     )
     prune.set_defaults(handler=prune_login_events)
+
+    commands.add_parser(
+        "reclaim-idle",
+        help="apply every domain's mapiEwsIdleReclaimDays: disable idle accounts (run it daily)",
+    ).set_defaults(handler=reclaim_idle)
 
     sim = commands.add_parser(
         "simulate-gateway",

@@ -133,6 +133,11 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         lambda d: {},
         subscription=True,
     ),
+    ("Mutation", "reclaimIdleMapiEws"): Operation(
+        "mutation($d: String) { reclaimIdleMapiEws(input: {domain: $d, idleForDays: 30, "
+        "dryRun: true}) { dryRun userErrors { code } } }",
+        lambda d: {"d": d},
+    ),
     ("Mutation", "updateDomain"): Operation(
         "mutation($d: String!) { updateDomain(input: {name: $d, maxMapiEwsAccounts: 9}) { userErrors { code } } }",
         lambda d: {"d": d},

@@ -56,3 +56,15 @@ def test_old_login_events_are_pruned_daily_with_the_api_settings() -> None:
     assert services["prune"]["depends_on"]["migrate"]["condition"] == (
         "service_completed_successfully"
     )
+
+
+def test_idle_seats_are_reclaimed_daily_with_the_api_settings_and_its_redis() -> None:
+    services = compose()["services"]
+
+    assert "mapi-ews-admin reclaim-idle" in " ".join(services["reclaim"]["command"])
+    assert "sleep 86400" in " ".join(services["reclaim"]["command"])
+    assert services["reclaim"]["environment"] == services["api"]["environment"]
+    assert services["reclaim"]["depends_on"]["migrate"]["condition"] == (
+        "service_completed_successfully"
+    )
+    assert services["reclaim"]["depends_on"]["redis"]["condition"] == "service_healthy"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 
@@ -133,6 +133,7 @@ async def _list(
     search: str | None,
     order_by: AccountOrder | None,
     request: PageRequest,
+    idle_for_days: int | None = None,
 ) -> AccountConnection:
     tenant = tenant_of(info)
     settings = info.context.settings
@@ -146,6 +147,7 @@ async def _list(
         default_size=settings.page_size_default,
         max_size=settings.page_size_max,
         count_sessions=asks_for(info, "activeSessionCount"),
+        idle_for_days=idle_for_days,
     )
     return _connection(page, tenant, sessions)
 
@@ -178,6 +180,13 @@ class AccountQuery:
         after: str | None = None,
         last: int | None = None,
         before: str | None = None,
+        idle_for_days: Annotated[
+            int | None,
+            strawberry.argument(
+                description="Only accounts with no allowed login for at least this many days; "
+                "one that never logged in counts from when MAPI/EWS was enabled for it."
+            ),
+        ] = None,
     ) -> AccountConnection:
         return await _list(
             info,
@@ -185,6 +194,7 @@ class AccountQuery:
             search=search,
             order_by=order_by,
             request=PageRequest(first=first, after=after, last=last, before=before),
+            idle_for_days=idle_for_days,
         )
 
     @strawberry.field(

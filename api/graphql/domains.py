@@ -35,6 +35,10 @@ class Domain(Node):
     max_mapi_ews_accounts: int | None = strawberry.field(
         description="Most accounts that may have MAPI/EWS at once; null means no limit."
     )
+    mapi_ews_idle_reclaim_days: int | None = strawberry.field(
+        description="Accounts with no allowed login for this many days lose MAPI/EWS by "
+        "themselves (the daily `reclaim-idle` command, audited); null: never."
+    )
     pk: strawberry.Private[int]
 
     @strawberry.field
@@ -51,6 +55,7 @@ def domain_of(row: DomainRow) -> Domain:
         name=row.name,
         mapi_ews_account_management=row.mapi_ews_account_management,
         max_mapi_ews_accounts=row.max_mapi_ews_accounts,
+        mapi_ews_idle_reclaim_days=row.mapi_ews_idle_reclaim_days,
         pk=row.id,
     )
 
@@ -75,6 +80,9 @@ class CreateDomainInput:
         default=None, description="Null or absent: no limit."
     )
     mapi_ews_account_management: bool = True
+    mapi_ews_idle_reclaim_days: int | None = strawberry.field(
+        default=None, description="Null or absent: no idle reclaim."
+    )
 
 
 @strawberry.input
@@ -85,6 +93,9 @@ class UpdateDomainInput:
     )
     mapi_ews_account_management: bool | None = strawberry.field(
         default=strawberry.UNSET, description="Absent: unchanged."
+    )
+    mapi_ews_idle_reclaim_days: int | None = strawberry.field(
+        default=strawberry.UNSET, description="Absent: unchanged. Null: no idle reclaim."
     )
 
 
@@ -149,6 +160,7 @@ class DomainMutation:
                 name=input.name,
                 max_mapi_ews_accounts=input.max_mapi_ews_accounts,
                 mapi_ews_account_management=input.mapi_ews_account_management,
+                mapi_ews_idle_reclaim_days=input.mapi_ews_idle_reclaim_days,
             )
         except UserErrors as refused:
             return DomainPayload(domain=None, user_errors=user_errors_of(list(refused.errors)))
@@ -158,6 +170,7 @@ class DomainMutation:
     async def update_domain(self, info: Info, input: UpdateDomainInput) -> DomainPayload:
         limit = input.max_mapi_ews_accounts
         management = input.mapi_ews_account_management
+        idle = input.mapi_ews_idle_reclaim_days
         try:
             row = await domains.update_domain(
                 actor=info.context.require_principal().username,
@@ -168,6 +181,7 @@ class DomainMutation:
                     if management is strawberry.UNSET or management is None
                     else management
                 ),
+                mapi_ews_idle_reclaim_days=domains.KEEP if idle is strawberry.UNSET else idle,
             )
         except UserErrors as refused:
             return DomainPayload(domain=None, user_errors=user_errors_of(list(refused.errors)))

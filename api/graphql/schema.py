@@ -12,13 +12,22 @@ from api.graphql.directives import AuthDirective
 from api.graphql.domains import DomainMutation, DomainQuery
 from api.graphql.live import LiveSubscription
 from api.graphql.protocol_sessions import SessionMutation, SessionQuery, SessionSubscription
+from api.graphql.seats import SeatsMutation
 from api.graphql.sessions import SignInMutation, SignInQuery
 
 Query = merge_types(
     "Query", (SignInQuery, AccountQuery, ActivityQuery, DomainQuery, AuditQuery, SessionQuery)
 )
 Mutation = merge_types(
-    "Mutation", (SignInMutation, AccountMutation, DomainMutation, ActivityMutation, SessionMutation)
+    "Mutation",
+    (
+        SignInMutation,
+        AccountMutation,
+        DomainMutation,
+        ActivityMutation,
+        SessionMutation,
+        SeatsMutation,
+    ),
 )
 Subscription = merge_types("Subscription", (LiveSubscription, SessionSubscription))
 

@@ -19,6 +19,8 @@ class Domain(Model):
     name = fields.CharField(max_length=253, unique=True)
     mapi_ews_account_management = fields.BooleanField(default=True)
     max_mapi_ews_accounts = fields.IntField(null=True)
+    # Accounts idle this many days lose MAPI/EWS by the daily reclaim-idle; NULL: never.
+    mapi_ews_idle_reclaim_days = fields.IntField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     accounts: fields.ReverseRelation[Account]

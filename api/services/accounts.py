@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from tortoise.exceptions import IntegrityError
@@ -11,7 +12,7 @@ from tortoise.transactions import in_transaction
 from api.auth.passwords import hash_password
 from api.errors import UserError, UserErrorCode, UserErrors
 from api.models import Account, AuditAction
-from api.services import audit, connected, validation
+from api.services import audit, connected, reclaim, validation
 from api.services.paging import Page, PageRequest, SortSpec, paginate
 from api.services.tenancy import Tenant
 
@@ -56,12 +57,16 @@ async def list_accounts(
     default_size: int,
     max_size: int,
     count_sessions: bool = False,
+    idle_for_days: int | None = None,
 ) -> tuple[Page[Account], dict[int, int]]:
     """A page of the domain's accounts and, with `count_sessions`, each one's open sessions
-    (one more read, whatever the page size)."""
+    (one more read, whatever the page size). `idle_for_days`: only the accounts idle that long
+    (api/services/reclaim.py)."""
     queryset = Account.filter(domain_id=tenant.domain_id)
     if mapi_ews_enabled is not None:
         queryset = queryset.filter(mapi_ews_enabled=mapi_ews_enabled)
+    if (days := reclaim.idle_argument(idle_for_days)) is not None:
+        queryset = queryset.filter(reclaim.idle_for(days, now=datetime.now(UTC)))
     if text := validation.search_argument(search):
         queryset = queryset.filter(_search(text, tenant.domain))
     page = await paginate(

@@ -48,6 +48,17 @@ def _check_limit(value: int | None) -> list[UserError]:
     return []
 
 
+def _check_idle_days(value: int | None) -> list[UserError]:
+    try:
+        if value is not None:
+            validation.idle_days(value)
+    except ValueError as error:
+        return [
+            UserError(UserErrorCode.INVALID_INPUT, str(error), ("input", "mapiEwsIdleReclaimDays"))
+        ]
+    return []
+
+
 def _valid_name(value: str) -> str:
     try:
         return validation.domain_name(value)
@@ -58,10 +69,17 @@ def _valid_name(value: str) -> str:
 
 
 async def create_domain(
-    *, actor: str, name: str, max_mapi_ews_accounts: int | None, mapi_ews_account_management: bool
+    *,
+    actor: str,
+    name: str,
+    max_mapi_ews_accounts: int | None,
+    mapi_ews_account_management: bool,
+    mapi_ews_idle_reclaim_days: int | None = None,
 ) -> Domain:
     normal = _valid_name(name)
-    if problems := _check_limit(max_mapi_ews_accounts):
+    if problems := _check_limit(max_mapi_ews_accounts) + _check_idle_days(
+        mapi_ews_idle_reclaim_days
+    ):
         raise UserErrors(problems)
     exists = UserErrors(
         [UserError(UserErrorCode.ALREADY_EXISTS, f"{normal} already exists.", ("input", "name"))]
@@ -74,6 +92,7 @@ async def create_domain(
                 name=normal,
                 max_mapi_ews_accounts=max_mapi_ews_accounts,
                 mapi_ews_account_management=mapi_ews_account_management,
+                mapi_ews_idle_reclaim_days=mapi_ews_idle_reclaim_days,
                 using_db=conn,
             )
             await audit.record(
@@ -94,15 +113,23 @@ async def update_domain(
     name: str,
     max_mapi_ews_accounts: int | _Keep | None = KEEP,
     mapi_ews_account_management: bool | _Keep = KEEP,
+    mapi_ews_idle_reclaim_days: int | _Keep | None = KEEP,
 ) -> Domain:
     normal = _valid_name(name)
-    if max_mapi_ews_accounts is not KEEP and (problems := _check_limit(max_mapi_ews_accounts)):
+    problems = []
+    if max_mapi_ews_accounts is not KEEP:
+        problems += _check_limit(max_mapi_ews_accounts)
+    if mapi_ews_idle_reclaim_days is not KEEP:
+        problems += _check_idle_days(mapi_ews_idle_reclaim_days)
+    if problems:
         raise UserErrors(problems)
     changes: dict[str, object] = {}
     if max_mapi_ews_accounts is not KEEP:
         changes["max_mapi_ews_accounts"] = max_mapi_ews_accounts
     if mapi_ews_account_management is not KEEP:
         changes["mapi_ews_account_management"] = mapi_ews_account_management
+    if mapi_ews_idle_reclaim_days is not KEEP:
+        changes["mapi_ews_idle_reclaim_days"] = mapi_ews_idle_reclaim_days
     async with in_transaction() as conn:
         domain = await Domain.filter(name=normal).using_db(conn).select_for_update().first()
         if domain is None:

@@ -17,7 +17,7 @@ from tortoise.transactions import in_transaction
 from api.db import is_sqlite
 from api.errors import UserError, UserErrorCode, UserErrors
 from api.events import Event, EventBus, Topic
-from api.models import Account, AuditAction, Domain, SessionEndReason
+from api.models import Account, AuditAction, Domain, ProtocolSession, SessionEndReason
 from api.services import audit, connected, protocol_sessions, validation
 from api.services.domains import Usage
 from api.services.live import AccountSnapshot, MapiEwsChanged
@@ -78,7 +78,7 @@ async def _named_accounts(
     return found
 
 
-async def _lock_domain(conn: BaseDBAsyncClient, domain_id: int) -> Domain:
+async def lock_domain(conn: BaseDBAsyncClient, domain_id: int) -> Domain:
     """Serialise every change of the domain's MAPI/EWS set behind its row.
 
     PostgreSQL: SELECT ... FOR NO KEY UPDATE, which serialises these changes without blocking
@@ -124,7 +124,7 @@ async def set_mapi_ews(
     wanted = list(dict.fromkeys(names))
     now = datetime.now(UTC)
     async with in_transaction() as conn:
-        domain = await _lock_domain(conn, tenant.domain_id)
+        domain = await lock_domain(conn, tenant.domain_id)
         found = await _named_accounts(conn, tenant, names)
         changing = [found[name] for name in wanted if found[name].mapi_ews_enabled is not enabled]
         in_use = (
@@ -143,48 +143,73 @@ async def set_mapi_ews(
                     )
                 ]
             )
-        if changing:
-            await (
-                Account.filter(id__in=[a.id for a in changing])
-                .using_db(conn)
-                .update(mapi_ews_enabled=enabled, mapi_ews_enabled_at=now if enabled else None)
-            )
-            for account in changing:
-                account.mapi_ews_enabled = enabled
-                account.mapi_ews_enabled_at = now if enabled else None
-            await audit.record(
-                conn=conn,
-                actor=actor,
-                action=AuditAction.MAPI_EWS_ENABLED if enabled else AuditAction.MAPI_EWS_DISABLED,
-                domain_id=domain.id,
-                targets=[f"{a.username}@{domain.name}" for a in changing],
-                at=now,
-            )
-        ending = (
-            []
-            if enabled
-            else await protocol_sessions.mark_ending(
-                conn,
-                account_ids=[a.id for a in changing],
-                reason=SessionEndReason.MAPI_EWS_DISABLED,
-                at=now,
-            )
-        )
+        ending = await write_change(conn, domain, changing, enabled=enabled, actor=actor, at=now)
     usage = Usage(domain=domain.name, enabled=after, limit=limit)
-    # An account that changed has no open session now: a disabled one's were just told to end,
-    # and one that was disabled until now could open none (a refused login opens nothing).
-    await events.publish(
-        [_change(account, domain.name, usage, actor=actor, at=now) for account in changing]
-        + await protocol_sessions.ending_events(
-            ending, reason=SessionEndReason.MAPI_EWS_DISABLED, at=now
-        )
-    )
+    await announce_change(events, domain, changing, usage, ending, actor=actor, at=now)
     named = [found[name] for name in wanted]
     return MapiEwsSet(
         accounts=named,
         open_sessions=await connected.open_counts(a.id for a in named),
         usage=usage,
         sessions_ending=len(ending),
+    )
+
+
+async def write_change(
+    conn: BaseDBAsyncClient,
+    domain: Domain,
+    changing: Sequence[Account],
+    *,
+    enabled: bool,
+    actor: str,
+    at: datetime,
+) -> list[ProtocolSession]:
+    """Inside the change's transaction, under the domain's lock: the accounts' MAPI/EWS, one
+    audit entry each and, for a disable, their open sessions told to end (returned, to
+    announce once committed)."""
+    if not changing:
+        return []
+    await (
+        Account.filter(id__in=[a.id for a in changing])
+        .using_db(conn)
+        .update(mapi_ews_enabled=enabled, mapi_ews_enabled_at=at if enabled else None)
+    )
+    for account in changing:
+        account.mapi_ews_enabled = enabled
+        account.mapi_ews_enabled_at = at if enabled else None
+    await audit.record(
+        conn=conn,
+        actor=actor,
+        action=AuditAction.MAPI_EWS_ENABLED if enabled else AuditAction.MAPI_EWS_DISABLED,
+        domain_id=domain.id,
+        targets=[f"{a.username}@{domain.name}" for a in changing],
+        at=at,
+    )
+    if enabled:
+        return []
+    return await protocol_sessions.mark_ending(
+        conn, account_ids=[a.id for a in changing], reason=SessionEndReason.MAPI_EWS_DISABLED, at=at
+    )
+
+
+async def announce_change(
+    events: EventBus,
+    domain: Domain,
+    changing: Sequence[Account],
+    usage: Usage,
+    ending: Sequence[ProtocolSession],
+    *,
+    actor: str,
+    at: datetime,
+) -> None:
+    """Once committed: one account change per account, and the sessions' commands."""
+    # An account that changed has no open session now: a disabled one's were just told to end,
+    # and one that was disabled until now could open none (a refused login opens nothing).
+    await events.publish(
+        [_change(account, domain.name, usage, actor=actor, at=at) for account in changing]
+        + await protocol_sessions.ending_events(
+            ending, reason=SessionEndReason.MAPI_EWS_DISABLED, at=at
+        )
     )
 
 

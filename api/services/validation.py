@@ -146,6 +146,16 @@ def client_address(value: str | None) -> str | None:
         raise ValueError(f"{value[:80]!r} is not an IP address.") from None
 
 
+MAX_IDLE_DAYS = 3650
+
+
+def idle_days(value: int) -> int:
+    """A number of days an account may go without an allowed login: 1 to 3650 (ten years)."""
+    if not 1 <= value <= MAX_IDLE_DAYS:
+        raise ValueError(f"A number of idle days is from 1 to {MAX_IDLE_DAYS}; {value} was given.")
+    return value
+
+
 MAX_SESSION_ID = 128
 MAX_CLIENT_NAME = 256
 
