@@ -4,6 +4,7 @@
 
 import { startLive, stopLive } from "./activity.js";
 import { wireDialogs } from "./dialogs.js";
+import { wireReclaim } from "./reclaim.js";
 import { GraphQLError, NetworkError, SessionExpired } from "./graphql.js";
 import { $, DEFAULT_ORDER, DEFAULT_PAGE_SIZE, api, show, showError, state, toast } from "./page.js";
 import { DOMAINS, VIEWER } from "./queries.js";
@@ -132,6 +133,8 @@ async function openDomain(name) {
   state.domain = name;
   state.search = "";
   $("search").value = "";
+  state.idle = null;
+  $("idle-filter").value = "";
   state.page = { after: null, before: null, offset: 0 };
   state.selected.clear();
   $("activity").replaceChildren();
@@ -155,6 +158,7 @@ $("domain-select").addEventListener("change", (event) => {
 });
 wireTable();
 wireDialogs();
+wireReclaim();
 window.addEventListener("unhandledrejection", (event) => {
   if (event.reason instanceof SessionExpired) event.preventDefault();
   else if (event.reason instanceof NetworkError || event.reason instanceof GraphQLError) {

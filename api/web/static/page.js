@@ -13,6 +13,7 @@ export const state = {
   domain: null, // the domain's name
   manage: false, // whether this viewer may enable and disable here
   search: "",
+  idle: null, // the "Show" filter: idle for this many days, or every account
   order: { ...DEFAULT_ORDER },
   pageSize: DEFAULT_PAGE_SIZE,
   // The page asked for: {after} or {before} cursors; offset is the first row's position.

@@ -9,10 +9,10 @@ export const DOMAINS = `query Domains($after: String) {
   domains(first: 100, after: $after) { edges { node { name } } pageInfo { hasNextPage endCursor } }
 }`;
 export const TAB = `query Tab($domain: String!, $search: String, $orderBy: AccountOrder,
-    $first: Int, $after: String, $last: Int, $before: String) {
+    $first: Int, $after: String, $last: Int, $before: String, $idleForDays: Int) {
   domain(name: $domain) { name mapiEwsAccountManagement }
   mapiEwsUsage(domain: $domain) { ${USAGE_FIELDS} }
-  mapiEwsAccounts(domain: $domain, search: $search, orderBy: $orderBy,
+  mapiEwsAccounts(domain: $domain, search: $search, orderBy: $orderBy, idleForDays: $idleForDays,
       first: $first, after: $after, last: $last, before: $before) {
     totalCount
     pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
@@ -43,6 +43,14 @@ export const DISABLE = `mutation Disable($domain: String!, $usernames: [String!]
 export const DISCONNECT = `mutation Disconnect($domain: String!, $usernames: [String!]!) {
   disconnectMapiEws(input: {domain: $domain, usernames: $usernames}) {
     sessionsEnding
+    userErrors { field code message }
+  }
+}`;
+export const RECLAIM = `mutation Reclaim($domain: String!, $days: Int!, $dryRun: Boolean!) {
+  reclaimIdleMapiEws(input: {domain: $domain, idleForDays: $days, dryRun: $dryRun}) {
+    accounts { username name lastLogin lastLoginProtocol }
+    usage { ${USAGE_FIELDS} }
+    dryRun sessionsEnding
     userErrors { field code message }
   }
 }`;

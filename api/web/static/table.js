@@ -42,6 +42,7 @@ export async function load() {
   const variables = {
     domain: state.domain,
     search: state.search || null,
+    idleForDays: state.idle,
     orderBy: state.order,
     ...(before ? { last: state.pageSize, before } : { first: state.pageSize, after }),
   };
@@ -82,8 +83,10 @@ export function render(connection) {
   const empty = $("empty");
   empty.hidden = rows.length > 0;
   empty.textContent = state.search
-    ? `No account with MAPI/EWS matches “${state.search}”.`
-    : "No account has MAPI/EWS yet." + (state.manage ? " Use Enable to add one." : "");
+    ? `No account with MAPI/EWS matches “${state.search}”${state.idle ? ` among those idle for ${state.idle} days` : ""}.`
+    : state.idle
+      ? `No account with MAPI/EWS has been idle for ${state.idle} days.`
+      : "No account has MAPI/EWS yet." + (state.manage ? " Use Enable to add one." : "");
   $("accounts").classList.toggle("is-empty", rows.length === 0);
 
   const first = rows.length ? state.page.offset + 1 : 0;
@@ -207,6 +210,11 @@ export function wireTable() {
   for (const th of document.querySelectorAll("th[data-field]")) {
     th.querySelector("button").addEventListener("click", () => sortBy(th.dataset.field));
   }
+  $("idle-filter").addEventListener("change", (event) => {
+    state.idle = event.target.value ? Number(event.target.value) : null;
+    state.page = { after: null, before: null, offset: 0 };
+    load();
+  });
   $("page-size").addEventListener("change", (event) => {
     state.pageSize = Number(event.target.value);
     state.page = { after: null, before: null, offset: 0 };
