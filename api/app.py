@@ -24,6 +24,7 @@ from api.events import EventBus, RedisEventBus, event_bus
 from api.graphql.schema import build_schema
 from api.metrics import CONTENT_TYPE, Metrics, MetricsMiddleware, multiprocess_mode
 from api.observability import RequestIdMiddleware
+from api.reports import routes as report_routes
 from api.security import cors, response_headers
 from api.services import gateways, protocol_sessions
 from api.services.live import PAYLOADS
@@ -137,6 +138,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),
             WebSocketRoute("/graphql", graphql),
+            *report_routes(authenticator),
             *dashboard_routes(),
         ],
         lifespan=lifespan,

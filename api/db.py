@@ -19,6 +19,7 @@ MODEL_MODULES = [
     "api.models.audit",
     "api.models.activity",
     "api.models.sessions",
+    "api.models.usage",
 ]
 
 

@@ -42,6 +42,7 @@ class Topic(StrEnum):
     LOGINS = "logins"
     ACCOUNT_CHANGES = "account-changes"
     SESSION_CHANGES = "session-changes"
+    USAGE = "usage"
     # Addressed to one gateway (its token's id), not to a domain.
     SESSION_COMMANDS = "session-commands"
 

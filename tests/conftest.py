@@ -43,6 +43,7 @@ pytest_plugins = ["tests.browser"]
 
 PASSWORD = "correct-horse-battery"
 TABLES = [
+    "mapi_ews_usage_day",
     "protocol_session",
     "login_event",
     "gateway_token",

@@ -138,6 +138,19 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "dryRun: true}) { dryRun userErrors { code } } }",
         lambda d: {"d": d},
     ),
+    ("Query", "mapiEwsUsageHistory"): Operation(
+        'query($d: String) { mapiEwsUsageHistory(domain: $d, from: "2026-11-01", to: "2026-11-02") '
+        "{ date peakEnabled } }",
+        lambda d: {"d": d},
+    ),
+    ("Query", "mapiEwsUsageReport"): Operation(
+        '{ mapiEwsUsageReport(month: "2026-11") { totalCount } }', lambda d: {}
+    ),
+    ("Subscription", "mapiEwsUsageUpdates"): Operation(
+        "subscription($d: String) { mapiEwsUsageUpdates(domain: $d) { enabled } }",
+        lambda d: {"d": d},
+        subscription=True,
+    ),
     ("Mutation", "updateDomain"): Operation(
         "mutation($d: String!) { updateDomain(input: {name: $d, maxMapiEwsAccounts: 9}) { userErrors { code } } }",
         lambda d: {"d": d},

@@ -182,6 +182,7 @@ class DomainMutation:
                     else management
                 ),
                 mapi_ews_idle_reclaim_days=domains.KEEP if idle is strawberry.UNSET else idle,
+                events=info.context.events,
             )
         except UserErrors as refused:
             return DomainPayload(domain=None, user_errors=user_errors_of(list(refused.errors)))

@@ -14,9 +14,11 @@ from api.graphql.live import LiveSubscription
 from api.graphql.protocol_sessions import SessionMutation, SessionQuery, SessionSubscription
 from api.graphql.seats import SeatsMutation
 from api.graphql.sessions import SignInMutation, SignInQuery
+from api.graphql.usage import UsageQuery, UsageSubscription
 
 Query = merge_types(
-    "Query", (SignInQuery, AccountQuery, ActivityQuery, DomainQuery, AuditQuery, SessionQuery)
+    "Query",
+    (SignInQuery, AccountQuery, ActivityQuery, DomainQuery, AuditQuery, SessionQuery, UsageQuery),
 )
 Mutation = merge_types(
     "Mutation",
@@ -29,7 +31,9 @@ Mutation = merge_types(
         SeatsMutation,
     ),
 )
-Subscription = merge_types("Subscription", (LiveSubscription, SessionSubscription))
+Subscription = merge_types(
+    "Subscription", (LiveSubscription, SessionSubscription, UsageSubscription)
+)
 
 
 def build_schema() -> strawberry.Schema:

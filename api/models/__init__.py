@@ -5,6 +5,7 @@ from api.models.audit import AuditAction, AuditEntry
 from api.models.domains import Account, Domain, MailProtocol
 from api.models.principals import RefreshToken, SystemAdmin
 from api.models.sessions import ProtocolSession, SessionEndReason
+from api.models.usage import UsageDay
 
 __all__ = [
     "Account",
@@ -18,4 +19,5 @@ __all__ = [
     "RefreshToken",
     "SessionEndReason",
     "SystemAdmin",
+    "UsageDay",
 ]

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Final
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
+from api.db import is_sqlite
 from api.errors import UserError, UserErrorCode, UserErrors
+from api.events import Event, EventBus, Topic
 from api.models import Account, AuditAction, Domain
-from api.services import audit, validation
+from api.services import audit, usage, validation
 from api.services.paging import Page, PageRequest, SortSpec, paginate
 
 
@@ -34,6 +39,22 @@ class Usage:
     @property
     def available(self) -> int | None:
         return None if self.limit is None else max(self.limit - self.enabled, 0)
+
+
+async def lock_domain(conn: BaseDBAsyncClient, domain_id: int) -> Domain:
+    """Serialise every change of the domain's MAPI/EWS set behind its row.
+
+    PostgreSQL: SELECT ... FOR NO KEY UPDATE, which serialises these changes without blocking
+    accounts being created in the domain meanwhile. SQLite has no row locks and Tortoise's
+    transactions begin DEFERRED, so a no-op write takes the database's write lock before anything
+    is read; across processes sharing the file the second writer waits (busy timeout) instead of
+    reading stale counts.
+    """
+    query = Domain.filter(id=domain_id).using_db(conn)
+    if is_sqlite(conn):
+        await query.update(max_mapi_ews_accounts=F("max_mapi_ews_accounts"))
+    domain = await query.select_for_update(no_key=True).get()
+    return domain
 
 
 def _check_limit(value: int | None) -> list[UserError]:
@@ -95,6 +116,14 @@ async def create_domain(
                 mapi_ews_idle_reclaim_days=mapi_ews_idle_reclaim_days,
                 using_db=conn,
             )
+            await usage.record(
+                conn,
+                domain_id=domain.id,
+                before=0,
+                after=0,
+                allowance=max_mapi_ews_accounts,
+                at=datetime.now(UTC),
+            )
             await audit.record(
                 conn=conn,
                 actor=actor,
@@ -114,7 +143,9 @@ async def update_domain(
     max_mapi_ews_accounts: int | _Keep | None = KEEP,
     mapi_ews_account_management: bool | _Keep = KEEP,
     mapi_ews_idle_reclaim_days: int | _Keep | None = KEEP,
+    events: EventBus | None = None,
 ) -> Domain:
+    """Change what is named; once committed, a new limit is published as the domain's usage."""
     normal = _valid_name(name)
     problems = []
     if max_mapi_ews_accounts is not KEEP:
@@ -130,13 +161,18 @@ async def update_domain(
         changes["mapi_ews_account_management"] = mapi_ews_account_management
     if mapi_ews_idle_reclaim_days is not KEEP:
         changes["mapi_ews_idle_reclaim_days"] = mapi_ews_idle_reclaim_days
+    new_limit: Usage | None = None
     async with in_transaction() as conn:
-        domain = await Domain.filter(name=normal).using_db(conn).select_for_update().first()
-        if domain is None:
+        found = await Domain.filter(name=normal).using_db(conn).only("id").first()
+        if found is None:
             raise UserErrors(
                 [UserError(UserErrorCode.NOT_FOUND, f"No domain {normal}.", ("input", "name"))]
             )
-        if any(getattr(domain, key) != value for key, value in changes.items()):
+        # The lock every change of the domain's MAPI/EWS set takes: the day's use is written
+        # with the count as it stands.
+        domain = await lock_domain(conn, found.id)
+        changed = {key for key, value in changes.items() if getattr(domain, key) != value}
+        if changed:
             domain.update_from_dict(changes)
             await domain.save(using_db=conn, update_fields=list(changes))
             await audit.record(
@@ -146,6 +182,23 @@ async def update_domain(
                 domain_id=domain.id,
                 targets=[normal],
             )
+        if "max_mapi_ews_accounts" in changed:
+            enabled = (
+                await Account.filter(domain_id=domain.id, mapi_ews_enabled=True)
+                .using_db(conn)
+                .count()
+            )
+            await usage.record(
+                conn,
+                domain_id=domain.id,
+                before=enabled,
+                after=enabled,
+                allowance=domain.max_mapi_ews_accounts,
+                at=datetime.now(UTC),
+            )
+            new_limit = Usage(domain=normal, enabled=enabled, limit=domain.max_mapi_ews_accounts)
+    if new_limit is not None and events is not None:
+        await events.publish([Event(Topic.USAGE, domain.id, new_limit)])
     return domain
 
 

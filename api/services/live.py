@@ -120,4 +120,5 @@ PAYLOADS: dict[Topic, type] = {
     Topic.ACCOUNT_CHANGES: MapiEwsChanged,
     Topic.SESSION_CHANGES: SessionChanged,
     Topic.SESSION_COMMANDS: SessionCommand,
+    Topic.USAGE: Usage,
 }

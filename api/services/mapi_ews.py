@@ -11,14 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
-from api.db import is_sqlite
 from api.errors import UserError, UserErrorCode, UserErrors
 from api.events import Event, EventBus, Topic
 from api.models import Account, AuditAction, Domain, ProtocolSession, SessionEndReason
-from api.services import audit, connected, protocol_sessions, validation
+from api.services import audit, connected, domains, protocol_sessions, usage, validation
 from api.services.domains import Usage
 from api.services.live import AccountSnapshot, MapiEwsChanged
 from api.services.tenancy import Tenant
@@ -78,22 +76,6 @@ async def _named_accounts(
     return found
 
 
-async def lock_domain(conn: BaseDBAsyncClient, domain_id: int) -> Domain:
-    """Serialise every change of the domain's MAPI/EWS set behind its row.
-
-    PostgreSQL: SELECT ... FOR NO KEY UPDATE, which serialises these changes without blocking
-    accounts being created in the domain meanwhile. SQLite has no row locks and Tortoise's
-    transactions begin DEFERRED, so a no-op write takes the database's write lock before anything
-    is read; across processes sharing the file the second writer waits (busy timeout) instead of
-    reading stale counts.
-    """
-    query = Domain.filter(id=domain_id).using_db(conn)
-    if is_sqlite(conn):
-        await query.update(max_mapi_ews_accounts=F("max_mapi_ews_accounts"))
-    domain = await query.select_for_update(no_key=True).get()
-    return domain
-
-
 @dataclass(frozen=True, slots=True)
 class MapiEwsSet:
     """What an enable or disable did."""
@@ -124,7 +106,7 @@ async def set_mapi_ews(
     wanted = list(dict.fromkeys(names))
     now = datetime.now(UTC)
     async with in_transaction() as conn:
-        domain = await lock_domain(conn, tenant.domain_id)
+        domain = await domains.lock_domain(conn, tenant.domain_id)
         found = await _named_accounts(conn, tenant, names)
         changing = [found[name] for name in wanted if found[name].mapi_ews_enabled is not enabled]
         in_use = (
@@ -143,14 +125,16 @@ async def set_mapi_ews(
                     )
                 ]
             )
-        ending = await write_change(conn, domain, changing, enabled=enabled, actor=actor, at=now)
-    usage = Usage(domain=domain.name, enabled=after, limit=limit)
-    await announce_change(events, domain, changing, usage, ending, actor=actor, at=now)
+        ending = await write_change(
+            conn, domain, changing, enabled=enabled, enabled_before=in_use, actor=actor, at=now
+        )
+    used = Usage(domain=domain.name, enabled=after, limit=limit)
+    await announce_change(events, domain, changing, used, ending, actor=actor, at=now)
     named = [found[name] for name in wanted]
     return MapiEwsSet(
         accounts=named,
         open_sessions=await connected.open_counts(a.id for a in named),
-        usage=usage,
+        usage=used,
         sessions_ending=len(ending),
     )
 
@@ -161,14 +145,24 @@ async def write_change(
     changing: Sequence[Account],
     *,
     enabled: bool,
+    enabled_before: int,
     actor: str,
     at: datetime,
 ) -> list[ProtocolSession]:
     """Inside the change's transaction, under the domain's lock: the accounts' MAPI/EWS, one
-    audit entry each and, for a disable, their open sessions told to end (returned, to
-    announce once committed)."""
+    audit entry each, the day's use (from `enabled_before` accounts) and, for a disable, their
+    open sessions told to end (returned, to announce once committed)."""
     if not changing:
         return []
+    after = enabled_before + len(changing) if enabled else enabled_before - len(changing)
+    await usage.record(
+        conn,
+        domain_id=domain.id,
+        before=enabled_before,
+        after=after,
+        allowance=domain.max_mapi_ews_accounts,
+        at=at,
+    )
     await (
         Account.filter(id__in=[a.id for a in changing])
         .using_db(conn)
@@ -196,17 +190,20 @@ async def announce_change(
     events: EventBus,
     domain: Domain,
     changing: Sequence[Account],
-    usage: Usage,
+    used: Usage,
     ending: Sequence[ProtocolSession],
     *,
     actor: str,
     at: datetime,
 ) -> None:
-    """Once committed: one account change per account, and the sessions' commands."""
+    """Once committed: one account change per account, the usage, the sessions' commands."""
+    if not changing:
+        return
     # An account that changed has no open session now: a disabled one's were just told to end,
     # and one that was disabled until now could open none (a refused login opens nothing).
     await events.publish(
-        [_change(account, domain.name, usage, actor=actor, at=at) for account in changing]
+        [_change(account, domain.name, used, actor=actor, at=at) for account in changing]
+        + [Event(Topic.USAGE, domain.id, used)]
         + await protocol_sessions.ending_events(
             ending, reason=SessionEndReason.MAPI_EWS_DISABLED, at=at
         )

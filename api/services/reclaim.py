@@ -21,7 +21,7 @@ from tortoise.transactions import in_transaction
 from api.errors import BadUserInput, UserError, UserErrorCode, UserErrors
 from api.events import EventBus
 from api.models import Account, Domain
-from api.services import connected, mapi_ews, validation
+from api.services import connected, domains, mapi_ews, validation
 from api.services.domains import Usage
 from api.services.tenancy import Tenant
 
@@ -85,7 +85,7 @@ async def reclaim_idle(
         if dry_run:
             domain = await Domain.filter(id=tenant.domain_id).using_db(conn).get()
         else:
-            domain = await mapi_ews.lock_domain(conn, tenant.domain_id)
+            domain = await domains.lock_domain(conn, tenant.domain_id)
         idle = list(await _idle(domain.id, days, at, conn).order_by("username", "id"))
         in_use = (
             await Account.filter(domain_id=domain.id, mapi_ews_enabled=True).using_db(conn).count()
@@ -93,7 +93,7 @@ async def reclaim_idle(
         ending = []
         if not dry_run:
             ending = await mapi_ews.write_change(
-                conn, domain, idle, enabled=False, actor=actor, at=at
+                conn, domain, idle, enabled=False, enabled_before=in_use, actor=actor, at=at
             )
     after = in_use if dry_run else in_use - len(idle)
     usage = Usage(domain=domain.name, enabled=after, limit=domain.max_mapi_ews_accounts)
