@@ -191,7 +191,7 @@ def rows(page: Page) -> Any:
 async def table(page: Page) -> list[list[str]]:
     """The table's cells, row by row: account, name, last login, connected."""
     cells: list[list[str]] = await page.locator("#rows tr").evaluate_all(
-        "trs => trs.map(tr => [...tr.querySelectorAll('td:not(.select)')]"
+        "trs => trs.map(tr => [...tr.querySelectorAll('td:not(.select):not(.row-actions)')]"
         ".map(td => td.innerText.replace(/\\s+/g, ' ').trim()))"
     )
     return cells

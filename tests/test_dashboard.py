@@ -132,13 +132,17 @@ async def test_enable_one_account_from_the_modal_with_the_keyboard(page: Page, s
 async def test_an_enable_past_the_limit_shows_the_error_in_the_modal(
     page: Page, site: Site
 ) -> None:
-    domain = await site.domain(enabled=2, others=1, limit=2)
+    domain = await site.domain(enabled=1, others=2, limit=2)
     await signed_in(page, site, domain)
-    await expect(page.locator("#usage")).to_have_text("2 of 2 MAPI/EWS accounts in use")
+    await expect(page.locator("#usage")).to_have_text("1 of 2 MAPI/EWS accounts in use")
+    await expect(page.locator("#usage-warning")).to_be_hidden()
 
     await page.get_by_role("button", name="Enable…").click()
     dialog = page.get_by_role("dialog", name="Enable MAPI/EWS")
     await dialog.get_by_role("combobox", name="Username").fill("other01")
+    # Meanwhile another administrator takes the last seat.
+    await site.call(ENABLE, {"d": domain, "u": ["other02"]})
+    await expect(page.locator("#usage")).to_have_text("2 of 2 MAPI/EWS accounts in use")
     await dialog.get_by_role("button", name="Save").click()
 
     error = dialog.get_by_role("alert")
@@ -149,8 +153,12 @@ async def test_an_enable_past_the_limit_shows_the_error_in_the_modal(
     await dialog.get_by_role("button", name="Save").click()
     await expect(error).to_contain_text("nobody")
     await dialog.get_by_role("button", name="Cancel").click()
-    assert await site.listed(domain) == ["user01", "user02"]  # nothing changed
+    assert await site.listed(domain) == ["other02", "user01"]  # nothing more changed
     await expect(rows(page)).to_have_count(2)
+    # Used up: said plainly, and Enable is not offered to fail.
+    await expect(page.locator("#usage-warning")).to_contain_text("The allowance is used up")
+    await expect(page.get_by_role("button", name="Enable…")).to_be_disabled()
+    await shoot(page, "05b-allowance-used-up")
 
 
 async def test_select_two_rows_and_disable_them_after_confirming(page: Page, site: Site) -> None:

@@ -4,7 +4,11 @@
 
 import { startLive, stopLive } from "./activity.js";
 import { wireDialogs } from "./dialogs.js";
+import { wireChart } from "./chart.js";
+import { wireExport } from "./export.js";
+import { wireHistory } from "./history.js";
 import { wireReclaim } from "./reclaim.js";
+import { showView, wireViews } from "./views.js";
 import { GraphQLError, NetworkError, SessionExpired } from "./graphql.js";
 import { $, DEFAULT_ORDER, DEFAULT_PAGE_SIZE, api, show, showError, state, toast } from "./page.js";
 import { DOMAINS, VIEWER } from "./queries.js";
@@ -135,6 +139,8 @@ async function openDomain(name) {
   $("search").value = "";
   state.idle = null;
   $("idle-filter").value = "";
+  $("history-account").value = "";
+  showView("tab-accounts");
   state.page = { after: null, before: null, offset: 0 };
   state.selected.clear();
   $("activity").replaceChildren();
@@ -159,6 +165,10 @@ $("domain-select").addEventListener("change", (event) => {
 wireTable();
 wireDialogs();
 wireReclaim();
+wireViews();
+wireHistory();
+wireChart();
+wireExport();
 window.addEventListener("unhandledrejection", (event) => {
   if (event.reason instanceof SessionExpired) event.preventDefault();
   else if (event.reason instanceof NetworkError || event.reason instanceof GraphQLError) {

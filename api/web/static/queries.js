@@ -19,6 +19,30 @@ export const TAB = `query Tab($domain: String!, $search: String, $orderBy: Accou
     edges { node { ${ACCOUNT_FIELDS} } }
   }
 }`;
+export const HISTORY = `query History($domain: String!, $username: String, $after: String) {
+  mapiEwsLoginEvents(domain: $domain, username: $username, first: 25, after: $after) {
+    pageInfo { hasNextPage endCursor }
+    edges { node { id username protocol occurredAt clientName clientAddress allowed } }
+  }
+}`;
+export const AUDIT = `query Audit($domain: String!, $after: String) {
+  auditLog(domain: $domain, first: 25, after: $after) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges { node { id occurredAt actor action target } }
+  }
+}`;
+export const USAGE_HISTORY = `query UsageHistory($domain: String!, $from: Date!, $to: Date!) {
+  mapiEwsUsageHistory(domain: $domain, from: $from, to: $to) { date peakEnabled enabledAtEnd limit }
+}`;
+export const EXPORT = `query Export($domain: String!, $search: String, $orderBy: AccountOrder,
+    $idleForDays: Int, $after: String) {
+  mapiEwsAccounts(domain: $domain, search: $search, orderBy: $orderBy, idleForDays: $idleForDays,
+      first: 100, after: $after) {
+    pageInfo { hasNextPage endCursor }
+    edges { node { username emailAddress name lastLogin lastLoginProtocol activeSessionCount } }
+  }
+}`;
 export const SUGGESTIONS = `query Suggestions($domain: String!, $search: String) {
   accounts(domain: $domain, search: $search, mapiEwsEnabled: false, first: 8,
       orderBy: {field: USERNAME}) {

@@ -4,6 +4,7 @@ import { lastLoginCell } from "./format.js";
 import { SessionExpired } from "./graphql.js";
 import { $, api, showError, state } from "./page.js";
 import { TAB } from "./queries.js";
+import { showAccountHistory } from "./history.js";
 import { connectedCell } from "./sessions.js";
 
 export function applyPermission(domain) {
@@ -30,7 +31,22 @@ export function showUsage(usage) {
     usage.limit === null
       ? `${enabled} MAPI/EWS ${noun} in use (no limit)`
       : `${enabled} of ${usage.limit} MAPI/EWS accounts in use`;
-  $("usage").classList.toggle("full", usage.limit !== null && usage.available === 0);
+  const full = usage.limit !== null && usage.available === 0;
+  const nearly = usage.limit !== null && !full && enabled >= 0.9 * usage.limit;
+  $("usage").classList.toggle("full", full);
+  const warning = $("usage-warning");
+  warning.hidden = !(full || nearly);
+  warning.classList.toggle("full", full);
+  warning.textContent = full
+    ? "The allowance is used up: no more accounts can get MAPI/EWS until one is disabled or a " +
+      "system administrator raises the limit. Reclaim idle… can free seats nobody uses."
+    : nearly
+      ? `Nearly used up: ${usage.available} of ${usage.limit} MAPI/EWS seats left.`
+      : "";
+  const enable = $("enable-button");
+  enable.disabled = full;
+  if (full) enable.setAttribute("aria-describedby", "usage-warning");
+  else enable.removeAttribute("aria-describedby");
 }
 
 // ---- the table ----------------------------------------------------------------------------
@@ -128,10 +144,20 @@ export function rowElement(account) {
   const lastLogin = document.createElement("td");
   lastLogin.className = "last-login";
   lastLogin.append(...lastLoginCell(account.lastLogin, account.lastLoginProtocol));
+
   const connected = document.createElement("td");
   connected.className = "connected";
   connected.append(...connectedCell(account));
-  tr.append(select, username, name, lastLogin, connected);
+  const actions = document.createElement("td");
+  actions.className = "row-actions";
+  const history = document.createElement("button");
+  history.type = "button";
+  history.className = "link";
+  history.textContent = "History";
+  history.setAttribute("aria-label", `Login history of ${account.emailAddress}`);
+  history.addEventListener("click", () => showAccountHistory(account.username));
+  actions.append(history);
+  tr.append(select, username, name, lastLogin, connected, actions);
   return tr;
 }
 
