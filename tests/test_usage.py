@@ -262,3 +262,16 @@ async def test_the_migration_fills_the_past_from_the_audit_log(make: Factory) ->
         (date(2026, 11, 4), 3, 2, 7),
     ]
     assert usage.parse_month("2026-02") == (date(2026, 2, 1), date(2026, 2, 28))
+
+
+async def test_the_demo_records_its_usage_like_any_enable(app: Starlette) -> None:
+    from api.services.demo import load_demo
+
+    await load_demo()
+
+    rows = (
+        await UsageDay.all()
+        .order_by("domain__name")
+        .values_list("domain__name", "peak_enabled", "enabled_at_end", "allowance")
+    )
+    assert rows == [("example.com", 12, 12, 25), ("readonly.example", 3, 3, 5)]

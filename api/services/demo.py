@@ -10,7 +10,7 @@ from tortoise.transactions import in_transaction
 
 from api.auth.passwords import hash_password
 from api.models import Account, AuditAction, Domain, MailProtocol, SystemAdmin
-from api.services import audit, domains, gateways
+from api.services import audit, domains, gateways, usage
 
 DEMO_DOMAIN = "example.com"
 READ_ONLY_DOMAIN = "readonly.example"
@@ -130,6 +130,15 @@ async def load_demo(*, seed: int = 7) -> DemoSignIns | None:
                 action=AuditAction.ACCOUNT_CREATED,
                 domain_id=domain.id,
                 targets=[f"{r.username}@{domain.name}" for r in rows],
+            )
+            # As an enable through the API would: the day's use, in the same transaction.
+            await usage.record(
+                conn,
+                domain_id=domain.id,
+                before=0,
+                after=with_mapi_ews,
+                allowance=domain.max_mapi_ews_accounts,
+                at=now,
             )
             await audit.record(
                 conn=conn,

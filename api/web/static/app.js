@@ -5,6 +5,8 @@
 import { startLive, stopLive } from "./activity.js";
 import { wireDialogs } from "./dialogs.js";
 import { wireChart } from "./chart.js";
+import { loadDomains, wireDomains } from "./domains.js";
+import { loadReport, wireReport } from "./report.js";
 import { wireExport } from "./export.js";
 import { wireHistory } from "./history.js";
 import { wireReclaim } from "./reclaim.js";
@@ -23,6 +25,7 @@ function showSignIn(notice = "") {
   state.pageSize = DEFAULT_PAGE_SIZE;
   $("page-size").value = String(DEFAULT_PAGE_SIZE);
   sessionStorage.removeItem(DOMAIN_KEY);
+  $("admin-view").hidden = true;
   $("who").hidden = true;
   $("sign-in-notice").textContent = notice;
   $("sign-in-notice").hidden = !notice;
@@ -90,7 +93,10 @@ async function start() {
   stopLive();
   $("viewer-name").textContent = state.viewer.username;
   $("who").hidden = false;
+  $("admin-view").hidden = state.viewer.role !== "SYSTEM_ADMIN";
   if (state.viewer.role === "SYSTEM_ADMIN") {
+    loadDomains();
+    loadReport();
     await showDomainPicker();
   } else if (state.viewer.role === "DOMAIN_ADMIN") {
     $("domain-picker").hidden = true;
@@ -128,7 +134,6 @@ async function showDomainPicker() {
     $("domain-content").hidden = true;
     $("pick-domain").hidden = false;
     $("domain-name").textContent = "";
-    select.focus();
   }
 }
 
@@ -169,6 +174,24 @@ wireViews();
 wireHistory();
 wireChart();
 wireExport();
+wireReport();
+wireDomains({
+  // "Open" in the domains table: the domain's own tab below, as the picker would.
+  open: async (name) => {
+    $("domain-select").value = name;
+    await openDomain(name);
+    $("tab-view").scrollIntoView({ behavior: "smooth", block: "start" });
+  },
+  // A domain created or changed: the picker lists it, and an open tab shows its new settings.
+  changed: async (name) => {
+    const select = $("domain-select");
+    const picked = select.value;
+    const names = await domainNames();
+    select.replaceChildren(new Option("Choose a domain…", ""), ...names.map((n) => new Option(n, n)));
+    select.value = picked;
+    if (state.domain === name) await load();
+  },
+});
 window.addEventListener("unhandledrejection", (event) => {
   if (event.reason instanceof SessionExpired) event.preventDefault();
   else if (event.reason instanceof NetworkError || event.reason instanceof GraphQLError) {

@@ -6,7 +6,33 @@ export const USAGE_FIELDS = "enabled limit available";
 
 export const VIEWER = `query Viewer { viewer { username role domain permissions } }`;
 export const DOMAINS = `query Domains($after: String) {
-  domains(first: 100, after: $after) { edges { node { name } } pageInfo { hasNextPage endCursor } }
+  domains(first: 100, after: $after) {
+    edges { node { name maxMapiEwsAccounts mapiEwsAccountManagement mapiEwsIdleReclaimDays
+      mapiEwsUsage { enabled limit available } } }
+    pageInfo { hasNextPage endCursor }
+  }
+}`;
+const DOMAIN_FIELDS = "name maxMapiEwsAccounts mapiEwsAccountManagement mapiEwsIdleReclaimDays";
+export const CREATE_DOMAIN = `mutation CreateDomain($name: String!, $max: Int, $manage: Boolean!, $idle: Int) {
+  createDomain(input: {name: $name, maxMapiEwsAccounts: $max, mapiEwsAccountManagement: $manage,
+      mapiEwsIdleReclaimDays: $idle}) {
+    domain { ${DOMAIN_FIELDS} }
+    userErrors { field code message }
+  }
+}`;
+export const UPDATE_DOMAIN = `mutation UpdateDomain($name: String!, $max: Int, $manage: Boolean!, $idle: Int) {
+  updateDomain(input: {name: $name, maxMapiEwsAccounts: $max, mapiEwsAccountManagement: $manage,
+      mapiEwsIdleReclaimDays: $idle}) {
+    domain { ${DOMAIN_FIELDS} }
+    userErrors { field code message }
+  }
+}`;
+export const MONTHLY_REPORT = `query MonthlyReport($month: String!, $after: String) {
+  mapiEwsUsageReport(month: $month, first: 50, after: $after) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges { node { domain peakEnabled enabledAtEnd limit } }
+  }
 }`;
 export const TAB = `query Tab($domain: String!, $search: String, $orderBy: AccountOrder,
     $first: Int, $after: String, $last: Int, $before: String, $idleForDays: Int) {
