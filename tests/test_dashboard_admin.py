@@ -129,3 +129,28 @@ async def test_the_monthly_report_lists_every_domain_and_downloads_as_csv(
     assert f"{domain},{this_month},3,2,4" in lines
     await month.fill("2020-01")
     await expect(page.locator("#report-empty")).to_be_visible()
+
+
+async def test_no_view_of_either_administrator_requests_another_origin(
+    page: Page, site: Site
+) -> None:
+    domain = await site.domain(enabled=2, others=1, limit=5)
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+
+    await as_system_admin(page, site)
+    await expect(page.locator("#report-rows tr").first).to_be_visible()
+    await page.get_by_label("Search domains").fill(domain)
+    await page.get_by_role("button", name=f"Open {domain}").click()
+    await expect(page.locator("#rows tr")).to_have_count(2)
+    for view in ("Usage", "Login history", "Audit log", "Accounts"):
+        await page.get_by_role("tab", name=view).click()
+        await expect(page.get_by_role("tab", name=view)).to_have_attribute("aria-selected", "true")
+    await page.get_by_role("button", name="Reclaim idle…").click()
+    await page.keyboard.press("Escape")
+    await page.get_by_role("button", name="New domain…").click()
+    await page.keyboard.press("Escape")
+
+    assert len(requested) > 10
+    outside = [u for u in requested if not u.startswith((site.url, "data:", "ws://127.0.0.1"))]
+    assert outside == []

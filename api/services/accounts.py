@@ -66,7 +66,7 @@ async def list_accounts(
     if mapi_ews_enabled is not None:
         queryset = queryset.filter(mapi_ews_enabled=mapi_ews_enabled)
     if (days := reclaim.idle_argument(idle_for_days)) is not None:
-        queryset = queryset.filter(reclaim.idle_for(days, now=datetime.now(UTC)))
+        queryset = reclaim.idle_only(queryset, days, now=datetime.now(UTC))
     if text := validation.search_argument(search):
         queryset = queryset.filter(_search(text, tenant.domain))
     page = await paginate(
