@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from collections.abc import AsyncIterator, Iterable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from api import db
 from api.auth.credentials import Authenticator, bearer_token
 from api.auth.principal import Role
 from api.errors import BadUserInput, Unauthenticated
 from api.services import usage
 from api.services.paging import PageRequest
 
+log = logging.getLogger(__name__)
 HEADER = ("domain", "month", "peak_enabled", "enabled_at_end", "limit")
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 _BATCH = 500
@@ -80,11 +83,16 @@ def routes(authenticator: Authenticator) -> list[Route]:
             token = bearer_token(request.headers.get("authorization"))
             if not token:
                 raise Unauthenticated("Send a system administrator's bearer token.")
-            principal = await authenticator.principal(
-                token, address=request.client.host if request.client else None
-            )
+            address = request.client.host if request.client else None
+            principal = await authenticator.principal(token, address=address)
         except Unauthenticated as refused:
             return _refusal(401, refused.message)
+        except Exception as error:
+            if not db.unavailable(error):
+                raise
+            # A gateway token is looked up in the database, which the report reads too.
+            log.warning("the database is unavailable: %r", error)
+            return _refusal(503, "The database cannot be reached right now: try again shortly.")
         if principal.role is not Role.SYSTEM_ADMIN:
             return _refusal(403, "The usage report is for system administrators.")
         month = request.query_params.get("month", "")
@@ -102,4 +110,4 @@ def routes(authenticator: Authenticator) -> list[Route]:
             },
         )
 
-    return [Route("/reports/mapi-ews-usage.csv", usage_csv, methods=["GET", "HEAD"])]
+    return [Route("/reports/mapi-ews-usage.csv", usage_csv, methods=["GET"])]
