@@ -2,9 +2,12 @@
 request for the pipeline, GraphiQL's page in development, and WebSocket upgrades handed to the
 protocol handler with a watch on their credentials.
 
-Every answer is GraphQL-shaped JSON. A request that is not a GraphQL request at all (no
-document, a body that is not JSON, a batch, a mutation over GET) is a 4xx without `data`; one
-that is, but does not validate, is 200 with `"data": null`.
+Every answer is GraphQL-shaped JSON, as the GraphQL-over-HTTP specification says: in
+`application/graphql-response+json` when the client accepts it, else `application/json`. A
+request that is not a GraphQL request at all (no document, a body that is not JSON, a batch) is
+a 4xx; a mutation over GET is 405 with `Allow: POST`. A request error (syntax, validation, no
+such operation, variables that do not coerce) has no `data` entry, and is 400 in
+`application/graphql-response+json`, 200 in `application/json`.
 """
 
 from __future__ import annotations
@@ -34,6 +37,18 @@ log = logging.getLogger(__name__)
 
 _OVER_GET = frozenset({OperationType.QUERY})
 _OVER_POST = frozenset({OperationType.QUERY, OperationType.MUTATION})
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON = "application/json"
+
+
+def media_type(headers: dict[bytes, bytes]) -> str:
+    """The media type to answer in: the GraphQL one when the client accepts it."""
+    accepted = headers.get(b"accept", b"").decode("latin-1").lower()
+    return GRAPHQL_RESPONSE if GRAPHQL_RESPONSE in accepted else JSON
+
+
+def _request_error_status(media: str) -> int:
+    return 400 if media == GRAPHQL_RESPONSE else 200
 
 
 class Refused(Exception):
@@ -74,17 +89,20 @@ class GraphQLEndpoint:
             finally:
                 watch.stop()
             return
+        headers = dict(scope["headers"])
+        media = media_type(headers)
         try:
-            response = await self._answer(scope, receive)
+            response = await self._answer(scope, receive, headers, media)
         except Refused as refused:
             self.pipeline.sent([refused.error])
-            response = _json(refused.status, {"errors": [refused.error.formatted]})
+            response = _json(refused.status, {"errors": [refused.error.formatted]}, media)
             if refused.status == 401:
                 response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
         await response(scope, receive, send)
 
-    async def _answer(self, scope: Scope, receive: Receive) -> Response:
-        headers = dict(scope["headers"])
+    async def _answer(
+        self, scope: Scope, receive: Receive, headers: dict[bytes, bytes], media: str
+    ) -> Response:
         principal = await self._principal(scope, headers)
         if scope["method"] in ("GET", "HEAD"):
             params = _query_params(scope)
@@ -100,16 +118,19 @@ class GraphQLEndpoint:
         context = self.contexts.for_http(scope, principal)
         try:
             prepared = self.pipeline.prepare(request, allowed, refused_status=400)
+            result = await self.pipeline.execute(prepared, context)
         except RequestError as refused:
-            body_out: dict[str, Any] = {"errors": [e.formatted for e in refused.errors]}
-            if refused.status == 200:
-                body_out = {"data": None, **body_out}
-            return _json(refused.status, body_out)
-        result = await self.pipeline.execute(prepared, context)
+            errors = {"errors": [e.formatted for e in refused.errors]}
+            if refused.operation is OperationType.MUTATION and allowed is _OVER_GET:
+                response = _json(405, errors, media)
+                response.headers["Allow"] = "POST"
+                return response
+            status = refused.status
+            return _json(_request_error_status(media) if status == 200 else status, errors, media)
         answer: dict[str, Any] = {"data": result.data}
         if result.errors:
             answer["errors"] = [error.formatted for error in result.errors]
-        return _json(200, answer)
+        return _json(200, answer, media)
 
     async def _principal(self, scope: Scope, headers: dict[bytes, bytes]) -> Principal | None:
         try:
@@ -138,22 +159,33 @@ class GraphQLEndpoint:
         )
 
 
-def _json(status: int, body: dict[str, Any]) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+def _json(status: int, body: dict[str, Any], media: str = JSON) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type=media)
 
 
 def _query_params(scope: Scope) -> dict[str, str]:
     return dict(QueryParams(scope["query_string"]))
 
 
+def _check_extensions(extensions: object) -> None:
+    """A request's `extensions`: nothing here reads them, but one that is not an object is a
+    malformed request (GraphQL over HTTP)."""
+    if extensions is not None and not isinstance(extensions, dict):
+        raise Refused(400, bad_request("`extensions` must be an object."))
+
+
 def _from_params(params: dict[str, str]) -> GraphQLRequest:
-    variables: object = None
-    if params.get("variables"):
-        try:
-            variables = orjson.loads(params["variables"])
-        except orjson.JSONDecodeError:
-            raise Refused(400, bad_request("`variables` must be a JSON object.")) from None
-    return GraphQLRequest(params.get("query"), variables, params.get("operationName"))
+    decoded: dict[str, object] = {}
+    for name in ("variables", "extensions"):
+        if params.get(name):
+            try:
+                decoded[name] = orjson.loads(params[name])
+            except orjson.JSONDecodeError:
+                raise Refused(400, bad_request(f"`{name}` must be a JSON object.")) from None
+    _check_extensions(decoded.get("extensions"))
+    return GraphQLRequest(
+        params.get("query"), decoded.get("variables"), params.get("operationName")
+    )
 
 
 def _from_body(headers: dict[bytes, bytes], body: bytes) -> GraphQLRequest:
@@ -173,6 +205,7 @@ def _from_body(headers: dict[bytes, bytes], body: bytes) -> GraphQLRequest:
         raise Refused(400, bad_request(message))
     if not isinstance(data, dict):
         raise Refused(400, bad_request("The request body must be a JSON object."))
+    _check_extensions(data.get("extensions"))
     return GraphQLRequest(data.get("query"), data.get("variables"), data.get("operationName"))
 
 

@@ -51,12 +51,20 @@ class GraphQLRequest:
 
 
 class RequestError(Exception):
-    """Refused before execution: nothing ran. `status` is the HTTP status to answer with."""
+    """Refused before execution: nothing ran. `status` is the HTTP status to answer with (200:
+    a GraphQL request error, whose status depends on the media type the client accepts);
+    `operation`, the kind of operation refused because the transport does not carry it."""
 
-    def __init__(self, errors: list[GraphQLError], status: int = 200) -> None:
+    def __init__(
+        self,
+        errors: list[GraphQLError],
+        status: int = 200,
+        operation: OperationType | None = None,
+    ) -> None:
         super().__init__(errors[0].message)
         self.errors = errors
         self.status = status
+        self.operation = operation
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,13 +143,21 @@ class Pipeline:
         operation = _operation(document, name)
         if operation.operation not in allowed:
             message = _NOT_CARRIED[operation.operation]
-            raise RequestError([bad_request(message)], status=refused_status)
+            raise RequestError(
+                [bad_request(message)], status=refused_status, operation=operation.operation
+            )
         return Prepared(document, operation, variables, name)
 
     async def execute(self, prepared: Prepared, context: Context) -> ExecutionResult:
-        """A query or mutation's one result, its errors coded."""
+        """A query or mutation's one result, its errors coded. Variables that do not coerce
+        stop it before any field runs: that is a request error (RequestError), like the
+        document's own mistakes, whatever the transport."""
         outcome = execute(**self._start(prepared, context))
         result = await outcome if inspect.isawaitable(outcome) else outcome
+        if result.errors and result.data is None and all(e.path is None for e in result.errors):
+            errors = [finished(error) for error in result.errors]
+            self.sent(errors)
+            raise RequestError(errors)
         return self._coded(result)
 
     async def stream(
