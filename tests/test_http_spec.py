@@ -79,9 +79,7 @@ async def test_an_error_while_fields_run_keeps_its_data_entry(client: httpx.Asyn
 
 
 async def test_a_mutation_over_get_is_405_with_allow_post(client: httpx.AsyncClient) -> None:
-    response = await client.get(
-        "/graphql", params={"query": "mutation { __typename }"}
-    )
+    response = await client.get("/graphql", params={"query": "mutation { __typename }"})
 
     assert response.status_code == 405
     assert response.headers["allow"] == "POST"
