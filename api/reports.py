@@ -23,7 +23,6 @@ from api.auth.credentials import Authenticator, bearer_token
 from api.auth.principal import Role
 from api.errors import BadUserInput, Unauthenticated
 from api.services import usage
-from api.services.paging import PageRequest
 
 log = logging.getLogger(__name__)
 HEADER = ("domain", "month", "peak_enabled", "enabled_at_end", "limit")
@@ -51,12 +50,7 @@ async def _report(month: str) -> AsyncIterator[str]:
     yield csv_lines([HEADER])
     after: str | None = None
     while True:
-        page, used = await usage.report(
-            month=month,
-            request=PageRequest(first=_BATCH, after=after),
-            default_size=_BATCH,
-            max_size=_BATCH,
-        )
+        page, used = await usage.report_batch(month=month, after=after, size=_BATCH)
         yield csv_lines(
             (
                 u.domain,

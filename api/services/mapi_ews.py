@@ -131,9 +131,12 @@ async def set_mapi_ews(
     used = Usage(domain=domain.name, enabled=after, limit=limit)
     await announce_change(events, domain, changing, used, ending, actor=actor, at=now)
     named = [found[name] for name in wanted]
+    # Only an account enabled before this call can have open sessions: a disabled one's were
+    # just told to end, and one enabled now has not logged in since.
+    unchanged = {a.id for a in named} - {a.id for a in changing}
     return MapiEwsSet(
         accounts=named,
-        open_sessions=await connected.open_counts(a.id for a in named),
+        open_sessions=await connected.open_counts(unchanged) if enabled else {},
         usage=used,
         sessions_ending=len(ending),
     )

@@ -17,11 +17,12 @@ from datetime import UTC, date, datetime, timedelta
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.functions import Max
+from tortoise.queryset import QuerySet
 
 from api.db import is_sqlite
 from api.errors import BadUserInput
 from api.models import Domain, UsageDay
-from api.services.paging import Page, PageRequest, SortSpec, paginate
+from api.services.paging import Page, PageRequest, SortSpec, Window, paginate, window
 
 MAX_DAYS = 366
 _MONTH = re.compile(r"(\d{4})-(\d{2})")
@@ -179,17 +180,41 @@ async def _last_rows(ids: list[int], *, first: date | None, last: date) -> list[
     return [row for row in candidates if latest.get(row.domain_id) == row.day]
 
 
+_BY_NAME = SortSpec(column="name")
+
+
+def _existing_in(month: str) -> QuerySet[Domain]:
+    """The domains created before the month ended."""
+    _, last = parse_month(month)
+    before = datetime.combine(last + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    return Domain.filter(created_at__lt=before)
+
+
 async def report(
     *, month: str, request: PageRequest, default_size: int, max_size: int
 ) -> tuple[Page[Domain], list[MonthUse]]:
-    """A page of the domains that existed in the month, by name, with their use over it."""
-    _, last = parse_month(month)
-    before = datetime.combine(last + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    """A page of the domains that existed in the month, by name, with their use over it and
+    the number of such domains (totalCount)."""
     page = await paginate(
-        Domain.filter(created_at__lt=before),
-        spec=SortSpec(column="name"),
+        _existing_in(month),
+        spec=_BY_NAME,
         request=request,
         default_size=default_size,
         max_size=max_size,
     )
     return page, await month_of(page.items, month)
+
+
+async def report_batch(
+    *, month: str, after: str | None, size: int
+) -> tuple[Window[Domain], list[MonthUse]]:
+    """The next `size` domains of the report after the cursor `after`, without counting them
+    all (the CSV reads every batch and needs no total)."""
+    batch = await window(
+        _existing_in(month),
+        spec=_BY_NAME,
+        request=PageRequest(first=size, after=after),
+        default_size=size,
+        max_size=size,
+    )
+    return batch, await month_of(batch.items, month)
