@@ -1,5 +1,5 @@
 """mapi-ews-admin: serve, migrate, create-system-admin, gateway tokens, prune-login-events,
-reclaim-idle, simulate-gateway, export-schema."""
+reclaim-idle, repair-mapi-ews-counts, simulate-gateway, export-schema."""
 
 from __future__ import annotations
 
@@ -219,6 +219,16 @@ def prune_login_events(args: argparse.Namespace) -> None:
     print(f"Deleted {deleted} login event(s) older than {days} days.")
 
 
+def repair_mapi_ews_counts(_: argparse.Namespace) -> None:
+    from api.services.domains import repair_enabled_counts
+
+    settings = _settings()
+    repaired = asyncio.run(_with_database(settings, repair_enabled_counts))
+    for domain in repaired:
+        print(f"{domain.domain}: {domain.kept} -> {domain.counted} MAPI/EWS accounts")
+    print(f"Repaired {len(repaired)} domain count(s).")
+
+
 def reclaim_idle(_: argparse.Namespace) -> None:
     from api.events import event_bus
     from api.services.live import PAYLOADS
@@ -359,6 +369,11 @@ def parser() -> argparse.ArgumentParser:
         "reclaim-idle",
         help="apply every domain's mapiEwsIdleReclaimDays: disable idle accounts (run it daily)",
     ).set_defaults(handler=reclaim_idle)
+
+    commands.add_parser(
+        "repair-mapi-ews-counts",
+        help="recount each domain's MAPI/EWS accounts (after an import that wrote them directly)",
+    ).set_defaults(handler=repair_mapi_ews_counts)
 
     sim = commands.add_parser(
         "simulate-gateway",

@@ -30,6 +30,7 @@ from api.auth.passwords import hash_password
 from api.auth.principal import Principal, Role
 from api.auth.tokens import issue_access_token
 from api.models import Account, Domain, MailProtocol
+from api.services.domains import repair_enabled_counts
 from api.services.gateways import create_gateway_token
 from api.settings import Settings
 
@@ -108,6 +109,7 @@ async def seed(settings: Settings) -> Seeded:
                 )
             )
         await Account.bulk_create(rows, batch_size=1000)
+        await repair_enabled_counts()  # the rows were written directly, as an import would
         await db.connection().execute_script("VACUUM ANALYZE")
         admin = await Account.get(username="user00000")
         principal = Principal(

@@ -63,7 +63,7 @@ def build(settings: Settings) -> Starlette:
         body = {
             "data": {
                 "mapiEwsAccounts": {
-                    "totalCount": page.total_count,
+                    "totalCount": await page.count(),
                     "pageInfo": {"hasNextPage": page.has_next_page},
                     "edges": edges,
                 }

@@ -30,9 +30,11 @@ from api import db
 from api.auth.passwords import hash_password
 from api.auth.principal import Principal, Role
 from api.auth.tokens import issue_access_token
+from api.db import connection
 from api.events import EventBus
 from api.graphql.context import Context
 from api.models import Account, Domain, SystemAdmin
+from api.services.domains import count_enabled
 from api.services.sessions import account_principal
 from api.settings import Settings
 from api.transport.pipeline import GraphQLRequest, Pipeline
@@ -238,7 +240,7 @@ class Factory:
     ) -> Account:
         from datetime import UTC, datetime
 
-        return await Account.create(
+        account = await Account.create(
             domain=domain,
             username=username,
             name=name,
@@ -247,6 +249,9 @@ class Factory:
             mapi_ews_enabled=enabled,
             mapi_ews_enabled_at=datetime.now(UTC) if enabled else None,
         )
+        # As an enable through the API would, in the domain's row.
+        await count_enabled(connection(), domain.id, 1 if enabled else 0)
+        return account
 
     async def accounts(
         self, domain: Domain, count: int, *, enabled: int = 0, prefix: str = "user"
@@ -263,6 +268,7 @@ class Factory:
                 for i in range(count)
             ]
         )
+        await count_enabled(connection(), domain.id, min(enabled, count))
 
     async def system_admin(self, username: str = "root") -> SystemAdmin:
         return await SystemAdmin.create(username=username, password_hash=self.password_hash)

@@ -239,7 +239,7 @@ async def test_lowering_the_limit_keeps_enabled_accounts_and_refuses_new_ones(
     token, example = tab
     await gql.data(ENABLE, {"usernames": ["alice", "bob", "carol"]}, token=token)
     example.max_mapi_ews_accounts = 1
-    await example.save()
+    await example.save(update_fields=["max_mapi_ews_accounts"])
 
     refused = await gql.data(ENABLE, {"usernames": ["dave"]}, token=token)
     await gql.data(DISABLE, {"usernames": ["alice", "bob"]}, token=token)

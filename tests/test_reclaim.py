@@ -237,7 +237,7 @@ async def test_the_daily_command_reclaims_in_policy_domains_only_and_twice_is_ha
 ) -> None:
     policy = await make.domain("policy.example")
     policy.mapi_ews_idle_reclaim_days = 60
-    await policy.save()
+    await policy.save(update_fields=["mapi_ews_idle_reclaim_days"])
     other = await make.domain("other.example")
     await account(make, policy, "gone", last_login=timedelta(days=61))
     await account(make, policy, "here", last_login=timedelta(days=59))

@@ -122,7 +122,7 @@ def _connection(
             for cursor, row in zip(page.cursors, page.items, strict=True)
         ],
         page_info=page_info_of(page),
-        total_count=page.total_count,
+        count=page.count,
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +15,7 @@ from api.graphql.directives import auth
 from api.graphql.inputs import plain_input
 from api.graphql.types import (
     Account,
+    Counted,
     Node,
     PageInfo,
     UserError,
@@ -98,14 +98,9 @@ class MapiEwsLoginEventEdge:
 
 
 @strawberry.type
-class MapiEwsLoginEventConnection:
+class MapiEwsLoginEventConnection(Counted):
     edges: list[MapiEwsLoginEventEdge]
     page_info: PageInfo
-    count: strawberry.Private[Callable[[], Awaitable[int]]]
-
-    @strawberry.field(description="All events that match, across every page (counted when asked).")
-    async def total_count(self) -> int:
-        return await self.count()
 
 
 @strawberry.input

@@ -8,14 +8,12 @@ from typing import Any
 
 from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode
 from starlette.websockets import WebSocket
-from strawberry.dataloader import DataLoader
 from strawberry.types import Info as StrawberryInfo
 
 from api.auth.principal import Principal
 from api.auth.throttle import LoginThrottle
 from api.errors import Unauthenticated, UserError, UserErrors
 from api.events import EventBus
-from api.services import domains
 from api.services.tenancy import Tenant
 from api.settings import Settings
 
@@ -26,17 +24,11 @@ PathKey = tuple[str | int, ...]
 class OperationState:
     """What one operation works out as it runs. A WebSocket connection shares its context
     between the operations it carries, each in its own task; this state is per task, so two
-    subscriptions on one connection never see each other's domain or cached counts."""
+    subscriptions on one connection never see each other's domain."""
 
     # The domain each @auth field acts in, by response path, set before its resolver runs.
     # A mutation whose input names a bad domain gets the UserError to answer with instead.
     tenants: dict[PathKey, Tenant | UserError | None] = field(default_factory=dict)
-    # MAPI/EWS accounts per domain id, batched: a list of domains costs one COUNT, not one each.
-    enabled_counts: DataLoader[int, int] = field(
-        default_factory=lambda: DataLoader(
-            load_fn=lambda ids: domains.enabled_counts(domain_ids=ids), max_batch_size=500
-        )
-    )
 
 
 _operation: ContextVar[OperationState | None] = ContextVar("operation_state", default=None)
@@ -72,10 +64,6 @@ class Context:
     @property
     def tenants(self) -> dict[PathKey, Tenant | UserError | None]:
         return operation_state().tenants
-
-    @property
-    def enabled_counts(self) -> DataLoader[int, int]:
-        return operation_state().enabled_counts
 
     def require_principal(self) -> Principal:
         if self.principal is None:

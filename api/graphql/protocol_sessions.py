@@ -3,7 +3,7 @@ that tell a gateway to close, and the live changes dashboards follow."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -19,6 +19,7 @@ from api.graphql.inputs import plain_input
 from api.graphql.live import follow, shared
 from api.graphql.types import (
     Account,
+    Counted,
     Node,
     PageInfo,
     UserError,
@@ -86,14 +87,9 @@ class MapiEwsSessionEdge:
 
 
 @strawberry.type
-class MapiEwsSessionConnection:
+class MapiEwsSessionConnection(Counted):
     edges: list[MapiEwsSessionEdge]
     page_info: PageInfo
-    count: strawberry.Private[Callable[[], Awaitable[int]]]
-
-    @strawberry.field(description="All open sessions that match, across every page.")
-    async def total_count(self) -> int:
-        return await self.count()
 
 
 @strawberry.type(description="A session opened or ended in a domain.")

@@ -15,7 +15,7 @@ from api.errors import UserErrorCode
 from api.models import AuditAction, MailProtocol
 from api.services.domains import Usage
 from api.services.live import AccountSnapshot
-from api.services.paging import Window
+from api.services.paging import Counter, Window
 
 # The services' enums are GraphQL enums too: strawberry.enum registers the class itself.
 strawberry.enum(MailProtocol, name="MailProtocol")
@@ -167,16 +167,26 @@ def page_info_of(page: Window[Any]) -> PageInfo:
 
 
 @strawberry.type
+class Counted:
+    """A connection's totalCount, counted only when a client selects it."""
+
+    count: strawberry.Private[Counter]
+
+    @strawberry.field(description="All items that match, across every page (counted if selected).")
+    async def total_count(self) -> int:
+        return await self.count()
+
+
+@strawberry.type
 class AccountEdge:
     cursor: str
     node: Account
 
 
 @strawberry.type
-class AccountConnection:
+class AccountConnection(Counted):
     edges: list[AccountEdge]
     page_info: PageInfo
-    total_count: int = strawberry.field(description="All items that match, across every page.")
 
 
 @strawberry.type
@@ -186,7 +196,6 @@ class AuditEntryEdge:
 
 
 @strawberry.type
-class AuditEntryConnection:
+class AuditEntryConnection(Counted):
     edges: list[AuditEntryEdge]
     page_info: PageInfo
-    total_count: int

@@ -13,7 +13,7 @@ from api.events import Topic
 from api.graphql.context import Info, tenant_of
 from api.graphql.directives import auth
 from api.graphql.live import follow
-from api.graphql.types import MapiEwsUsage, PageInfo, page_info_of, usage_of
+from api.graphql.types import Counted, MapiEwsUsage, PageInfo, page_info_of, usage_of
 from api.services import domains, usage
 from api.services.paging import PageRequest
 
@@ -69,10 +69,9 @@ class MapiEwsMonthlyUsageEdge:
 
 
 @strawberry.type
-class MapiEwsMonthlyUsageConnection:
+class MapiEwsMonthlyUsageConnection(Counted):
     edges: list[MapiEwsMonthlyUsageEdge]
     page_info: PageInfo
-    total_count: int
 
 
 @strawberry.type
@@ -114,7 +113,7 @@ class UsageQuery:
                 for cursor, item in zip(page.cursors, used, strict=True)
             ],
             page_info=page_info_of(page),
-            total_count=page.total_count,
+            count=page.count,
         )
 
 

@@ -21,6 +21,10 @@ class Domain(Model):
     max_mapi_ews_accounts = fields.IntField(null=True)
     # Accounts idle this many days lose MAPI/EWS by the daily reclaim-idle; NULL: never.
     mapi_ews_idle_reclaim_days = fields.IntField(null=True)
+    # How many of its accounts have MAPI/EWS: kept by every change of that set, in the change's
+    # transaction under this row's lock (api/services/domains.py), so usage and the allowance
+    # read one row whatever the domain's size. `repair-mapi-ews-counts` recounts after an import.
+    mapi_ews_enabled_count = fields.IntField(default=0)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     accounts: fields.ReverseRelation[Account]

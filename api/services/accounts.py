@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import partial
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
@@ -12,7 +13,7 @@ from tortoise.transactions import in_transaction
 from api.auth.passwords import hash_password
 from api.errors import UserError, UserErrorCode, UserErrors
 from api.models import Account, AuditAction
-from api.services import audit, connected, reclaim, validation
+from api.services import audit, connected, domains, reclaim, validation
 from api.services.paging import Page, PageRequest, SortSpec, paginate
 from api.services.tenancy import Tenant
 
@@ -36,7 +37,7 @@ def sort_spec(field: AccountSortField, *, descending: bool) -> SortSpec:
             return SortSpec("mapi_ews_enabled_at", descending, nullable=True, is_datetime=True)
 
 
-def _search(text: str, domain: str) -> Q:
+def search_filter(text: str, domain: str) -> Q:
     """Username, name or address contains `text` (already lower-case)."""
     matches = Q(username__icontains=text) | Q(name__icontains=text)
     local, at, rest = text.partition("@")
@@ -67,10 +68,19 @@ async def list_accounts(
         queryset = queryset.filter(mapi_ews_enabled=mapi_ews_enabled)
     if (days := reclaim.idle_argument(idle_for_days)) is not None:
         queryset = reclaim.idle_only(queryset, days, now=datetime.now(UTC))
-    if text := validation.search_argument(search):
-        queryset = queryset.filter(_search(text, tenant.domain))
+    text = validation.search_argument(search)
+    if text:
+        queryset = queryset.filter(search_filter(text, tenant.domain))
+    count = None
+    if mapi_ews_enabled is True and days is None and not text:
+        count = partial(domains.enabled_count, domain_id=tenant.domain_id)  # kept, not counted
     page = await paginate(
-        queryset, spec=order, request=request, default_size=default_size, max_size=max_size
+        queryset,
+        spec=order,
+        request=request,
+        default_size=default_size,
+        max_size=max_size,
+        count=count,
     )
     sessions = await connected.open_counts(row.id for row in page.items) if count_sessions else {}
     return page, sessions

@@ -131,7 +131,9 @@ async def load_demo(*, seed: int = 7) -> DemoSignIns | None:
                 domain_id=domain.id,
                 targets=[f"{r.username}@{domain.name}" for r in rows],
             )
-            # As an enable through the API would: the day's use, in the same transaction.
+            # As an enable through the API would: the count and the day's use, in the same
+            # transaction.
+            await domains.count_enabled(conn, domain.id, with_mapi_ews)
             await usage.record(
                 conn,
                 domain_id=domain.id,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -11,7 +10,6 @@ from typing import Final
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
-from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
 from api.db import is_sqlite
@@ -55,6 +53,43 @@ async def lock_domain(conn: BaseDBAsyncClient, domain_id: int) -> Domain:
         await query.update(max_mapi_ews_accounts=F("max_mapi_ews_accounts"))
     domain = await query.select_for_update(no_key=True).get()
     return domain
+
+
+async def count_enabled(conn: BaseDBAsyncClient, domain_id: int, delta: int) -> None:
+    """Move the domain's MAPI/EWS count (Domain.mapi_ews_enabled_count) by `delta`, inside the
+    transaction that changes that many accounts, which holds the domain's lock."""
+    if delta:
+        await (
+            Domain.filter(id=domain_id)
+            .using_db(conn)
+            .update(mapi_ews_enabled_count=F("mapi_ews_enabled_count") + delta)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Recounted:
+    domain: str
+    kept: int
+    counted: int
+
+
+async def repair_enabled_counts() -> list[Recounted]:
+    """Every domain's MAPI/EWS count set to a COUNT of its accounts, each under the domain's lock
+    (changes through the API wait meanwhile): for after a bulk import that wrote accounts directly.
+    Returns the domains whose count was wrong."""
+    repaired = []
+    for listed in await Domain.all().order_by("name").only("id"):
+        async with in_transaction() as conn:
+            domain = await lock_domain(conn, listed.id)
+            counted = (
+                await Account.filter(domain_id=domain.id, mapi_ews_enabled=True)
+                .using_db(conn)
+                .count()
+            )
+            if counted != domain.mapi_ews_enabled_count:
+                await count_enabled(conn, domain.id, counted - domain.mapi_ews_enabled_count)
+                repaired.append(Recounted(domain.name, domain.mapi_ews_enabled_count, counted))
+    return repaired
 
 
 def _check_limit(value: int | None) -> list[UserError]:
@@ -183,11 +218,7 @@ async def update_domain(
                 targets=[normal],
             )
         if "max_mapi_ews_accounts" in changed:
-            enabled = (
-                await Account.filter(domain_id=domain.id, mapi_ews_enabled=True)
-                .using_db(conn)
-                .count()
-            )
+            enabled = domain.mapi_ews_enabled_count
             await usage.record(
                 conn,
                 domain_id=domain.id,
@@ -221,20 +252,17 @@ async def list_domains(
     )
 
 
-async def enabled_counts(*, domain_ids: Sequence[int]) -> list[int]:
-    """How many accounts have MAPI/EWS in each domain, in the order given: one grouped COUNT."""
-    rows = (
-        await Account.filter(domain_id__in=list(domain_ids), mapi_ews_enabled=True)
-        .annotate(enabled=Count("id"))
-        .group_by("domain_id")
-        .values_list("domain_id", "enabled")
-    )
-    counts = {int(domain_id): int(enabled) for domain_id, enabled in rows}
-    return [counts.get(domain_id, 0) for domain_id in domain_ids]
+async def enabled_count(*, domain_id: int) -> int:
+    """The domain's MAPI/EWS accounts, as its row keeps them (0 for a domain since deleted)."""
+    domain = await Domain.filter(id=domain_id).only("id", "mapi_ews_enabled_count").first()
+    return domain.mapi_ews_enabled_count if domain is not None else 0
 
 
 async def usage_of(*, domain_id: int) -> Usage:
     """Usage of the domain with this id; it was just resolved, so it exists unless deleted since."""
     domain = await Domain.get(id=domain_id)
-    enabled = await Account.filter(domain_id=domain.id, mapi_ews_enabled=True).count()
-    return Usage(domain=domain.name, enabled=enabled, limit=domain.max_mapi_ews_accounts)
+    return Usage(
+        domain=domain.name,
+        enabled=domain.mapi_ews_enabled_count,
+        limit=domain.max_mapi_ews_accounts,
+    )

@@ -109,9 +109,7 @@ async def set_mapi_ews(
         domain = await domains.lock_domain(conn, tenant.domain_id)
         found = await _named_accounts(conn, tenant, names)
         changing = [found[name] for name in wanted if found[name].mapi_ews_enabled is not enabled]
-        in_use = (
-            await Account.filter(domain_id=domain.id, mapi_ews_enabled=True).using_db(conn).count()
-        )
+        in_use = domain.mapi_ews_enabled_count
         limit = domain.max_mapi_ews_accounts
         after = in_use + len(changing) if enabled else in_use - len(changing)
         if enabled and changing and limit is not None and after > limit:
@@ -171,6 +169,8 @@ async def write_change(
         .using_db(conn)
         .update(mapi_ews_enabled=enabled, mapi_ews_enabled_at=at if enabled else None)
     )
+    await domains.count_enabled(conn, domain.id, after - enabled_before)
+    domain.mapi_ews_enabled_count = after
     for account in changing:
         account.mapi_ews_enabled = enabled
         account.mapi_ews_enabled_at = at if enabled else None

@@ -1,4 +1,4 @@
-"""Keyset (cursor) paging in SQL: LIMIT n+1 for the page, one COUNT for totalCount.
+"""Keyset (cursor) paging in SQL: LIMIT n+1 for the page, one COUNT for totalCount if selected.
 
 Rows are ordered by one column and then by id, both in the requested direction; rows whose
 column is NULL always come last, ordered by id. A cursor names the row's column value and id, so
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -53,9 +53,15 @@ class Window(Generic[M]):
     has_previous_page: bool
 
 
+Counter = Callable[[], Awaitable[int]]
+"""Counts a whole list (totalCount); called only when a client selects that."""
+
+
 @dataclass(frozen=True, slots=True)
 class Page(Window[M]):
-    total_count: int
+    """A window and how to count the whole list, which costs nothing until called."""
+
+    count: Counter
 
 
 def page_size(request: PageRequest, *, default: int, maximum: int) -> tuple[int, bool]:
@@ -197,10 +203,10 @@ async def paginate(
     default_size: int,
     max_size: int,
     value_of: Callable[[M], Any] | None = None,
+    count: Counter | None = None,
 ) -> Page[M]:
-    """The window and a COUNT of the whole list for totalCount."""
-    page_size(request, default=default_size, maximum=max_size)  # refuse bad sizes before any read
-    total = await queryset.count()
+    """The window, and a COUNT of the whole list (or `count`, where the list's size is kept
+    elsewhere) that runs only if totalCount is asked for."""
     rows = await window(
         queryset,
         spec=spec,
@@ -209,6 +215,10 @@ async def paginate(
         max_size=max_size,
         value_of=value_of,
     )
+
+    async def count_all() -> int:
+        return await queryset.count()
+
     return Page(
-        rows.items, rows.cursors, rows.has_next_page, rows.has_previous_page, total_count=total
+        rows.items, rows.cursors, rows.has_next_page, rows.has_previous_page, count or count_all
     )

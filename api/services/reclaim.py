@@ -89,9 +89,7 @@ async def reclaim_idle(
         else:
             domain = await domains.lock_domain(conn, tenant.domain_id)
         idle = list(await _idle(domain.id, days, at, conn).order_by("username", "id"))
-        in_use = (
-            await Account.filter(domain_id=domain.id, mapi_ews_enabled=True).using_db(conn).count()
-        )
+        in_use = domain.mapi_ews_enabled_count
         ending = []
         if not dry_run:
             ending = await mapi_ews.write_change(
