@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     subscription_queue_size: int = Field(default=256, ge=1)
     max_subscriptions_per_connection: int = Field(default=20, ge=1)
     login_event_retention_days: int = Field(default=90, ge=1)
+    # The same login repeated within this many seconds of an event's first report is counted on
+    # that event instead of a new row (README, Configuration); 0 stores every report on its own.
+    login_event_coalesce_seconds: int = Field(default=300, ge=0, le=24 * 3600)
     gateway_token_cache_seconds: int = Field(default=30, ge=0, le=3600)
     # How often an open WebSocket connection re-checks its principal (README, Operations).
     connection_recheck_seconds: int = Field(default=60, ge=1, le=3600)
@@ -112,6 +115,10 @@ class Settings(BaseSettings):
     @property
     def session_ttl(self) -> timedelta:
         return timedelta(seconds=self.session_ttl_seconds)
+
+    @property
+    def login_event_coalesce(self) -> timedelta:
+        return timedelta(seconds=self.login_event_coalesce_seconds)
 
     @property
     def uses_embedded_sqlite(self) -> bool:

@@ -58,6 +58,7 @@ async def test_the_login_history_shows_clients_and_one_accounts_from_its_row(
     for address, client in (
         (f"user01@{domain}", "Apple Mail 16.0"),
         (f"user02@{domain}", "eM Client 10.1"),
+        (f"user02@{domain}", "eM Client 10.1"),  # the same login again: counted on its row
         (f"other01@{domain}", "Microsoft Outlook 16.0"),
     ):
         await site.call(
@@ -73,6 +74,8 @@ async def test_the_login_history_shows_clients_and_one_accounts_from_its_row(
     await expect(history.first).to_contain_text("Refused: MAPI/EWS is off")
     await expect(history.nth(1)).to_contain_text("eM Client 10.1")
     await expect(history.nth(1)).to_contain_text("203.0.113.9")
+    await expect(history.nth(1).locator("td.logins")).to_have_text("2")
+    await expect(history.first.locator("td.logins")).to_have_text("1")
     await shoot(page, "41-login-history")
 
     await page.get_by_role("tab", name="Accounts").click()

@@ -163,7 +163,7 @@ async def test_racing_reports_never_move_a_time_back(
     assert protocol in newest_protocols
     assert mapi == at(max(m for p, m in reports if p == "MAPI"))
     assert ews == at(max(m for p, m in reports if p == "EWS"))
-    assert await LoginEvent.all().count() == 40
+    assert sum(e.count for e in await LoginEvent.all()) == 40  # each counted once, coalesced
 
 
 @pytest.mark.parametrize(
@@ -195,7 +195,9 @@ async def test_a_bad_report_is_refused_with_a_clear_error_and_changes_nothing(
     assert await LoginEvent.all().count() == 0
 
 
-@pytest.mark.parametrize(("email", "on_sqlite"), [("alice@example.com", 2), ("bob@example.com", 3)])
+# On SQLite: the account's UPDATE (and its read when refused), the repeated event's read and its
+# count moved on.
+@pytest.mark.parametrize(("email", "on_sqlite"), [("alice@example.com", 3), ("bob@example.com", 4)])
 async def test_a_report_is_one_statement_on_postgresql(
     gql: GraphQLClient,
     gateway: str,
@@ -213,6 +215,80 @@ async def test_a_report_is_one_statement_on_postgresql(
     await gql.data(REPORT, report, token=gateway)
 
     assert len(sql.statements) == (on_sqlite if db.is_sqlite() else 1), sql.statements
+
+
+HISTORY = """
+query { mapiEwsLoginEvents(first: 20) { totalCount edges { node {
+  username protocol clientAddress allowed count occurredAt lastOccurredAt
+} } } }
+"""
+
+
+def reported(email: str, minutes: float, **more: str) -> dict[str, str]:
+    moment = datetime(2026, 11, 1, 9, 0, tzinfo=UTC) + timedelta(minutes=minutes)
+    return {"email": email, "protocol": "MAPI", "at": iso(moment), "ip": "198.51.100.4", **more}
+
+
+async def history(gql: GraphQLClient, make: Factory, example: Domain) -> list[dict[str, object]]:
+    admin = await make.account(example, "admin", admin=True)
+    data = await gql.data(HISTORY, token=await make.token_for(admin))
+    return [edge["node"] for edge in data["mapiEwsLoginEvents"]["edges"]]
+
+
+async def test_the_same_login_repeated_within_the_window_is_counted_on_one_event(
+    gql: GraphQLClient, gateway: str, example: Domain, make: Factory
+) -> None:
+    for minutes in (0, 1, 2.5, 4.9):
+        await gql.data(REPORT, reported("alice@example.com", minutes), token=gateway)
+
+    events = await history(gql, make, example)
+
+    assert [(e["count"], e["occurredAt"], e["lastOccurredAt"]) for e in events] == [
+        (4, iso(at(0)), "2026-11-01T09:04:54+00:00")
+    ]
+    assert await LoginEvent.all().count() == 1
+    assert (await columns("alice"))[0] == datetime(2026, 11, 1, 9, 4, 54, tzinfo=UTC)
+
+
+async def test_a_different_login_or_one_past_the_window_is_an_event_of_its_own(
+    gql: GraphQLClient, gateway: str, example: Domain, make: Factory
+) -> None:
+    alice = "alice@example.com"
+    sent = [
+        reported(alice, 0),
+        reported(alice, 1, protocol="EWS"),  # another protocol
+        reported(alice, 2, ip="203.0.113.9"),  # another client address
+        reported(alice, 3),  # the first again: counted on it
+        reported(alice, 5),  # five minutes after the first report: a new window
+        reported("bob@example.com", 1),  # refused: bob has no MAPI/EWS
+        reported("bob@example.com", 2),
+    ]
+    for variables in sent:
+        await gql.data(REPORT, variables, token=gateway)
+
+    events = await history(gql, make, example)
+
+    assert sorted(
+        (e["username"], e["protocol"], e["clientAddress"], e["allowed"], e["count"]) for e in events
+    ) == [
+        ("alice", "EWS", "198.51.100.4", True, 1),
+        ("alice", "MAPI", "198.51.100.4", True, 1),
+        ("alice", "MAPI", "198.51.100.4", True, 2),
+        ("alice", "MAPI", "203.0.113.9", True, 1),
+        ("bob", "MAPI", "198.51.100.4", False, 2),
+    ]
+
+
+async def test_a_window_of_zero_stores_every_report_on_its_own(
+    gql: GraphQLClient, gateway: str, example: Domain, make: Factory, settings: Settings
+) -> None:
+    settings.login_event_coalesce_seconds = 0
+    for minutes in (0, 0, 1):
+        await gql.data(REPORT, reported("alice@example.com", minutes), token=gateway)
+
+    events = await history(gql, make, example)
+
+    assert [e["count"] for e in events] == [1, 1, 1]
 
 
 async def test_gateway_tokens_are_shown_once_stored_as_hashes_and_audited(

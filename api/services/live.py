@@ -60,11 +60,14 @@ class LoginReported:
     domain: str
     username: str
     protocol: MailProtocol
+    # The event's first report; `count` reports up to last_occurred_at (coalesced repeats).
     occurred_at: datetime
     client_address: str | None
     client_name: str | None
     allowed: bool
     account: AccountSnapshot | None
+    count: int = 1
+    last_occurred_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from api.db import connection, is_sqlite
@@ -61,27 +62,43 @@ _PG_PARAMS = {
     "c": "$5::varchar",
     "n": "$6::varchar",
     "now": "$7::timestamptz",
+    "since": "$8::timestamptz",
 }
-_PG_SESSION_PARAMS = {**_PG_PARAMS, "g": "$8::int", "s": "$9::varchar", "exp": "$10::timestamptz"}
+_PG_SESSION_PARAMS = {**_PG_PARAMS, "g": "$9::int", "s": "$10::varchar", "exp": "$11::timestamptz"}
 _SQLITE_PARAMS = {"d": "?1", "u": "?2", "t": "?3", "p": "?4"}
 # PostgreSQL: the whole report in one statement (atomic on its own, one round trip). `changed`
 # is the allowed case; otherwise `target` reads the account as it is, and the event is stored
-# either way, with `allowed` saying which. No row at all: no such account. `open_before` counts
-# the account's open sessions before this report (for the event's account).
+# either way, with `allowed` saying which. No row at all: no such account. `recent` is the event
+# this report repeats (the same login first reported within the coalescing window before it):
+# `bumped` counts the report on it, under its row lock, and only without one is a row inserted.
+# `open_before` counts the account's open sessions before this report (for the event's account).
+_EVENT_RESULT = "id, allowed, count, occurred_at, last_occurred_at"
 _PG_LOGGED = (
     "WITH changed AS (" + _UPDATE + "), "  # noqa: S608
     "target AS (SELECT * FROM changed UNION ALL "
     "SELECT * FROM account WHERE "
     + _WHERE_ENABLED.removesuffix(" AND mapi_ews_enabled")
     + " AND NOT EXISTS (SELECT 1 FROM changed)), "
-    "logged AS (INSERT INTO login_event "
+    "recent AS (SELECT e.id, e.occurred_at FROM login_event e, target "
+    "WHERE e.domain_id = target.domain_id AND e.username = target.username "
+    "AND e.occurred_at > {since} AND e.occurred_at <= {t} AND e.protocol = {p} "
+    "AND e.client_address IS NOT DISTINCT FROM {c} AND e.client_name IS NOT DISTINCT FROM {n} "
+    "AND e.allowed = EXISTS (SELECT 1 FROM changed) ORDER BY e.occurred_at DESC LIMIT 1), "
+    "bumped AS (UPDATE login_event e SET count = e.count + 1, "
+    "last_occurred_at = GREATEST(COALESCE(e.last_occurred_at, e.occurred_at), {t}) "
+    "FROM recent WHERE e.id = recent.id AND e.occurred_at = recent.occurred_at "
+    "RETURNING e.id, e.allowed, e.count, e.occurred_at, e.last_occurred_at), "
+    "inserted AS (INSERT INTO login_event "
     "(domain_id, account_id, username, protocol, occurred_at, client_address, client_name, "
-    "allowed) "
-    "SELECT domain_id, id, username, {p}, {t}, {c}, {n}, EXISTS (SELECT 1 FROM changed) "
-    "FROM target RETURNING id, allowed)"
+    "allowed, count, last_occurred_at) "
+    "SELECT domain_id, id, username, {p}, {t}, {c}, {n}, EXISTS (SELECT 1 FROM changed), 1, {t} "
+    "FROM target WHERE NOT EXISTS (SELECT 1 FROM bumped) RETURNING " + _EVENT_RESULT + "), "
+    "logged AS (SELECT * FROM bumped UNION ALL SELECT * FROM inserted)"
 )
 _PG_RESULT = (
     "SELECT target.*, logged.id AS event_id, logged.allowed AS event_allowed, "
+    "logged.count AS event_count, logged.occurred_at AS event_first, "
+    "logged.last_occurred_at AS event_last, "
     "(SELECT count(*) FROM protocol_session o WHERE o.account_id = target.id "
     "AND o.end_reason IS NULL AND o.expires_at > {now}) AS open_before"
 )
@@ -142,11 +159,21 @@ class Gateway:
 
 
 @dataclass(frozen=True, slots=True)
+class Logged:
+    """The login event a report was counted on, as the report left it."""
+
+    id: int
+    count: int
+    occurred_at: datetime
+    last_occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Recorded:
     """What one report did: the account after it, its event, and the session it touched."""
 
     account: Account
-    event_id: int
+    event: Logged
     allowed: bool
     # The account's open sessions before the report.
     open_before: int
@@ -181,9 +208,13 @@ def _is_open(session: ProtocolSession) -> bool:
     return session.end_reason is None and session.expires_at > datetime.now(UTC)
 
 
-async def write_report(report: Report, gateway: Gateway | None, ttl: timedelta) -> Recorded | None:
-    """What the report did, or None for no such account."""
+async def write_report(
+    report: Report, gateway: Gateway | None, ttl: timedelta, coalesce: timedelta
+) -> Recorded | None:
+    """What the report did, or None for no such account. A report repeating an event first
+    reported less than `coalesce` before it is counted on that event."""
     now = datetime.now(UTC)
+    since = report.occurred_at - coalesce  # with 0, the window is empty
     session_id = report.session_id if gateway is not None else None
     conn = connection()
     if not is_sqlite(conn):
@@ -195,6 +226,7 @@ async def write_report(report: Report, gateway: Gateway | None, ttl: timedelta) 
             report.client_address,
             report.client_name,
             now,
+            since,
         ]
         statement = _PG_REPORT
         if gateway is not None and session_id is not None:
@@ -212,7 +244,12 @@ async def write_report(report: Report, gateway: Gateway | None, ttl: timedelta) 
         before = {column: extra.get(f"previous_{column}") for column in _SESSION_COLUMNS}
         return Recorded(
             account=account,
-            event_id=int(extra["event_id"]),
+            event=Logged(
+                id=int(extra["event_id"]),
+                count=int(extra["event_count"]),
+                occurred_at=extra["event_first"],
+                last_occurred_at=extra["event_last"],
+            ),
             allowed=bool(extra["event_allowed"]),
             open_before=int(extra["open_before"]),
             session=_opened(report, account, gateway, extra, now, ttl),
@@ -238,17 +275,7 @@ async def write_report(report: Report, gateway: Gateway | None, ttl: timedelta) 
             if found is None:
                 return None
             account, allowed = found, False
-        event = await LoginEvent.create(
-            domain_id=account.domain_id,
-            account_id=account.id,
-            username=report.username,
-            protocol=report.protocol,
-            occurred_at=report.occurred_at,
-            client_address=report.client_address,
-            client_name=report.client_name,
-            allowed=allowed,
-            using_db=tx,
-        )
+        event = await _sqlite_log(tx, report, account, allowed, since)
         previous = session = None
         if allowed and gateway is not None and session_id is not None:
             previous = (
@@ -257,7 +284,51 @@ async def write_report(report: Report, gateway: Gateway | None, ttl: timedelta) 
                 .first()
             )
             session = await _sqlite_upsert(tx, report, account, gateway, previous, now, ttl)
-    return Recorded(account, event.id, allowed, open_before, session, previous)
+    return Recorded(account, event, allowed, open_before, session, previous)
+
+
+async def _sqlite_log(
+    tx: BaseDBAsyncClient, report: Report, account: Account, allowed: bool, since: datetime
+) -> Logged:
+    """SQLite's form of the statement's event: counted on the event it repeats, or a new one
+    (the transaction holds the database's write lock, so no other report races for it)."""
+    recent = (
+        await LoginEvent.filter(
+            domain_id=account.domain_id,
+            username=report.username,
+            occurred_at__gt=since,
+            occurred_at__lte=report.occurred_at,
+            protocol=report.protocol,
+            client_address=report.client_address,
+            client_name=report.client_name,
+            allowed=allowed,
+        )
+        .using_db(tx)
+        .order_by("-occurred_at")
+        .first()
+    )
+    if recent is not None:
+        last = max(recent.last_occurred_at or recent.occurred_at, report.occurred_at)
+        await (
+            LoginEvent.filter(id=recent.id)
+            .using_db(tx)
+            .update(count=F("count") + 1, last_occurred_at=last)
+        )
+        return Logged(recent.id, recent.count + 1, recent.occurred_at, last)
+    event = await LoginEvent.create(
+        domain_id=account.domain_id,
+        account_id=account.id,
+        username=report.username,
+        protocol=report.protocol,
+        occurred_at=report.occurred_at,
+        client_address=report.client_address,
+        client_name=report.client_name,
+        allowed=allowed,
+        count=1,
+        last_occurred_at=report.occurred_at,
+        using_db=tx,
+    )
+    return Logged(event.id, 1, report.occurred_at, report.occurred_at)
 
 
 def _opened(

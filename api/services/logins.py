@@ -18,12 +18,20 @@ from api.services import connected, validation
 from api.services.live import AccountSnapshot, LoginReported, SessionChanged
 from api.services.login_statements import Gateway, Recorded, Report, write_report
 
-__all__ = ["CLOCK_SKEW", "DEFAULT_SESSION_TTL", "Gateway", "parse_report", "record_login"]
+__all__ = [
+    "CLOCK_SKEW",
+    "DEFAULT_COALESCE",
+    "DEFAULT_SESSION_TTL",
+    "Gateway",
+    "parse_report",
+    "record_login",
+]
 
 # A gateway's clock may run a little ahead of ours; a login further in the future than this is
 # refused, as it would pin lastLogin ahead of every real login until then.
 CLOCK_SKEW = timedelta(minutes=5)
 DEFAULT_SESSION_TTL = timedelta(minutes=5)
+DEFAULT_COALESCE = timedelta(minutes=5)
 T = TypeVar("T")
 
 
@@ -91,12 +99,14 @@ async def record_login(
     session_id: str | None = None,
     gateway: Gateway | None = None,
     session_ttl: timedelta = DEFAULT_SESSION_TTL,
+    coalesce: timedelta = DEFAULT_COALESCE,
 ) -> bool:
     """Whether the login may go through: exactly when MAPI/EWS is enabled for the account.
 
     Either way the report is stored as a login event and published once committed. An unknown
     address is NOT_FOUND and stores nothing: there is no account or domain to file it under.
-    An allowed report with a session id opens that session for `gateway` (or refreshes it)."""
+    An allowed report with a session id opens that session for `gateway` (or refreshes it). The
+    same login repeated within `coalesce` is counted on its event (published with the new count)."""
     report = parse_report(
         email_address=email_address,
         protocol=protocol,
@@ -106,7 +116,7 @@ async def record_login(
         client_name=client_name,
         session_id=session_id,
     )
-    recorded = await write_report(report, gateway, session_ttl)
+    recorded = await write_report(report, gateway, session_ttl, coalesce)
     if recorded is None:
         raise UserErrors(
             [
@@ -127,11 +137,13 @@ async def _events(report: Report, recorded: Recorded, gateway: Gateway | None) -
         recorded.account, report.domain, active_sessions=recorded.open_after
     )
     reported = LoginReported(
-        id=recorded.event_id,
+        id=recorded.event.id,
         domain=report.domain,
         username=report.username,
         protocol=report.protocol,
-        occurred_at=report.occurred_at,
+        occurred_at=recorded.event.occurred_at,
+        last_occurred_at=recorded.event.last_occurred_at,
+        count=recorded.event.count,
         client_address=report.client_address,
         client_name=report.client_name,
         allowed=recorded.allowed,

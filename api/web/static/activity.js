@@ -82,7 +82,8 @@ export function stopLive() {
 
 function loggedIn(event) {
   const verb = event.allowed ? "signed in" : "was refused";
-  activity(event.occurredAt, `${event.username} ${verb} over ${event.protocol}`, event.allowed ? "login" : "refused");
+  // A repeated login comes as its event with the new count: this report is its latest.
+  activity(event.lastOccurredAt, `${event.username} ${verb} over ${event.protocol}`, event.allowed ? "login" : "refused");
   const account = event.account;
   if (!event.allowed || !account) return;
   const tr = $("rows").querySelector(`tr[data-username="${CSS.escape(account.username)}"]`);

@@ -35,6 +35,15 @@ function cell(text, className = "") {
   return td;
 }
 
+/** How many reports the event stands for: the same login repeated within minutes is one row. */
+function countCell(event) {
+  const td = cell(String(event.count), "logins");
+  if (event.count > 1) {
+    td.title = `${event.count} logins from ${exactTime(event.occurredAt)} to ${exactTime(event.lastOccurredAt)}`;
+  }
+  return td;
+}
+
 /** A paged list: `cursors` holds the `after` of each page shown so far, for "Newer". */
 function pager(name, query, variables, render, field) {
   const list = { cursors: [null], serial: 0 };
@@ -98,6 +107,7 @@ export function wireHistory() {
         cell(event.clientName ?? "—"),
         cell(event.clientAddress ?? "—"),
         cell(event.allowed ? "Allowed" : "Refused: MAPI/EWS is off"),
+        countCell(event),
       );
       return tr;
     },

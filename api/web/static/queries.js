@@ -48,7 +48,7 @@ export const TAB = `query Tab($domain: String!, $search: String, $orderBy: Accou
 export const HISTORY = `query History($domain: String!, $username: String, $after: String) {
   mapiEwsLoginEvents(domain: $domain, username: $username, first: 25, after: $after) {
     pageInfo { hasNextPage endCursor }
-    edges { node { id username protocol occurredAt clientName clientAddress allowed } }
+    edges { node { id username protocol occurredAt clientName clientAddress allowed count lastOccurredAt } }
   }
 }`;
 export const AUDIT = `query Audit($domain: String!, $after: String) {
@@ -112,7 +112,7 @@ export const ACCOUNT_SESSIONS = `query AccountSessions($domain: String!, $userna
 }`;
 export const LOGIN_UPDATES = `subscription Logins($domain: String) {
   mapiEwsLoginUpdates(domain: $domain) {
-    id username protocol occurredAt allowed clientAddress
+    id username protocol occurredAt lastOccurredAt allowed clientAddress
     account { ${ACCOUNT_FIELDS} mapiEwsEnabled }
   }
 }`;
