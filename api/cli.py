@@ -215,8 +215,10 @@ def prune_login_events(args: argparse.Namespace) -> None:
 
     settings = _settings()
     days = args.older_than_days or settings.login_event_retention_days
-    deleted = asyncio.run(_with_database(settings, lambda: prune(older_than=timedelta(days=days))))
-    print(f"Deleted {deleted} login event(s) older than {days} days.")
+    pruned = asyncio.run(_with_database(settings, lambda: prune(older_than=timedelta(days=days))))
+    for day in pruned.dropped:
+        print(f"Dropped the partition of {day.day} (about {day.estimated_rows} login events).")
+    print(f"Deleted {pruned.deleted} login event(s) older than {days} days.")
 
 
 def repair_mapi_ews_counts(_: argparse.Namespace) -> None:
@@ -355,7 +357,9 @@ def parser() -> argparse.ArgumentParser:
     )
 
     prune = commands.add_parser(
-        "prune-login-events", help="delete login events past the retention (run it daily)"
+        "prune-login-events",
+        help="delete login events past the retention and, on PostgreSQL, create the coming "
+        "days' partitions (run it daily)",
     )
     prune.add_argument(
         "--older-than-days",

@@ -205,6 +205,40 @@ async def test_a_repeated_login_reaches_the_dashboard_each_time_as_its_event_cou
     ]
 
 
+async def test_a_batch_of_reports_reaches_the_dashboard_report_by_report(
+    demo: Demo, dashboard: GraphQLWebSocket
+) -> None:
+    user, other = await demo.new_account(enabled=True), await demo.new_account()
+    await subscribed(
+        dashboard, demo, "logins", "subscription { mapiEwsLoginUpdates { username allowed count } }"
+    )
+    batch = "mutation($r: [RecordProtocolLoginInput!]!) { recordProtocolLogins(input: {reports: $r}) { results { allowed } } }"
+    reports = [
+        {
+            "emailAddress": f"{user}@example.com",
+            "protocol": "MAPI",
+            "occurredAt": "2026-11-01T10:00:00Z",
+        },
+        {"emailAddress": f"{other}@example.com", "protocol": "EWS"},
+        {
+            "emailAddress": f"{user}@example.com",
+            "protocol": "MAPI",
+            "occurredAt": "2026-11-01T10:01:00Z",
+        },
+    ]
+
+    await demo.call(batch, {"r": reports}, token=demo.gateway)
+    received = [
+        (await dashboard.receive())["payload"]["data"]["mapiEwsLoginUpdates"] for _ in reports
+    ]
+
+    assert received == [
+        {"username": user, "allowed": True, "count": 1},
+        {"username": other, "allowed": False, "count": 1},
+        {"username": user, "allowed": True, "count": 2},
+    ]
+
+
 async def test_a_refused_login_is_delivered_too(demo: Demo, dashboard: GraphQLWebSocket) -> None:
     user = await demo.new_account()
     await subscribed(dashboard, demo, "logins", LOGINS)

@@ -154,6 +154,25 @@ class RecordProtocolLoginPayload:
     user_errors: list[UserError]
 
 
+@plain_input
+@strawberry.input
+class RecordProtocolLoginsInput:
+    reports: list[RecordProtocolLoginInput] = strawberry.field(
+        description="At most 500 reports; each is answered on its own, in the order given."
+    )
+
+
+@strawberry.type
+class RecordProtocolLoginsPayload:
+    results: list[RecordProtocolLoginPayload] = strawberry.field(
+        description="One answer per report, in order; a report's userErrors point into "
+        "input.reports."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        description="Errors of the whole batch (empty, too long); then no report was recorded."
+    )
+
+
 @strawberry.type
 class ActivityQuery:
     @strawberry.field(
@@ -239,3 +258,45 @@ class ActivityMutation:
                 allowed=False, user_errors=user_errors_of(list(refused.errors))
             )
         return RecordProtocolLoginPayload(allowed=allowed, user_errors=[])
+
+    @strawberry.mutation(
+        extensions=auth(Role.GATEWAY),
+        description="Up to 500 logins at once, for a busy gateway: one round trip, each report "
+        "answered as recordProtocolLogin would answer it.",
+    )
+    async def record_protocol_logins(
+        self, info: Info, input: RecordProtocolLoginsInput
+    ) -> RecordProtocolLoginsPayload:
+        gateway = info.context.require_principal()
+        settings = info.context.settings
+        try:
+            answers = await logins.record_logins(
+                events=info.context.events,
+                reports=[
+                    logins.ReportInput(
+                        email_address=report.email_address,
+                        protocol=report.protocol,
+                        client_address=report.client_address,
+                        occurred_at=report.occurred_at,
+                        client_name=report.client_name,
+                        session_id=report.session_id,
+                    )
+                    for report in input.reports
+                ],
+                gateway=logins.Gateway(gateway.subject_id, gateway.username),
+                session_ttl=settings.session_ttl,
+                coalesce=settings.login_event_coalesce,
+            )
+        except UserErrors as refused:
+            return RecordProtocolLoginsPayload(
+                results=[], user_errors=user_errors_of(list(refused.errors))
+            )
+        return RecordProtocolLoginsPayload(
+            results=[
+                RecordProtocolLoginPayload(
+                    allowed=answer.allowed, user_errors=user_errors_of(answer.errors)
+                )
+                for answer in answers
+            ],
+            user_errors=[],
+        )

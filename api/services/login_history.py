@@ -1,13 +1,15 @@
-"""The login history: a domain's events newest first, counted when asked, pruned by age."""
+"""The login history: a domain's events newest first, counted when asked, pruned by age
+(on PostgreSQL a day at a time: api/services/login_partitions.py)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from tortoise.queryset import QuerySet
 
 from api.models import Account, LoginEvent
-from api.services import connected, validation
+from api.services import connected, login_partitions, validation
 from api.services.paging import PageRequest, SortSpec, Window, window
 from api.services.tenancy import Tenant
 
@@ -52,9 +54,25 @@ async def count_login_events(*, tenant: Tenant, username: str | None) -> int:
     return await _history(tenant, username).count()
 
 
-async def prune_login_events(*, older_than: timedelta, now: datetime | None = None) -> int:
-    """Delete login events older than `older_than`, in batches that keep each lock short."""
-    cutoff = (now or datetime.now(UTC)) - older_than
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    # Rows deleted in batches: SQLite's, and on PostgreSQL those of the day the cutoff falls in
+    # and of the default partition.
+    deleted: int
+    # Whole days dropped (PostgreSQL's partitions).
+    dropped: list[login_partitions.Dropped]
+
+
+async def prune_login_events(*, older_than: timedelta, now: datetime | None = None) -> Pruned:
+    """Remove login events older than `older_than`: on PostgreSQL whole days first (a partition
+    dropped), then the rest in batches that keep each lock short. The daily maintenance also
+    creates the coming days' partitions."""
+    moment = now or datetime.now(UTC)
+    cutoff = moment - older_than
+    dropped: list[login_partitions.Dropped] = []
+    if login_partitions.partitioned():
+        dropped = await login_partitions.drop_before(cutoff)
+        await login_partitions.create_ahead(moment.date())
     deleted = 0
     while True:
         ids = (
@@ -63,5 +81,5 @@ async def prune_login_events(*, older_than: timedelta, now: datetime | None = No
             .values_list("id", flat=True)
         )
         if not ids:
-            return deleted
-        deleted += await LoginEvent.filter(id__in=list(ids)).delete()
+            return Pruned(deleted, dropped)
+        deleted += await LoginEvent.filter(id__in=list(ids), occurred_at__lt=cutoff).delete()

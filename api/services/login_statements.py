@@ -20,7 +20,7 @@ from tortoise.transactions import in_transaction
 from api.db import connection, is_sqlite
 from api.models import Account, LoginEvent, MailProtocol, ProtocolSession
 
-_SESSION_COLUMNS = (
+SESSION_COLUMNS = (
     "id",
     "gateway_id",
     "session_id",
@@ -128,7 +128,7 @@ _PG_SESSION_REPORT = (
     "RETURNING id, started_at) "
     + _PG_RESULT
     + ", opened.id AS opened_id, opened.started_at AS opened_started_at, "
-    + ", ".join(f"previous.{column} AS previous_{column}" for column in _SESSION_COLUMNS)
+    + ", ".join(f"previous.{column} AS previous_{column}" for column in SESSION_COLUMNS)
     + " FROM target CROSS JOIN logged LEFT JOIN opened ON true LEFT JOIN previous ON true"
 ).format(**_PG_SESSION_PARAMS)
 # SQLite: the allowed case's UPDATE, counting the account's open sessions as it returns the row.
@@ -241,7 +241,7 @@ async def write_report(
         extra = {key: row.pop(key) for key in list(row) if key not in columns}
         # The row as the database returned it, converted by Tortoise's own per-dialect rules.
         account = Account._init_from_db(**row)
-        before = {column: extra.get(f"previous_{column}") for column in _SESSION_COLUMNS}
+        before = {column: extra.get(f"previous_{column}") for column in SESSION_COLUMNS}
         return Recorded(
             account=account,
             event=Logged(

@@ -7,7 +7,8 @@ publishes what happened once committed. The history is api/services/login_histor
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -16,6 +17,7 @@ from api.events import Event, EventBus, Topic
 from api.models import MailProtocol, SessionEndReason
 from api.services import connected, validation
 from api.services.live import AccountSnapshot, LoginReported, SessionChanged
+from api.services.login_batches import MAX_REPORTS, write_reports
 from api.services.login_statements import Gateway, Recorded, Report, write_report
 
 __all__ = [
@@ -118,17 +120,108 @@ async def record_login(
     )
     recorded = await write_report(report, gateway, session_ttl, coalesce)
     if recorded is None:
+        raise UserErrors([_no_account(report)])
+    await events.publish(await _events(report, recorded, gateway))
+    return recorded.allowed
+
+
+@dataclass(frozen=True, slots=True)
+class ReportInput:
+    """One report of a batch, as the gateway sent it."""
+
+    email_address: str
+    protocol: MailProtocol
+    client_address: str | None = None
+    occurred_at: datetime | None = None
+    client_name: str | None = None
+    session_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One report's answer: whether it may go through, or why it was not recorded."""
+
+    allowed: bool
+    errors: list[UserError]
+
+
+_BATCH_FIELD = ("input", "reports")
+
+
+async def record_logins(
+    *,
+    events: EventBus,
+    reports: Sequence[ReportInput],
+    gateway: Gateway | None = None,
+    session_ttl: timedelta = DEFAULT_SESSION_TTL,
+    coalesce: timedelta = DEFAULT_COALESCE,
+) -> list[Answer]:
+    """Up to MAX_REPORTS reports, each answered as record_login would, in order: a bad one gets
+    its own errors (pointing into input.reports) and the rest are recorded together
+    (api/services/login_batches.py). UserErrors for an empty or too long batch: nothing is
+    recorded then."""
+    if not reports:
+        raise UserErrors(
+            [UserError(UserErrorCode.INVALID_INPUT, "Send at least one report.", _BATCH_FIELD)]
+        )
+    if len(reports) > MAX_REPORTS:
         raise UserErrors(
             [
                 UserError(
-                    UserErrorCode.NOT_FOUND,
-                    f"No account {report.username}@{report.domain}.",
-                    ("input", "emailAddress"),
+                    UserErrorCode.INVALID_INPUT,
+                    f"At most {MAX_REPORTS} reports at once; {len(reports)} were given.",
+                    _BATCH_FIELD,
                 )
             ]
         )
-    await events.publish(await _events(report, recorded, gateway))
-    return recorded.allowed
+    now = datetime.now(UTC)
+    parsed: list[Report | list[UserError]] = []
+    for index, given in enumerate(reports):
+        try:
+            parsed.append(
+                parse_report(
+                    email_address=given.email_address,
+                    protocol=given.protocol,
+                    client_address=given.client_address,
+                    occurred_at=given.occurred_at,
+                    now=now,
+                    client_name=given.client_name,
+                    session_id=given.session_id,
+                )
+            )
+        except UserErrors as refused:
+            parsed.append([_within(error, index) for error in refused.errors])
+    valid = [report for report in parsed if isinstance(report, Report)]
+    recorded = iter(await write_reports(valid, gateway, session_ttl, coalesce))
+    answers: list[Answer] = []
+    published: list[Event] = []
+    for index, report in enumerate(parsed):
+        if not isinstance(report, Report):
+            answers.append(Answer(False, report))
+            continue
+        done = next(recorded)
+        if done is None:
+            answers.append(Answer(False, [_within(_no_account(report), index)]))
+            continue
+        answers.append(Answer(done.allowed, []))
+        published += await _events(report, done, gateway)
+    await events.publish(published)
+    return answers
+
+
+def _within(error: UserError, index: int) -> UserError:
+    """A report's error, pointing at it inside the batch: ["input", "reports", "3", field]."""
+    return UserError(
+        error.code, error.message, (*_BATCH_FIELD, str(index), *(error.field or ())[1:])
+    )
+
+
+def _no_account(report: Report) -> UserError:
+    return UserError(
+        UserErrorCode.NOT_FOUND,
+        f"No account {report.username}@{report.domain}.",
+        ("input", "emailAddress"),
+    )
 
 
 async def _events(report: Report, recorded: Recorded, gateway: Gateway | None) -> list[Event]:
