@@ -32,6 +32,7 @@ from api.auth.tokens import issue_access_token
 from api.models import Account, Domain, MailProtocol
 from api.services.domains import repair_enabled_counts
 from api.services.gateways import create_gateway_token
+from api.services.login_partitions import create_partitions
 from api.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,8 +78,33 @@ def fresh_database() -> Iterator[str]:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+HISTORY_DAYS = 7
+HISTORY_EVENTS = 200_000
+
+
+async def _login_history(domain_id: int, now: datetime) -> None:
+    """A week of login history (HISTORY_EVENTS events, in their days' partitions), as a running
+    deployment has: the planner then works from the statistics such a table has, not from those
+    of an empty one."""
+    days = [(now - timedelta(days=n)).date() for n in range(HISTORY_DAYS)]
+    await create_partitions(days)
+    await db.connection().execute_query(
+        "INSERT INTO login_event (domain_id, account_id, username, protocol, occurred_at, "
+        "client_address, allowed, count, last_occurred_at) "
+        "SELECT $1, a.id, a.username, CASE WHEN i % 2 = 0 THEN 'MAPI' ELSE 'EWS' END, t, "
+        "'198.51.100.' || (i % 200), a.mapi_ews_enabled, 1, t "
+        "FROM generate_series(1, $2) i "
+        "CROSS JOIN LATERAL (SELECT $3::timestamptz - (i * $4::float / $2) * interval '1 day' "
+        "AS t) moment "
+        "JOIN account a ON a.domain_id = $1 "
+        "AND a.username = 'user' || lpad((i % 10000)::text, 5, '0')",
+        [domain_id, HISTORY_EVENTS, now, float(HISTORY_DAYS)],
+    )
+
+
 async def seed(settings: Settings) -> Seeded:
-    """10,000 accounts, half with MAPI/EWS (most with a last login); an admin and a gateway."""
+    """10,000 accounts, half with MAPI/EWS (most with a last login), a week of login history;
+    an admin and a gateway."""
     await db.migrate_database(settings)
     await db.open_database(settings)
     try:
@@ -110,6 +136,7 @@ async def seed(settings: Settings) -> Seeded:
             )
         await Account.bulk_create(rows, batch_size=1000)
         await repair_enabled_counts()  # the rows were written directly, as an import would
+        await _login_history(domain.id, now)
         await db.connection().execute_script("VACUUM ANALYZE")
         admin = await Account.get(username="user00000")
         principal = Principal(

@@ -232,3 +232,16 @@ async def test_racing_batches_over_the_same_accounts_all_land(
     assert sum(await LoginEvent.all().values_list("count", flat=True)) == 300
     newest = max(datetime.fromisoformat(str(r["occurredAt"])) for b in batches for r in b)
     assert max(await Account.all().values_list("last_login", flat=True)) == newest
+
+
+async def test_a_batch_naming_no_account_answers_each_with_not_found(
+    gql: GraphQLClient, make: Factory, example: Domain
+) -> None:
+    gateway = await make.gateway()
+    reports = [report("nobody@example.com"), report("noone@example.com", sessionId="s")]
+
+    data = await gql.data(BATCH, {"reports": reports}, token=gateway)
+
+    results = data["recordProtocolLogins"]["results"]
+    assert [[e["code"] for e in r["userErrors"]] for r in results] == [["NOT_FOUND"]] * 2
+    assert await LoginEvent.all().count() == 0

@@ -3,15 +3,18 @@ drops whole days, and the migration that partitions it keeps every row. SQLite k
 the same behaviour is checked there without the partitions."""
 
 import asyncio
+import re
 import sqlite3
 import sys
 from datetime import UTC, datetime, time, timedelta
 
 import asyncpg
+from tortoise.transactions import in_transaction
 
 from api.db import connection
 from api.models import Domain, LoginEvent
 from api.services import login_history, login_partitions
+from api.services.login_statements import _PG_REPORT
 from tests.conftest import Factory, GraphQLClient, fresh_postgres_database
 from tests.servers import run_cli
 
@@ -68,6 +71,7 @@ async def test_retention_drops_whole_days_and_deletes_the_rest(
     ages = [120, 100, 100.2, 90.1, 89.75, 1]
     partitioned = login_partitions.partitioned()
     if partitioned:
+        # 90.1 days back has no partition: it is in the default one, deleted by age.
         await login_partitions.create_partitions([midday(120).date(), midday(100).date()])
     await report(gql, make, [midday(age) for age in ages])
     now = midday(0)
@@ -86,6 +90,27 @@ async def test_retention_drops_whole_days_and_deletes_the_rest(
         assert ahead <= set(days)
     else:
         assert (pruned.dropped, pruned.deleted) == ([], 4)
+
+
+async def test_a_day_with_its_partition_goes_whole_once_all_of_it_is_past_the_retention(
+    gql: GraphQLClient, make: Factory
+) -> None:
+    partitioned = login_partitions.partitioned()
+    day = midday(90).date()  # the cutoff's own day
+    if partitioned:
+        await login_partitions.create_partitions([day])
+    await report(gql, make, [midday(90.1), midday(89.9)])  # just before and after the cutoff
+
+    pruned = await login_history.prune_login_events(older_than=timedelta(days=90), now=midday(0))
+    later = await login_history.prune_login_events(older_than=timedelta(days=90), now=midday(-1))
+
+    if partitioned:
+        # The day is kept whole at first (its later half is within the retention), then dropped.
+        assert (pruned.dropped, pruned.deleted) == ([], 0)
+        assert [d.day for d in later.dropped] == [day]
+    else:
+        assert (pruned.deleted, later.deleted) == (1, 1)
+    assert await LoginEvent.all().count() == 0
 
 
 async def test_dropping_a_day_of_a_hundred_thousand_events_is_one_statement(
@@ -204,3 +229,25 @@ async def test_the_migration_leaves_sqlite_one_table_with_every_event(tmp_path) 
     with sqlite3.connect(tmp_path / "old.sqlite3") as db:
         rows = db.execute("SELECT username, count FROM login_event ORDER BY id").fetchall()
     assert rows == [("a", 3), ("b", 3)]
+
+
+async def test_a_report_reads_and_updates_only_its_windows_partitions(make: Factory) -> None:
+    """However many days the retention keeps, a report's statement plans and locks the one or
+    two partitions its coalescing window covers (each partition more would cost it)."""
+    if not login_partitions.partitioned():
+        assert login_partitions.partition_name(TODAY).startswith("login_event_p")
+        return
+    await login_partitions.create_partitions([TODAY - timedelta(days=n) for n in range(1, 40)])
+    domain = await make.domain()
+    await make.account(domain, "alice", enabled=True)
+    now = datetime.now(UTC)
+    values = ["example.com", "alice", now, "MAPI", None, None, now, now - timedelta(minutes=5)]
+    async with in_transaction("default") as tx:
+        plan = await tx.execute_query_dict("EXPLAIN " + _PG_REPORT, values)
+    text = "\n".join(row["QUERY PLAN"] for row in plan)
+    touched = set(re.findall(r"login_event_p\d{8}", text))
+
+    assert touched <= {
+        login_partitions.partition_name(d) for d in (TODAY, TODAY - timedelta(days=1))
+    }
+    assert len(await login_partitions.partition_days()) >= 40

@@ -150,7 +150,7 @@ async def test_search_matches_trigram_indexes_on_postgresql_and_the_domain_on_sq
     # The search alone, with sequential scans priced out: only an index whose expression is
     # exactly the one Tortoise writes can stand in for the scan.
     sql = Account.filter(search_filter("user0001", example.name)).sql(params_inline=True)
-    async with in_transaction() as tx:
+    async with in_transaction("default") as tx:
         await tx.execute_script("SET LOCAL enable_seqscan = off")
         plan = await tx.execute_query_dict("EXPLAIN " + sql)
     text = "\n".join(row["QUERY PLAN"] for row in plan)

@@ -50,9 +50,12 @@ class LoginEvent(Model):
 
     class Meta:
         table = "login_event"
-        # Newest first within a domain, optionally for one username; pruning goes by age.
+        # Newest first within a domain, optionally for one username; an account's latest (the
+        # event a report repeats, and the account's deletion); pruning goes by age (on SQLite:
+        # PostgreSQL drops whole days and has no such index, migration 0010).
         indexes = (
             ("domain_id", "occurred_at", "id"),
             ("domain_id", "username", "occurred_at", "id"),
+            ("account_id", "occurred_at"),
             ("occurred_at",),
         )

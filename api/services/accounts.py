@@ -129,7 +129,7 @@ async def create_account(
         raise exists
     password_hash = await hash_password(password)
     try:
-        async with in_transaction() as conn:
+        async with in_transaction("default") as conn:
             account = await Account.create(
                 domain_id=tenant.domain_id,
                 username=username,

@@ -91,7 +91,7 @@ async def load_demo(*, seed: int = 7) -> DemoSignIns | None:
         mapi_ews_account_management=False,
     )
     now = datetime.now(UTC)
-    async with in_transaction() as conn:
+    async with in_transaction("default") as conn:
         enabled: list[str] = []
         for domain, count, with_mapi_ews in ((example, 40, 12), (read_only, 8, 3)):
             rows = [

@@ -79,7 +79,7 @@ async def repair_enabled_counts() -> list[Recounted]:
     Returns the domains whose count was wrong."""
     repaired = []
     for listed in await Domain.all().order_by("name").only("id"):
-        async with in_transaction() as conn:
+        async with in_transaction("default") as conn:
             domain = await lock_domain(conn, listed.id)
             counted = (
                 await Account.filter(domain_id=domain.id, mapi_ews_enabled=True)
@@ -143,7 +143,7 @@ async def create_domain(
     if await Domain.exists(name=normal):
         raise exists
     try:
-        async with in_transaction() as conn:
+        async with in_transaction("default") as conn:
             domain = await Domain.create(
                 name=normal,
                 max_mapi_ews_accounts=max_mapi_ews_accounts,
@@ -197,7 +197,7 @@ async def update_domain(
     if mapi_ews_idle_reclaim_days is not KEEP:
         changes["mapi_ews_idle_reclaim_days"] = mapi_ews_idle_reclaim_days
     new_limit: Usage | None = None
-    async with in_transaction() as conn:
+    async with in_transaction("default") as conn:
         found = await Domain.filter(name=normal).using_db(conn).only("id").first()
         if found is None:
             raise UserErrors(

@@ -34,7 +34,7 @@ async def create_gateway_token(*, actor: str, name: str) -> str:
         raise UserErrors([UserError(UserErrorCode.INVALID_INPUT, str(error), _FIELD)]) from None
     token = GATEWAY_TOKEN_PREFIX + new_opaque_token()
     try:
-        async with in_transaction() as conn:
+        async with in_transaction("default") as conn:
             await GatewayToken.create(
                 name=normal, token_hash=token_digest(token), created_by=actor, using_db=conn
             )
@@ -54,7 +54,7 @@ async def create_gateway_token(*, actor: str, name: str) -> str:
 async def revoke_gateway_token(*, actor: str, name: str) -> bool:
     """Revoke the token `name`; False when there is no such token that is still live."""
     normal = validation.token_name(name)
-    async with in_transaction() as conn:
+    async with in_transaction("default") as conn:
         revoked = (
             await GatewayToken.filter(name=normal, revoked_at__isnull=True)
             .using_db(conn)

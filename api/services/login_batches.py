@@ -23,7 +23,7 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from api.db import connection, is_sqlite
+from api.db import GATEWAY_CONNECTION, gateway_connection, is_sqlite
 from api.models import Account, ProtocolSession
 from api.services.login_statements import (
     SESSION_COLUMNS,
@@ -72,7 +72,7 @@ _UNCHANGED = (
 # One row per group: the same login (account, protocol, client address, client name, allowed)
 # within the batch. `recent` is the event the group's first report repeats, as for one report.
 _KEY = (
-    "e.domain_id = g.domain_id AND e.username = g.username AND e.protocol = g.p "
+    "e.account_id = g.account_id AND e.protocol = g.p "
     "AND e.client_address IS NOT DISTINCT FROM g.c AND e.client_name IS NOT DISTINCT FROM g.n "
     "AND e.allowed = g.allowed"
 )
@@ -86,10 +86,14 @@ _LOGGED = (
     "COALESCE(e.last_occurred_at, e.occurred_at) AS last_before "
     "FROM g JOIN login_event e ON " + _KEY + " AND e.occurred_at > g.first - $12::interval "
     "AND e.occurred_at <= g.first AND (($13::bool[])[g.k + 1]) "
+    "AND e.occurred_at > $14 AND e.occurred_at <= $15 "
     "ORDER BY g.k, e.occurred_at DESC), "
     "bumped AS (UPDATE login_event e SET count = e.count + g.reports, "
     "last_occurred_at = GREATEST(recent.last_before, g.last) FROM recent JOIN g ON g.k = recent.k "
     "WHERE e.id = recent.id AND e.occurred_at = recent.occurred_at "
+    # The batch's whole window, on the table: the lookup and the UPDATE read only the
+    # partitions it covers (pruned when planned), not every day the retention keeps.
+    "AND e.occurred_at > $14 AND e.occurred_at <= $15 "
     "RETURNING recent.k, e.id, e.occurred_at, recent.count_before, recent.last_before), "
     "inserted AS (INSERT INTO login_event (domain_id, account_id, username, protocol, "
     "occurred_at, client_address, client_name, allowed, count, last_occurred_at) "
@@ -150,10 +154,10 @@ async def write_reports(
     """What each report did, in order (None: no such account)."""
     if not reports:
         return []
-    if is_sqlite(connection()):
+    if is_sqlite(gateway_connection()):
         return [await write_report(report, gateway, ttl, coalesce) for report in reports]
     now = datetime.now(UTC)
-    async with in_transaction() as tx:
+    async with in_transaction(GATEWAY_CONNECTION) as tx:
         found = {
             (str(row["domain"]), str(row["username"])): int(row["id"])
             for row in await tx.execute_query_dict(
@@ -234,6 +238,9 @@ async def _log(
             members[group].append(report)
             group_of[index] = group
     keyed = list(members)
+    if not keyed:  # no report named an account
+        return group_of, {}
+    firsts = [min(r.occurred_at for r in members[g]) for g in keyed]
     rows = await tx.execute_query_dict(
         _LOGGED,
         [
@@ -245,11 +252,13 @@ async def _log(
             [g.client_address for g in keyed],
             [g.client_name for g in keyed],
             [g.allowed for g in keyed],
-            [min(r.occurred_at for r in members[g]) for g in keyed],
+            firsts,
             [max(r.occurred_at for r in members[g]) for g in keyed],
             [len(members[g]) for g in keyed],
             coalesce,
             [g.chunk == 0 for g in keyed],
+            min(firsts) - coalesce,
+            max(firsts),
         ],
     )
     return group_of, {keyed[int(row["k"])]: row for row in rows}

@@ -56,23 +56,28 @@ async def count_login_events(*, tenant: Tenant, username: str | None) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Pruned:
-    # Rows deleted in batches: SQLite's, and on PostgreSQL those of the day the cutoff falls in
-    # and of the default partition.
+    # Rows deleted in batches: SQLite's, and on PostgreSQL the default partition's.
     deleted: int
     # Whole days dropped (PostgreSQL's partitions).
     dropped: list[login_partitions.Dropped]
 
 
 async def prune_login_events(*, older_than: timedelta, now: datetime | None = None) -> Pruned:
-    """Remove login events older than `older_than`: on PostgreSQL whole days first (a partition
-    dropped), then the rest in batches that keep each lock short. The daily maintenance also
-    creates the coming days' partitions."""
+    """Remove login events older than `older_than`. On PostgreSQL a day goes whole, as one
+    partition dropped, once all of it is past the cutoff (so a day's events are kept up to a day
+    longer), and only the default partition's rows are deleted one by one; the daily maintenance
+    also creates the coming days' partitions. On SQLite rows are deleted in batches that keep
+    each lock short."""
     moment = now or datetime.now(UTC)
     cutoff = moment - older_than
-    dropped: list[login_partitions.Dropped] = []
-    if login_partitions.partitioned():
-        dropped = await login_partitions.drop_before(cutoff)
-        await login_partitions.create_ahead(moment.date())
+    if not login_partitions.partitioned():
+        return Pruned(await _delete_before(cutoff), [])
+    dropped = await login_partitions.drop_before(cutoff)
+    await login_partitions.create_ahead(moment.date())
+    return Pruned(await login_partitions.delete_default_before(cutoff, _PRUNE_BATCH), dropped)
+
+
+async def _delete_before(cutoff: datetime) -> int:
     deleted = 0
     while True:
         ids = (
@@ -81,5 +86,5 @@ async def prune_login_events(*, older_than: timedelta, now: datetime | None = No
             .values_list("id", flat=True)
         )
         if not ids:
-            return Pruned(deleted, dropped)
-        deleted += await LoginEvent.filter(id__in=list(ids), occurred_at__lt=cutoff).delete()
+            return deleted
+        deleted += await LoginEvent.filter(id__in=list(ids)).delete()

@@ -4,7 +4,10 @@ One partition per UTC day, named login_event_pYYYYMMDD, and a default partition 
 outside them (a gateway may report an old login), so nothing is ever refused for want of a
 partition. The daily maintenance command (`prune-login-events`) creates the coming days ahead,
 moving any rows the default partition holds for them, and retention drops whole days: dropping
-a partition is one catalogue change, however many rows it holds. SQLite keeps one table.
+a partition is one catalogue change, however many rows it holds. Statements that read or
+update events name the time they concern, so that only those days' partitions are planned and
+locked, however many days the retention keeps (tests/test_login_partitions.py counts them).
+SQLite keeps one table.
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ async def create_partitions(days: list[date]) -> list[date]:
     for day in sorted(set(days) - have):
         name = partition_name(day)
         low, high = _bound(day), _bound(day + timedelta(days=1))
-        async with in_transaction() as tx:
+        async with in_transaction("default") as tx:
             # Built from dates and constants only.
             await tx.execute_script(
                 f"CREATE TABLE {name} (LIKE {TABLE} INCLUDING DEFAULTS INCLUDING CONSTRAINTS); "  # noqa: S608
@@ -102,3 +105,21 @@ async def drop_before(cutoff: datetime) -> list[Dropped]:
         await conn.execute_script(f"DROP TABLE {name}")
         dropped.append(Dropped(day, max(int(rows[0]["n"]), 0) if rows else 0))
     return dropped
+
+
+async def delete_default_before(cutoff: datetime, batch: int) -> int:
+    """Delete the default partition's rows older than `cutoff`, `batch` at a time (it holds only
+    reports outside every day's partition, so it stays small)."""
+    conn = connection()
+    deleted = 0
+    while True:
+        rows = await conn.execute_query_dict(
+            f"WITH gone AS (DELETE FROM {DEFAULT_PARTITION} WHERE ctid IN "  # noqa: S608
+            f"(SELECT ctid FROM {DEFAULT_PARTITION} WHERE occurred_at < $1 LIMIT $2) "
+            "RETURNING 1) SELECT count(*) AS n FROM gone",
+            [cutoff, batch],
+        )
+        count = int(rows[0]["n"])
+        deleted += count
+        if count < batch:
+            return deleted

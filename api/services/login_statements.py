@@ -17,7 +17,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
-from api.db import connection, is_sqlite
+from api.db import gateway_connection, is_sqlite
 from api.models import Account, LoginEvent, MailProtocol, ProtocolSession
 
 SESSION_COLUMNS = (
@@ -80,13 +80,16 @@ _PG_LOGGED = (
     + _WHERE_ENABLED.removesuffix(" AND mapi_ews_enabled")
     + " AND NOT EXISTS (SELECT 1 FROM changed)), "
     "recent AS (SELECT e.id, e.occurred_at FROM login_event e, target "
-    "WHERE e.domain_id = target.domain_id AND e.username = target.username "
+    "WHERE e.account_id = target.id "
     "AND e.occurred_at > {since} AND e.occurred_at <= {t} AND e.protocol = {p} "
     "AND e.client_address IS NOT DISTINCT FROM {c} AND e.client_name IS NOT DISTINCT FROM {n} "
     "AND e.allowed = EXISTS (SELECT 1 FROM changed) ORDER BY e.occurred_at DESC LIMIT 1), "
     "bumped AS (UPDATE login_event e SET count = e.count + 1, "
     "last_occurred_at = GREATEST(COALESCE(e.last_occurred_at, e.occurred_at), {t}) "
     "FROM recent WHERE e.id = recent.id AND e.occurred_at = recent.occurred_at "
+    # The window again, on the table itself: it limits the UPDATE to the window's partitions
+    # (pruned when planned), instead of every day the retention keeps.
+    "AND e.occurred_at > {since} AND e.occurred_at <= {t} "
     "RETURNING e.id, e.allowed, e.count, e.occurred_at, e.last_occurred_at), "
     "inserted AS (INSERT INTO login_event "
     "(domain_id, account_id, username, protocol, occurred_at, client_address, client_name, "
@@ -216,7 +219,7 @@ async def write_report(
     now = datetime.now(UTC)
     since = report.occurred_at - coalesce  # with 0, the window is empty
     session_id = report.session_id if gateway is not None else None
-    conn = connection()
+    conn = gateway_connection()
     if not is_sqlite(conn):
         values: list[object] = [
             report.domain,
@@ -257,7 +260,7 @@ async def write_report(
                 ProtocolSession._init_from_db(**before) if before["id"] is not None else None
             ),
         )
-    async with in_transaction() as tx:
+    async with in_transaction("default") as tx:
         values = [report.domain, report.username, report.occurred_at, report.protocol.value, now]
         rows = await tx.execute_query_dict(_SQLITE_ALLOWED, values)
         # A refused login's account has MAPI/EWS off, so no open session: a disable tells every
@@ -294,8 +297,7 @@ async def _sqlite_log(
     (the transaction holds the database's write lock, so no other report races for it)."""
     recent = (
         await LoginEvent.filter(
-            domain_id=account.domain_id,
-            username=report.username,
+            account_id=account.id,
             occurred_at__gt=since,
             occurred_at__lte=report.occurred_at,
             protocol=report.protocol,

@@ -105,7 +105,7 @@ async def set_mapi_ews(
     names = parse_usernames(usernames, domain=tenant.domain, max_batch=max_batch)
     wanted = list(dict.fromkeys(names))
     now = datetime.now(UTC)
-    async with in_transaction() as conn:
+    async with in_transaction("default") as conn:
         domain = await domains.lock_domain(conn, tenant.domain_id)
         found = await _named_accounts(conn, tenant, names)
         changing = [found[name] for name in wanted if found[name].mapi_ews_enabled is not enabled]
@@ -222,7 +222,7 @@ async def disconnect(
     names = parse_usernames(usernames, domain=tenant.domain, max_batch=max_batch)
     wanted = list(dict.fromkeys(names))
     now = datetime.now(UTC)
-    async with in_transaction() as conn:
+    async with in_transaction("default") as conn:
         found = await _named_accounts(conn, tenant, names)
         ending = await protocol_sessions.mark_ending(
             conn,

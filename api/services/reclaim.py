@@ -82,7 +82,7 @@ async def reclaim_idle(
             [UserError(UserErrorCode.INVALID_INPUT, str(error), ("input", "idleForDays"))]
         ) from None
     at = now or datetime.now(UTC)
-    async with in_transaction() as conn:
+    async with in_transaction("default") as conn:
         # A dry run reads what a reclaim would take, without the lock a change needs.
         if dry_run:
             domain = await Domain.filter(id=tenant.domain_id).using_db(conn).get()

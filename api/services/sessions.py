@@ -184,7 +184,7 @@ async def create_system_admin(*, username: str, password: str) -> SystemAdmin:
         raise UserErrors([UserError(UserErrorCode.INVALID_INPUT, str(error), None)]) from None
     password_hash = await hash_password(password)
     try:
-        async with in_transaction() as conn:
+        async with in_transaction("default") as conn:
             return await SystemAdmin.create(
                 username=name, password_hash=password_hash, using_db=conn
             )

@@ -19,8 +19,11 @@ MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _printable(value: str, what: str) -> None:
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+    if _CONTROL.search(value):
         raise ValueError(f"{what} must not contain control characters.")
 
 
