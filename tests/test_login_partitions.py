@@ -50,18 +50,18 @@ async def report(gql: GraphQLClient, make: Factory, moments: list[datetime]) -> 
 async def test_an_old_report_is_kept_and_moves_into_its_day_when_that_is_created(
     gql: GraphQLClient, make: Factory
 ) -> None:
-    await report(gql, make, [midday(30)])
+    await report(gql, make, [midday(250)])
     event = await LoginEvent.get()
 
     if login_partitions.partitioned():
         assert await where(event.id) == "login_event_default"  # no partition for that day yet
-        created = await login_partitions.create_partitions([midday(30).date()])
-        assert created == [midday(30).date()]
-        assert await where(event.id) == login_partitions.partition_name(midday(30).date())
-        assert await login_partitions.create_partitions([midday(30).date()]) == []
+        created = await login_partitions.create_partitions([midday(250).date()])
+        assert created == [midday(250).date()]
+        assert await where(event.id) == login_partitions.partition_name(midday(250).date())
+        assert await login_partitions.create_partitions([midday(250).date()]) == []
 
     kept = await LoginEvent.get()
-    assert (kept.id, kept.occurred_at, kept.count) == (event.id, midday(30), 1)
+    assert (kept.id, kept.occurred_at, kept.count) == (event.id, midday(250), 1)
 
 
 async def test_retention_drops_whole_days_and_deletes_the_rest(
@@ -82,7 +82,9 @@ async def test_retention_drops_whole_days_and_deletes_the_rest(
     assert sorted(remaining) == [midday(89.75), midday(1)]
     if partitioned:
         # Two whole days dropped; the report of the cutoff's own day before it, deleted.
-        assert [d.day for d in pruned.dropped] == [midday(120).date(), midday(100).date()]
+        dropped = [d.day for d in pruned.dropped]  # with any old day other tests made
+        assert {midday(120).date(), midday(100).date()} <= set(dropped)
+        assert all(day < midday(90).date() for day in dropped)
         assert pruned.deleted == 1
         days = await login_partitions.partition_days()
         assert midday(120).date() not in days and midday(100).date() not in days
@@ -106,8 +108,8 @@ async def test_a_day_with_its_partition_goes_whole_once_all_of_it_is_past_the_re
 
     if partitioned:
         # The day is kept whole at first (its later half is within the retention), then dropped.
-        assert (pruned.dropped, pruned.deleted) == ([], 0)
-        assert [d.day for d in later.dropped] == [day]
+        assert day not in [d.day for d in pruned.dropped] and pruned.deleted == 0
+        assert day in [d.day for d in later.dropped]
     else:
         assert (pruned.deleted, later.deleted) == (1, 1)
     assert await LoginEvent.all().count() == 0
@@ -135,8 +137,8 @@ async def test_dropping_a_day_of_a_hundred_thousand_events_is_one_statement(
 
     pruned = await login_history.prune_login_events(older_than=timedelta(days=90))
 
-    assert [d.day for d in pruned.dropped] == [day]
-    assert 90_000 <= pruned.dropped[0].estimated_rows <= 110_000
+    ours = [d for d in pruned.dropped if d.day == day]
+    assert len(ours) == 1 and 90_000 <= ours[0].estimated_rows <= 110_000
     assert pruned.deleted == 0
     assert await LoginEvent.all().count() == 0
 
