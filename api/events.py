@@ -2,10 +2,11 @@
 
 Services publish after their transaction commits. Every server process keeps one `Hub`: the
 subscriptions open on that process, each with its own bounded queue, by topic and audience (a
-domain, or one gateway for the commands addressed to it). With Redis, a process publishes to one
-channel and feeds its hub from one subscriber connection, so a dashboard or gateway on any
-process sees what any other caused; without it, publishing feeds the local hub directly (the
-embedded, single-process setup).
+domain, or one gateway for the commands addressed to it). With Redis, each domain's events go to
+the domain's own channel, and a process listens, on one connection, to the channels of the
+domains its subscriptions watch, so a dashboard or gateway on any process sees what any other
+caused and no process decodes events nobody there watches; without Redis, publishing feeds the
+local hub directly (the embedded, single-process setup).
 
 An event's payload is a dataclass (api/services/live.py names one per topic). Events travel as
 JSON in both modes, read back into the payload class of their topic, so what a subscriber sees
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -26,6 +28,7 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter, ValidationError
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -220,19 +223,29 @@ class EventBus:
 
 
 class RedisEventBus(EventBus):
-    """Fan-out across processes through one Redis pub/sub channel.
+    """Fan-out across processes through Redis pub/sub, one channel per domain.
 
-    Publishing hands events to one sender task, which sends whatever has gathered as a single
-    PUBLISH: under load a request never waits for Redis, and a burst costs one message, not one
-    per event. One connection per process listens and feeds the local hub; when Redis goes away
-    both reconnect by themselves, with backoff. Pub/sub keeps nothing: events published while a
-    process is cut off from Redis do not reach its subscribers (the login history and the
-    account lists, read over queries, still have them) and are counted as publish failures."""
+    Each domain's events go to its own channel (`<channel>:domain:<id>`), and commands for
+    gateways to one more (`<channel>:gateways`). A process subscribes to a channel while a local
+    subscription needs it, and unsubscribes when the last one ends, so it receives and decodes
+    only the events of domains it has dashboards for (README, Scaling out). A subscription counts
+    as open once Redis has confirmed its channel, so nothing published after that is missed.
+
+    Publishing hands events to one sender task, which sends whatever has gathered as one PUBLISH
+    per channel, pipelined: under load a request never waits for Redis, and a burst costs one
+    round trip. One connection per process listens and feeds the local hub; when Redis goes away
+    both reconnect by themselves, with backoff, and the listener subscribes again to every
+    channel its subscriptions need. Pub/sub keeps nothing: events published while a process is
+    cut off from Redis do not reach its subscribers (the login history and the account lists,
+    read over queries, still have them) and are counted as publish failures."""
 
     MAX_BATCH = 500
     # Events waiting for Redis (while it is unreachable) are capped: past this the oldest are
     # dropped and counted, so an outage cannot grow memory without end.
     MAX_PENDING = 10_000
+    # How long a new subscription waits for Redis to confirm its channel before it opens anyway
+    # (it is subscribed again when the listener reconnects).
+    CONFIRM_SECONDS = 2.0
 
     def __init__(
         self,
@@ -261,6 +274,68 @@ class RedisEventBus(EventBus):
         self._idle = asyncio.Event()
         self._idle.set()
         self._tasks: list[asyncio.Task[None]] = []
+        # The channels local subscriptions need (how many each), and Redis's confirmations.
+        self._wanted: dict[str, int] = {}
+        self._confirmed: dict[str, asyncio.Future[None]] = {}
+        self._pubsub: PubSub | None = None
+        # Nobody publishes here: it keeps the listener subscribed while no channel is needed.
+        self._own = f"{channel}:process:{uuid.uuid4().hex}"
+
+    def channel_of(self, topic: Topic, audience: int) -> str:
+        if topic is Topic.SESSION_COMMANDS:
+            return f"{self.channel}:gateways"
+        return f"{self.channel}:domain:{audience}"
+
+    def listened(self) -> set[str]:
+        """The channels this process is subscribed to for its subscriptions."""
+        return set(self._wanted)
+
+    def subscribe(
+        self, topic: Topic, audience: int
+    ) -> contextlib.AbstractAsyncContextManager[Subscriber]:
+        return self._subscribed(topic, audience)
+
+    @contextlib.asynccontextmanager
+    async def _subscribed(self, topic: Topic, audience: int) -> AsyncIterator[Subscriber]:
+        channel = self.channel_of(topic, audience)
+        # In the hub first: an event that arrives as soon as Redis confirms is not missed.
+        async with self.hub.subscribe(topic, audience) as subscriber:
+            await self._join(channel)
+            try:
+                yield subscriber
+            finally:
+                await self._leave(channel)
+
+    async def _join(self, channel: str) -> None:
+        count = self._wanted.get(channel, 0)
+        self._wanted[channel] = count + 1
+        if count == 0:
+            self._confirmed[channel] = asyncio.get_running_loop().create_future()
+            await self._command("subscribe", channel)
+        confirmed = self._confirmed.get(channel)
+        if confirmed is not None and not confirmed.done() and self.listening.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(confirmed), self.CONFIRM_SECONDS)
+
+    async def _leave(self, channel: str) -> None:
+        count = self._wanted.get(channel, 0) - 1
+        if count > 0:
+            self._wanted[channel] = count
+            return
+        self._wanted.pop(channel, None)
+        self._confirmed.pop(channel, None)
+        await self._command("unsubscribe", channel)
+
+    async def _command(self, name: str, channel: str) -> None:
+        """SUBSCRIBE or UNSUBSCRIBE on the listener's connection, if it is up; if not, the
+        listener subscribes to what is wanted when it reconnects."""
+        pubsub = self._pubsub
+        if pubsub is None or not self.listening.is_set():
+            return
+        try:
+            await getattr(pubsub, name)(channel)
+        except (RedisError, OSError):
+            log.warning("could not %s %s; the listener will on reconnecting", name, channel)
 
     async def start(self) -> None:
         self._tasks = [
@@ -299,8 +374,16 @@ class RedisEventBus(EventBus):
             while self._pending:
                 batch = self._pending[: self.MAX_BATCH]
                 del self._pending[: self.MAX_BATCH]
+                by_channel: dict[str, list[Event]] = {}
+                for event in batch:
+                    by_channel.setdefault(self.channel_of(event.topic, event.audience), []).append(
+                        event
+                    )
                 try:
-                    await self.redis.publish(self.channel, _encode(batch))
+                    async with self.redis.pipeline(transaction=False) as pipe:
+                        for channel, events in by_channel.items():
+                            pipe.publish(channel, _encode(events))
+                        await pipe.execute()
                 except (RedisError, OSError):
                     self.metrics.events_publish_failures.inc(len(batch))
                     log.warning("could not publish %d event(s) to Redis", len(batch), exc_info=True)
@@ -311,22 +394,33 @@ class RedisEventBus(EventBus):
     async def _listen(self) -> None:
         delay = 0.1
         while True:
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            pubsub = self.redis.pubsub()
             try:
-                await pubsub.subscribe(self.channel)
-                self.listening.set()
-                self.metrics.redis_listening.set(1)
-                if delay > 0.1:
-                    log.info("listening to Redis again")
-                delay = 0.1
+                self._pubsub = pubsub
+                # One SUBSCRIBE: Redis confirms its channels in order, all of them subscribed by
+                # the time the first confirmation (this process's own channel) arrives.
+                asked = set(self._wanted)
+                await pubsub.subscribe(self._own, *asked)
                 while True:
                     message = await pubsub.get_message(timeout=None)
-                    if message is None or message["type"] != "message" or self.hub.idle():
+                    if message is None:
                         continue
+                    kind = message["type"]
+                    if kind == "subscribe":
+                        channel = _text(message["channel"])
+                        if channel == self._own:
+                            await self._listening(pubsub, asked, delay)
+                            delay = 0.1
+                        elif (confirmed := self._confirmed.get(channel)) and not confirmed.done():
+                            confirmed.set_result(None)
+                        continue
+                    if kind != "message" or self.hub.idle():
+                        continue
+                    self.metrics.redis_messages.inc()
                     try:
                         events = self.codec.decode(message["data"], self.hub)
                     except (ValueError, TypeError, KeyError, ValidationError):
-                        log.warning("ignored a message on %s that is not ours", self.channel)
+                        log.warning("ignored a message on %s that is not ours", message["channel"])
                         continue
                     for event in events:
                         self.hub.deliver(event)
@@ -337,8 +431,23 @@ class RedisEventBus(EventBus):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
             finally:
+                self._pubsub = None
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _listening(self, pubsub: PubSub, asked: set[str], delay: float) -> None:
+        """Connected: channels wanted while it was connecting are subscribed now."""
+        self.listening.set()
+        self.metrics.redis_listening.set(1)
+        if delay > 0.1:
+            log.info("listening to Redis again")
+        missed = set(self._wanted) - asked
+        if missed:
+            await pubsub.subscribe(*missed)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def event_bus(

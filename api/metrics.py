@@ -104,6 +104,11 @@ class Metrics:
             "Subscriptions ended because their client read too slowly.",
             registry=registry,
         )
+        self.redis_messages = Counter(
+            "mapi_ews_redis_messages_received",
+            "Pub/sub messages this process received from Redis for its subscriptions' channels.",
+            registry=registry,
+        )
         self.redis_listening = Gauge(
             "mapi_ews_redis_listening",
             "1 while every live worker is subscribed to Redis; 0 otherwise, and without Redis.",

@@ -134,6 +134,53 @@ CHANGED = MapiEwsChanged(
 
 
 @needs_redis
+async def test_a_process_receives_only_the_domains_its_subscribers_watch(channel: str) -> None:
+    """Per-domain fan-out: no process receives, let alone decodes, a domain's events unless one
+    of its subscriptions watches that domain."""
+    assert REDIS_URL is not None
+    publisher = RedisEventBus(10, url=REDIS_URL, channel=channel)
+    one = RedisEventBus(10, url=REDIS_URL, channel=channel)
+    two = RedisEventBus(10, url=REDIS_URL, channel=channel)
+    async with started(publisher), started(one), started(two):
+        async with (
+            one.subscribe(Topic.LOGINS, 1) as first,
+            two.subscribe(Topic.LOGINS, 2) as second,
+            two.subscribe(Topic.ACCOUNT_CHANGES, 2),
+        ):
+            for n in range(3):
+                await publisher.publish([login(1, n), login(2, n), login(3, n)])
+                assert await drain(first, 1) == [n]
+                assert await drain(second, 1) == [n]
+            assert one.listened() == {one.channel_of(Topic.LOGINS, 1)}
+            assert two.listened() == {two.channel_of(Topic.LOGINS, 2)}
+        # One message per publish for the domain watched there; none for domain 3, or the other's.
+        assert one.metrics.value("mapi_ews_redis_messages_received_total") == 3
+        assert two.metrics.value("mapi_ews_redis_messages_received_total") == 3
+        assert one.listened() == two.listened() == set()
+
+        # Unsubscribed: nothing more reaches them, while a new subscriber hears at once.
+        async with one.subscribe(Topic.LOGINS, 3) as third:
+            await publisher.publish([login(1, 9), login(2, 9), login(3, 9)])
+            assert await drain(third, 1) == [9]
+        assert one.metrics.value("mapi_ews_redis_messages_received_total") == 4
+        assert two.metrics.value("mapi_ews_redis_messages_received_total") == 3
+
+
+@needs_redis
+async def test_an_opened_subscription_misses_nothing_published_after_it(channel: str) -> None:
+    """A subscription is open once Redis confirmed its channel: an event published right after
+    reaches it, every time."""
+    assert REDIS_URL is not None
+    publisher = RedisEventBus(10, url=REDIS_URL, channel=channel)
+    listener = RedisEventBus(10, url=REDIS_URL, channel=channel)
+    async with started(publisher), started(listener):
+        for domain in range(100, 130):
+            async with listener.subscribe(Topic.LOGINS, domain) as subscriber:
+                await publisher.publish([login(domain, domain)])
+                assert await drain(subscriber, 1) == [domain]
+
+
+@needs_redis
 async def test_typed_events_arrive_on_another_process_as_the_dataclass_that_was_published(
     channel: str,
 ) -> None:
@@ -169,8 +216,9 @@ async def test_a_foreign_message_on_the_channel_is_ignored(channel: str) -> None
     assert REDIS_URL is not None
     bus = RedisEventBus(10, url=REDIS_URL, channel=channel, payloads=PAYLOADS)
     async with started(bus), bus.subscribe(Topic.LOGINS, 1) as subscriber:
-        await bus.redis.publish(channel, b"not json")
-        await bus.redis.publish(channel, b'[["logins", 1, {"id": "not an event"}]]')
+        domain = bus.channel_of(Topic.LOGINS, 1)
+        await bus.redis.publish(domain, b"not json")
+        await bus.redis.publish(domain, b'[["logins", 1, {"id": "not an event"}]]')
         await bus.publish([Event(Topic.LOGINS, 1, REPORTED)])
 
         async with asyncio.timeout(5):
