@@ -1,8 +1,9 @@
 """`make bench`: every figure against a baseline measured in the same run, on PostgreSQL.
 
-    python -m bench [list] [ingest] [sessions] [fanout]     (all of them when none is named)
+    python -m bench [list] [ingest] [sessions] [fanout] [growth]   (all when none is named)
 
-A fresh PostgreSQL database with 10,000 accounts (5,000 with MAPI/EWS); one uvicorn worker
+A fresh PostgreSQL database with 10,000 accounts (5,000 with MAPI/EWS), grown to 1,000,000 by
+`growth`; one uvicorn worker
 (bench/server.py: the app plus its baselines) with Redis for events, as deployed; wrk (Debian's
 package) as the HTTP load generator in its own process. Results also go to bench/results/.
 
@@ -20,10 +21,10 @@ import tempfile
 from pathlib import Path
 
 from api.settings import Settings
-from bench import fanout, ingest, list_query, sessions
+from bench import fanout, growth, ingest, list_query, sessions
 from bench.common import REDIS_URL, SECRET, fresh_database, redis_answers, seed, server, server_env
 
-PARTS = ("list", "ingest", "sessions", "fanout")
+PARTS = ("list", "ingest", "sessions", "fanout", "growth")
 
 
 def main(argv: list[str]) -> None:
@@ -50,6 +51,9 @@ def main(argv: list[str]) -> None:
                     sessions.run(running.url, seeded, url)
         if "fanout" in parts:
             fanout.run(env, seeded)
+        if "growth" in parts:  # last: it grows the database the others measured
+            with server(env) as running:
+                growth.run(running, seeded, url)
 
 
 if __name__ == "__main__":

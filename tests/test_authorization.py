@@ -95,6 +95,11 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "{ allowed userErrors { code } } }",
         lambda d: {"e": f"bob@{d}"},
     ),
+    ("Mutation", "recordProtocolLogins"): Operation(
+        "mutation($e: String!) { recordProtocolLogins(input: {reports: "
+        "[{emailAddress: $e, protocol: MAPI}]}) { results { allowed } userErrors { code } } }",
+        lambda d: {"e": f"bob@{d}"},
+    ),
     ("Subscription", "mapiEwsLoginUpdates"): Operation(
         "subscription($d: String) { mapiEwsLoginUpdates(domain: $d) { id } }",
         lambda d: {"d": d},
