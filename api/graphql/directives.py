@@ -61,8 +61,10 @@ class Auth(BasePermission):
         domain_of: DomainOf = domain_argument,
         unknown_domain_ok: bool = False,
         domain_input: tuple[str, ...] | None = None,
+        per_object: bool = False,
     ) -> None:
         self.requires = requires
+        self.per_object = per_object
         self.permission = permission
         self.domain_of = domain_of
         self.unknown_domain_ok = unknown_domain_ok
@@ -81,8 +83,8 @@ class Auth(BasePermission):
             raise Unauthenticated("Sign in first: this field needs a bearer token.")
         if not principal.satisfies(self.requires):
             raise Forbidden(f"This field is for the {self.requires.value} role.")
-        if self.requires is not Role.DOMAIN_ADMIN:
-            return True
+        if self.requires is not Role.DOMAIN_ADMIN or self.per_object:
+            return True  # per_object: the resolver applies the domain rule to each object
         requested = self.domain_of(kwargs)
         try:
             tenant = await tenancy.resolve_tenant(principal, requested)
@@ -125,11 +127,14 @@ def auth(
     domain_of: DomainOf = domain_argument,
     unknown_domain_ok: bool = False,
     domain_input: tuple[str, ...] | None = None,
+    per_object: bool = False,
 ) -> list[FieldExtension]:
     """Field extensions for `@auth(requires:, permission:)`.
 
     `domain_of` finds the domain a call names; `domain_input` is its path in a mutation's input,
-    where a bad domain becomes a userError; `unknown_domain_ok` lets a query answer null.
+    where a bad domain becomes a userError; `unknown_domain_ok` lets a query answer null;
+    `per_object`: the field names no domain, and its resolver applies the domain rule to each
+    object it returns (node, nodes).
     """
     rule = Auth(
         requires,
@@ -137,5 +142,6 @@ def auth(
         domain_of=domain_of,
         unknown_domain_ok=unknown_domain_ok,
         domain_input=domain_input,
+        per_object=per_object,
     )
     return [PermissionExtension(permissions=[rule])]

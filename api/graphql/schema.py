@@ -11,6 +11,7 @@ from api.graphql.audit import AuditQuery
 from api.graphql.directives import AuthDirective
 from api.graphql.domains import DomainMutation, DomainQuery
 from api.graphql.live import LiveSubscription
+from api.graphql.nodes import NodeQuery
 from api.graphql.protocol_sessions import SessionMutation, SessionQuery, SessionSubscription
 from api.graphql.seats import SeatsMutation
 from api.graphql.sessions import SignInMutation, SignInQuery
@@ -18,7 +19,16 @@ from api.graphql.usage import UsageQuery, UsageSubscription
 
 Query = merge_types(
     "Query",
-    (SignInQuery, AccountQuery, ActivityQuery, DomainQuery, AuditQuery, SessionQuery, UsageQuery),
+    (
+        SignInQuery,
+        AccountQuery,
+        ActivityQuery,
+        DomainQuery,
+        AuditQuery,
+        SessionQuery,
+        UsageQuery,
+        NodeQuery,
+    ),
 )
 Mutation = merge_types(
     "Mutation",

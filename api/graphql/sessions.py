@@ -9,13 +9,16 @@ import strawberry
 from api.auth.principal import Permission, Principal, Role
 from api.errors import UserErrors
 from api.graphql.context import Info
-from api.graphql.types import UserError, user_errors_of
+from api.graphql.types import UserError, named_id, user_errors_of
 from api.services import sessions, tenancy
 from api.settings import Settings
 
 
 @strawberry.type(description="The signed-in principal.")
 class Viewer:
+    id: strawberry.ID = strawberry.field(
+        description="Stable for the signed-in principal, for client caches."
+    )
     username: str
     role: Role
     domain: str | None = strawberry.field(
@@ -26,6 +29,7 @@ class Viewer:
 
 async def viewer_of(principal: Principal) -> Viewer:
     return Viewer(
+        id=named_id("Viewer", f"{principal.role.value}:{principal.subject_id}"),
         username=principal.username,
         role=principal.role,
         domain=principal.domain,

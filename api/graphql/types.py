@@ -33,6 +33,12 @@ def global_id(kind: str, pk: int) -> strawberry.ID:
     return strawberry.ID(base64.urlsafe_b64encode(f"{kind}:{pk}".encode()).decode())
 
 
+def named_id(kind: str, name: str) -> strawberry.ID:
+    """A stable id for an object that is not stored as a row (a domain's usage, the viewer), so
+    client caches can keep it; not one node(id:) fetches."""
+    return strawberry.ID(base64.urlsafe_b64encode(f"{kind}:{name}".encode()).decode())
+
+
 @strawberry.interface
 class Node:
     id: strawberry.ID
@@ -101,6 +107,10 @@ def account_of(
 
 @strawberry.type(description="How much of a domain's MAPI/EWS allowance is in use.")
 class MapiEwsUsage:
+    id: strawberry.ID = strawberry.field(
+        description="Stable for the domain: a normalizing client cache (Apollo, Relay) updates "
+        "the usage it holds when a mutation or an event returns it anew."
+    )
     domain: str
     enabled: int
     limit: int | None = strawberry.field(
@@ -113,7 +123,11 @@ class MapiEwsUsage:
 
 def usage_of(usage: Usage) -> MapiEwsUsage:
     return MapiEwsUsage(
-        domain=usage.domain, enabled=usage.enabled, limit=usage.limit, available=usage.available
+        id=named_id("MapiEwsUsage", usage.domain),
+        domain=usage.domain,
+        enabled=usage.enabled,
+        limit=usage.limit,
+        available=usage.available,
     )
 
 

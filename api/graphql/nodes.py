@@ -1,0 +1,206 @@
+"""Global object identification: `node(id:)` and `nodes(ids:)` (Relay's refetching).
+
+An id is the base64 of "<Type>:<primary key>" (api/graphql/types.py `global_id`). The domain
+rule is applied to each object on its own: a domain administrator gets the objects of their
+domain, and for any other a null with a FORBIDDEN error at its path; a system administrator
+gets any. A malformed id, or one that names nothing, is a null with BAD_USER_INPUT. `nodes`
+reads each kind of object once, whatever the number of ids.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import strawberry
+
+from api import models
+from api.auth.principal import Principal, Role
+from api.errors import AppError, BadUserInput, Forbidden
+from api.graphql.activity import login_event_of
+from api.graphql.context import Info, asks_for
+from api.graphql.directives import auth
+from api.graphql.domains import domain_of
+from api.graphql.protocol_sessions import session_of
+from api.graphql.types import Node, account_of, audit_entry_of
+from api.services import connected
+
+MAX_IDS = 100
+
+# What one kind of object needs: its rows by primary key, each row's domain id, and the object
+# built from a row (with the domains' names and the selection, to read only what it asks for).
+Loader = Callable[[list[int], "Reading"], Awaitable[dict[int, Node]]]
+
+
+class Reading:
+    """One request's reads: the domains' names, and whether open sessions are asked for."""
+
+    def __init__(self, info: Info) -> None:
+        self.count_sessions = asks_for(info, "activeSessionCount")
+        self._names: dict[int, str] = {}
+
+    async def names(self, domain_ids: set[int]) -> dict[int, str]:
+        missing = domain_ids - set(self._names)
+        if missing:
+            rows = await models.Domain.filter(id__in=missing).values_list("id", "name")
+            self._names.update({int(i): str(n) for i, n in rows})
+        return self._names
+
+
+def parse_id(value: str) -> tuple[str, int]:
+    """(type name, primary key) of a global id; BadUserInput when it is not one of ours."""
+    try:
+        padded = value + "=" * (-len(value) % 4)
+        kind, _, pk = base64.urlsafe_b64decode(padded.encode()).decode().partition(":")
+        number = int(pk)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise BadUserInput(f"{value[:80]!r} is not an id of this API.") from None
+    if kind not in LOADERS or number < 1:
+        raise BadUserInput(f"{value[:80]!r} is not an id of this API.")
+    return kind, number
+
+
+async def _accounts(pks: list[int], reading: Reading) -> dict[int, Node]:
+    rows = await models.Account.filter(id__in=pks)
+    names = await reading.names({row.domain_id for row in rows})
+    sessions = await connected.open_counts(r.id for r in rows) if reading.count_sessions else {}
+    return {
+        row.id: account_of(row, names[row.domain_id], active_sessions=sessions.get(row.id, 0))
+        for row in rows
+    }
+
+
+async def _domains(pks: list[int], _: Reading) -> dict[int, Node]:
+    return {row.id: domain_of(row) for row in await models.Domain.filter(id__in=pks)}
+
+
+async def _login_events(pks: list[int], reading: Reading) -> dict[int, Node]:
+    rows = await models.LoginEvent.filter(id__in=pks)
+    names = await reading.names({row.domain_id for row in rows})
+    ids = {row.account_id for row in rows if row.account_id is not None}
+    accounts = {a.id: a for a in await models.Account.filter(id__in=ids)} if ids else {}
+    sessions = await connected.open_counts(accounts) if reading.count_sessions else {}
+    return {
+        row.id: login_event_of(
+            row,
+            names[row.domain_id],
+            accounts.get(row.account_id) if row.account_id is not None else None,
+            sessions.get(row.account_id or 0, 0),
+        )
+        for row in rows
+    }
+
+
+async def _audit_entries(pks: list[int], reading: Reading) -> dict[int, Node]:
+    rows = await models.AuditEntry.filter(id__in=pks)
+    names = await reading.names({row.domain_id for row in rows if row.domain_id is not None})
+    return {
+        row.id: audit_entry_of(row, names.get(row.domain_id) if row.domain_id else None)
+        for row in rows
+    }
+
+
+async def _sessions(pks: list[int], _: Reading) -> dict[int, Node]:
+    rows = await models.ProtocolSession.filter(id__in=pks)
+    described = await connected.describe(rows)
+    return {row.id: session_of(d.snapshot) for row, d in zip(rows, described, strict=True)}
+
+
+LOADERS: dict[str, Loader] = {
+    "Account": _accounts,
+    "Domain": _domains,
+    "MapiEwsLoginEvent": _login_events,
+    "AuditEntry": _audit_entries,
+    "MapiEwsSession": _sessions,
+}
+# Which domain each kind's object belongs to (None: no domain, a system administrator's).
+DOMAIN_OF: dict[str, Callable[[Any], int | None]] = {
+    "Account": lambda row: row.domain_id,
+    "Domain": lambda row: row.id,
+    "MapiEwsLoginEvent": lambda row: row.domain_id,
+    "AuditEntry": lambda row: row.domain_id,
+    "MapiEwsSession": lambda row: row.domain_id,
+}
+MODELS: dict[str, Any] = {
+    "Account": models.Account,
+    "Domain": models.Domain,
+    "MapiEwsLoginEvent": models.LoginEvent,
+    "AuditEntry": models.AuditEntry,
+    "MapiEwsSession": models.ProtocolSession,
+}
+
+
+async def resolve(ids: Sequence[str], info: Info) -> list[Node | AppError]:
+    """Each id's object, or the error its place in the answer gets, in the order given."""
+    principal: Principal = info.context.require_principal()
+    wanted: list[tuple[str, int] | AppError] = []
+    for value in ids:
+        try:
+            wanted.append(parse_id(value))
+        except BadUserInput as error:
+            wanted.append(error)
+    by_kind: dict[str, list[int]] = defaultdict(list)
+    for item in wanted:
+        if isinstance(item, tuple):
+            by_kind[item[0]].append(item[1])
+    # The domain of every named object first (one read per kind), then only the allowed ones
+    # built: an object of another domain is never read further than its domain.
+    allowed: dict[tuple[str, int], bool] = {}
+    for kind, pks in by_kind.items():
+        column = "id" if kind == "Domain" else "domain_id"
+        rows = await MODELS[kind].filter(id__in=pks).values_list("id", column)
+        for pk, domain_id in rows:
+            allowed[(kind, int(pk))] = _may_read(principal, domain_id)
+    reading = Reading(info)
+    built: dict[tuple[str, int], Node] = {}
+    for kind, pks in by_kind.items():
+        readable = [pk for pk in pks if allowed.get((kind, pk))]
+        if readable:
+            objects = await LOADERS[kind](readable, reading)
+            built.update({(kind, pk): node for pk, node in objects.items()})
+    answers: list[Node | AppError] = []
+    for value, item in zip(ids, wanted, strict=True):
+        if isinstance(item, AppError):
+            answers.append(item)
+        elif item not in allowed:
+            answers.append(BadUserInput(f"Nothing has the id {value[:80]!r}."))
+        elif not allowed[item]:
+            answers.append(Forbidden("That object belongs to another domain."))
+        else:
+            answers.append(built[item])
+    return answers
+
+
+def _may_read(principal: Principal, domain_id: int | None) -> bool:
+    if principal.is_system_admin:
+        return True
+    return domain_id is not None and domain_id == principal.domain_id
+
+
+@strawberry.type
+class NodeQuery:
+    @strawberry.field(
+        extensions=auth(Role.DOMAIN_ADMIN, per_object=True),
+        description="Any object by its global id (Relay's object identification). An object "
+        "outside the caller's domain is null, with a FORBIDDEN error at its path.",
+    )
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+        answer = (await resolve([id], info))[0]
+        if isinstance(answer, AppError):
+            raise answer
+        return answer
+
+    @strawberry.field(
+        extensions=auth(Role.DOMAIN_ADMIN, per_object=True),
+        description=f"Objects by their global ids, in the order given (at most {MAX_IDS}); each "
+        "that cannot be read is null, with its error at its place.",
+    )
+    async def nodes(self, info: Info, ids: list[strawberry.ID]) -> list[Node | None]:
+        if len(ids) > MAX_IDS:
+            raise BadUserInput(f"At most {MAX_IDS} ids at once; {len(ids)} were given.")
+        # graphql-core raises an exception returned in a list at that item's path: the item is
+        # null and the error names where it is.
+        return await resolve(ids, info)  # type: ignore[return-value]
