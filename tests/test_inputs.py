@@ -9,7 +9,7 @@ from graphql import GraphQLInputObjectType, coerce_input_value
 from strawberry.types.arguments import convert_argument
 
 from api.graphql.accounts import DisableMapiEwsInput, DisconnectMapiEwsInput, EnableMapiEwsInput
-from api.graphql.activity import RecordProtocolLoginInput
+from api.graphql.activity import RecordProtocolLoginInput, RecordProtocolLoginsInput
 from api.graphql.protocol_sessions import SessionIdsInput
 from api.graphql.schema import build_schema
 
@@ -31,6 +31,16 @@ SAMPLES: list[tuple[type, dict[str, Any]]] = [
         RecordProtocolLoginInput,
         {"emailAddress": "a@b.example", "protocol": "MAPI", "sessionId": None},
     ),
+    (
+        RecordProtocolLoginsInput,
+        {
+            "reports": [
+                {"emailAddress": "alice@example.com", "protocol": "EWS", "sessionId": "s"},
+                {"emailAddress": "bob@example.com", "protocol": "MAPI", "clientName": None},
+            ]
+        },
+    ),
+    (RecordProtocolLoginsInput, {"reports": []}),
     (SessionIdsInput, {"sessionIds": ["a", "b"]}),
     (SessionIdsInput, {"sessionIds": []}),
     (EnableMapiEwsInput, {"usernames": ["alice", "bob"]}),

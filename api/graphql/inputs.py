@@ -22,6 +22,7 @@ from strawberry.types.base import StrawberryList, StrawberryOptional, Strawberry
 from strawberry.types.enum import has_enum_definition
 
 T = TypeVar("T", bound=type)
+_BUILD = "__plain_input_build__"
 # (GraphQL name, Python name, how to build the value: None when it is the value as it came)
 Plan = tuple[dict[str, None], list[tuple[str, str, Callable[[Any, InputContext], Any] | None]]]
 
@@ -41,6 +42,11 @@ def _builder(
     if isinstance(inner, StrawberryList) and _leaf(inner.of_type, context):
         # A copy, as Strawberry makes: graphql-core hands every request the same default list.
         return lambda value, _: list(value)
+    if isinstance(inner, StrawberryList) and hasattr(inner.of_type, _BUILD):
+        # A list of plain inputs (a gateway's batch of reports): each built the same way.
+        item: Any = inner.of_type
+        build = getattr(item, _BUILD)
+        return lambda value, ctx: [build(item, entry, ctx) for entry in value]
     return lambda value, ctx: ctx.convert(value, type_, graphql_name)
 
 
@@ -80,4 +86,5 @@ def plain_input(cls: T) -> T:
         return type_(**kwargs)
 
     cls.__strawberry_definition__.from_input = build  # type: ignore[attr-defined]
+    setattr(cls, _BUILD, build)
     return cls
