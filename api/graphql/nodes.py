@@ -26,12 +26,12 @@ from api.graphql.directives import auth
 from api.graphql.domains import domain_of
 from api.graphql.protocol_sessions import session_of
 from api.graphql.types import Node, account_of, audit_entry_of
-from api.services import connected
+from api.services import connected, tenancy
 
 MAX_IDS = 100
 
-# What one kind of object needs: its rows by primary key, each row's domain id, and the object
-# built from a row (with the domains' names and the selection, to read only what it asks for).
+# Builds one kind's objects from their primary keys (with the domains' names and the selection,
+# to read only what it asks for).
 Loader = Callable[[list[int], "Reading"], Awaitable[dict[int, Node]]]
 
 
@@ -116,14 +116,7 @@ LOADERS: dict[str, Loader] = {
     "AuditEntry": _audit_entries,
     "MapiEwsSession": _sessions,
 }
-# Which domain each kind's object belongs to (None: no domain, a system administrator's).
-DOMAIN_OF: dict[str, Callable[[Any], int | None]] = {
-    "Account": lambda row: row.domain_id,
-    "Domain": lambda row: row.id,
-    "MapiEwsLoginEvent": lambda row: row.domain_id,
-    "AuditEntry": lambda row: row.domain_id,
-    "MapiEwsSession": lambda row: row.domain_id,
-}
+# Each kind's table: where the domain rule reads an object's domain before anything else.
 MODELS: dict[str, Any] = {
     "Account": models.Account,
     "Domain": models.Domain,
@@ -153,7 +146,7 @@ async def resolve(ids: Sequence[str], info: Info) -> list[Node | AppError]:
         column = "id" if kind == "Domain" else "domain_id"
         rows = await MODELS[kind].filter(id__in=pks).values_list("id", column)
         for pk, domain_id in rows:
-            allowed[(kind, int(pk))] = _may_read(principal, domain_id)
+            allowed[(kind, int(pk))] = tenancy.may_read(principal, domain_id)
     reading = Reading(info)
     built: dict[tuple[str, int], Node] = {}
     for kind, pks in by_kind.items():
@@ -172,12 +165,6 @@ async def resolve(ids: Sequence[str], info: Info) -> list[Node | AppError]:
         else:
             answers.append(built[item])
     return answers
-
-
-def _may_read(principal: Principal, domain_id: int | None) -> bool:
-    if principal.is_system_admin:
-        return True
-    return domain_id is not None and domain_id == principal.domain_id
 
 
 @strawberry.type

@@ -237,21 +237,19 @@ def _sessions(reports: list[Report]) -> list[tuple[Report, datetime]]:
     """Each session id once: its newest report, and when the same account's reports of it
     began (a session's start)."""
     newest: dict[str, Report] = {}
+    began: dict[tuple[str, str, str], datetime] = {}
     for report in reports:
-        if report.session_id is not None:
-            held = newest.get(report.session_id)
-            if held is None or held.occurred_at <= report.occurred_at:
-                newest[report.session_id] = report
-    chosen = []
-    for session_id, report in newest.items():
-        started = min(
-            r.occurred_at
-            for r in reports
-            if r.session_id == session_id
-            and (r.domain, r.username) == (report.domain, report.username)
-        )
-        chosen.append((report, started))
-    return chosen
+        if report.session_id is None:
+            continue
+        held = newest.get(report.session_id)
+        if held is None or held.occurred_at <= report.occurred_at:
+            newest[report.session_id] = report
+        key = (report.session_id, report.domain, report.username)
+        began[key] = min(began.get(key, report.occurred_at), report.occurred_at)
+    return [
+        (report, began[(session_id, report.domain, report.username)])
+        for session_id, report in newest.items()
+    ]
 
 
 def _read(

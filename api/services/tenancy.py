@@ -37,6 +37,14 @@ async def resolve_tenant(principal: Principal, requested: str | None) -> Tenant 
     return Tenant(domain_id=principal.domain_id, domain=principal.domain)
 
 
+def may_read(principal: Principal, domain_id: int | None) -> bool:
+    """The domain rule for one object already found (node, nodes): a system administrator reads
+    any; anyone else only their own domain's."""
+    if principal.is_system_admin:
+        return True
+    return domain_id is not None and domain_id == principal.domain_id
+
+
 async def permissions(principal: Principal, domain_id: int | None) -> frozenset[Permission]:
     """The rights `principal` holds in the domain `domain_id`: all of them for a system
     administrator; for the domain's own administrators, what a system administrator granted
