@@ -1,0 +1,69 @@
+"""GraphiQL, development mode only, works without internet: its page loads every file from this
+origin (api/web/static/graphiql). Chromium opens it with every other origin blocked, runs a
+query and a subscription."""
+
+import asyncio
+import json
+from typing import Any
+
+from playwright.async_api import Page, Route, expect
+
+from tests.browser import REPORT, Site
+from tests.servers import metric
+
+QUERY = '{ domain(name: "example.com") { name mapiEwsUsage { limit } } }'
+SUBSCRIPTION = 'subscription { mapiEwsLoginUpdates(domain: "example.com") { username allowed } }'
+
+
+async def offline(page: Page, site: Site, query: str) -> list[str]:
+    """The page, with only this server reachable: the system administrator's token in its
+    headers editor (GraphiQL's own storage key), `query` in its query editor."""
+    blocked: list[str] = []
+
+    async def gate(route: Route) -> None:
+        url = route.request.url
+        if url.startswith(site.url) or url.startswith("data:"):
+            await route.continue_()
+        else:
+            blocked.append(url)
+            await route.abort()
+
+    await page.route("**/*", gate)
+    headers = json.dumps({"Authorization": f"Bearer {site.root}"})
+    await page.add_init_script(f"localStorage.setItem('graphiql:headers', {json.dumps(headers)});")
+    await page.goto(f"{site.url}/graphql")
+    editor = page.locator(".graphiql-query-editor .CodeMirror")
+    await editor.wait_for()
+    await editor.evaluate("(element, text) => element.CodeMirror.setValue(text)", query)
+    await page.wait_for_timeout(500)  # GraphiQL reads an edit after a short debounce
+    return blocked
+
+
+def result(page: Page) -> Any:
+    return page.locator(".result-window")
+
+
+async def test_graphiql_runs_a_query_with_every_other_origin_blocked(
+    page: Page, site: Site
+) -> None:
+    blocked = await offline(page, site, QUERY)
+
+    await page.locator(".graphiql-execute-button").click()
+
+    await expect(result(page)).to_contain_text('"name": "example.com"')
+    await expect(result(page)).to_contain_text('"limit": 25')
+    assert blocked == []
+
+
+async def test_graphiql_runs_a_subscription_offline(page: Page, site: Site) -> None:
+    blocked = await offline(page, site, SUBSCRIPTION)
+    before = await metric(site.url, "open_subscriptions")
+    await page.locator(".graphiql-execute-button").click()
+    async with asyncio.timeout(10):  # open over the page's WebSocket, as the server counts it
+        while await metric(site.url, "open_subscriptions") <= before:
+            await asyncio.sleep(0.05)
+
+    await site.call(REPORT, {"e": "admin@example.com"}, token=site.gateway)
+
+    await expect(result(page)).to_contain_text('"username": "admin"')
+    assert blocked == []
