@@ -1,9 +1,11 @@
-// A small client of the graphql-transport-ws protocol
-// (https://github.com/enisdenjo/graphql-ws/blob/master/PROTOCOL.md): one WebSocket carries every
-// subscription of the page; when it drops, it reconnects by itself with a growing, jittered
-// delay and starts every subscription again.
+// The page's live connection: graphql-ws's own client (vendor/graphql-ws, the reference
+// implementation of graphql-transport-ws) carries every subscription of the page over one
+// WebSocket. What is ours is the policy around it: a fresh access token on every connect, one
+// token refresh when the server refuses it (4403), a growing, jittered delay between attempts,
+// a status for the page, and a reload after a reconnection (events may have been missed).
 
-const PROTOCOL = "graphql-transport-ws";
+import { createClient } from "./vendor/graphql-ws/client.js";
+
 const FIRST_DELAY_MS = 1_000;
 const MAX_DELAY_MS = 30_000;
 // The server must acknowledge connection_init within this time, or the attempt counts as failed.
@@ -21,135 +23,77 @@ export class LiveConnection {
    * @param {() => Promise<void>} options.onForbidden the server refused the credentials
    */
   constructor({ url, connectionParams, onStatus, onReconnected, onForbidden }) {
-    Object.assign(this, { url, connectionParams, onStatus, onReconnected, onForbidden });
-    this.subscriptions = new Map();
-    this.nextId = 1;
-    this.socket = null;
-    this.acknowledged = false;
-    this.connectedBefore = false;
-    this.failures = 0;
-    this.timer = null;
-    this.closed = false;
+    let connectedBefore = false;
+    let refused = false; // the last close refused the credentials
+    let refreshed = false; // and they were refreshed once since the last success
+    this.client = createClient({
+      url,
+      connectionParams,
+      lazy: true,
+      connectionAckWaitTimeout: ACK_TIMEOUT_MS,
+      retryAttempts: Infinity,
+      shouldRetry: () => true,
+      retryWait: async (retries) => {
+        if (refused && !refreshed) {
+          // Credentials refused (the access token expired): refresh them once, retry at once.
+          refreshed = true;
+          try {
+            await onForbidden();
+            return;
+          } catch {
+            // The session is over (the page signs out): no further attempt.
+            this.close();
+            await new Promise(() => {});
+          }
+        }
+        const ceiling = Math.min(MAX_DELAY_MS, FIRST_DELAY_MS * 2 ** retries);
+        const retryInMs = Math.round(ceiling * (0.5 + Math.random() / 2));
+        onStatus({ state: "offline", attempt: retries + 1, retryInMs });
+        await new Promise((resolve) => setTimeout(resolve, retryInMs));
+      },
+      on: {
+        connecting: () => onStatus({ state: connectedBefore ? "reconnecting" : "connecting" }),
+        connected: () => {
+          refused = refreshed = false;
+          onStatus({ state: "live" });
+          if (connectedBefore) onReconnected();
+          connectedBefore = true;
+        },
+        closed: (event) => {
+          refused = event?.code === FORBIDDEN;
+        },
+      },
+    });
   }
 
-  /** Starts a subscription; returns the function that stops it. */
-  subscribe(query, variables, handlers) {
-    const id = String(this.nextId++);
-    this.subscriptions.set(id, { query, variables, ...handlers });
-    if (this.acknowledged) this.start(id);
-    else this.connect();
+  /** Starts a subscription; returns the function that stops it. A GraphQL error, or the
+   * server ending it, reaches `error` or `complete` (the page decides what then). */
+  subscribe(query, variables, { next, error, complete }) {
+    let done = false;
+    const finish = (handler, value) => {
+      if (done) return;
+      done = true;
+      stop();
+      handler?.(value);
+    };
+    const stop = this.client.subscribe(
+      { query, variables },
+      {
+        next: (result) => {
+          if (result.errors?.length) finish(error, result.errors);
+          else if (!done) next(result.data);
+        },
+        error: (errors) => finish(error, errors),
+        complete: () => finish(complete),
+      },
+    );
     return () => {
-      if (this.subscriptions.delete(id) && this.acknowledged) this.send({ id, type: "complete" });
+      done = true;
+      stop();
     };
   }
 
   close() {
-    this.closed = true;
-    clearTimeout(this.timer);
-    this.subscriptions.clear();
-    const socket = this.socket;
-    this.socket = null;
-    socket?.close(1000, "Signed out");
-  }
-
-  connect() {
-    if (this.socket || this.closed) return;
-    clearTimeout(this.timer);
-    this.onStatus({ state: this.connectedBefore ? "reconnecting" : "connecting" });
-    const socket = new WebSocket(this.url, PROTOCOL);
-    this.socket = socket;
-    this.timer = setTimeout(() => socket.close(4408, "Connection acknowledgement timeout"), ACK_TIMEOUT_MS);
-    socket.onopen = async () => {
-      let payload;
-      try {
-        payload = await this.connectionParams();
-      } catch {
-        socket.close(1000, "No credentials");
-        return;
-      }
-      if (socket === this.socket) socket.send(JSON.stringify({ type: "connection_init", payload }));
-    };
-    socket.onmessage = (event) => {
-      if (socket !== this.socket) return;
-      let message;
-      try {
-        message = JSON.parse(event.data);
-      } catch {
-        socket.close(4400, "Invalid message");
-        return;
-      }
-      this.receive(message);
-    };
-    socket.onclose = (event) => this.closedWith(socket, event);
-  }
-
-  receive(message) {
-    const subscription = this.subscriptions.get(message.id);
-    switch (message.type) {
-      case "connection_ack": {
-        clearTimeout(this.timer);
-        this.acknowledged = true;
-        this.failures = 0;
-        this.onStatus({ state: "live" });
-        for (const id of this.subscriptions.keys()) this.start(id);
-        if (this.connectedBefore) this.onReconnected();
-        this.connectedBefore = true;
-        break;
-      }
-      case "ping":
-        this.send({ type: "pong" });
-        break;
-      case "next":
-        if (message.payload?.errors?.length) {
-          this.subscriptions.delete(message.id);
-          subscription?.error?.(message.payload.errors);
-        } else {
-          subscription?.next(message.payload.data);
-        }
-        break;
-      case "error":
-        this.subscriptions.delete(message.id);
-        subscription?.error?.(message.payload);
-        break;
-      case "complete":
-        // The server ended it (we delete ours before sending complete).
-        if (this.subscriptions.delete(message.id)) subscription?.complete?.();
-        break;
-      default:
-        break;
-    }
-  }
-
-  start(id) {
-    const { query, variables } = this.subscriptions.get(id);
-    this.send({ id, type: "subscribe", payload: { query, variables } });
-  }
-
-  send(message) {
-    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
-  }
-
-  async closedWith(socket, event) {
-    if (socket !== this.socket) return;
-    clearTimeout(this.timer);
-    this.socket = null;
-    this.acknowledged = false;
-    if (this.closed) return;
-    if (event.code === FORBIDDEN && this.failures === 0) {
-      // Credentials refused (the access token expired): refresh them once and retry at once.
-      this.failures += 1;
-      try {
-        await this.onForbidden();
-      } catch {
-        return; // the session is over; the page signs out
-      }
-      this.connect();
-      return;
-    }
-    this.failures += 1;
-    const ceiling = Math.min(MAX_DELAY_MS, FIRST_DELAY_MS * 2 ** (this.failures - 1));
-    const retryInMs = Math.round(ceiling * (0.5 + Math.random() / 2));
-    this.onStatus({ state: "offline", attempt: this.failures, retryInMs });
-    this.timer = setTimeout(() => this.connect(), retryInMs);
+    this.client.dispose();
   }
 }
