@@ -1,15 +1,18 @@
-"""GraphiQL, development mode only, works without internet: its page loads every file from this
-origin (api/web/static/graphiql). Chromium opens it with every other origin blocked, runs a
-query and a subscription."""
+"""What the browser loads comes from this origin: GraphiQL (development mode only) works without
+internet, its page loading every file from api/web/static/graphiql (Chromium opens it with every
+other origin blocked, runs a query and a subscription); the dashboard's graphql-ws client is the
+npm package's own file."""
 
 import asyncio
 import json
+import os
 from typing import Any
 
+import pytest
 from playwright.async_api import Page, Route, expect
 
 from tests.browser import REPORT, Site
-from tests.servers import metric
+from tests.servers import ROOT, metric
 
 QUERY = '{ domain(name: "example.com") { name mapiEwsUsage { limit } } }'
 SUBSCRIPTION = 'subscription { mapiEwsLoginUpdates(domain: "example.com") { username allowed } }'
@@ -67,3 +70,22 @@ async def test_graphiql_runs_a_subscription_offline(page: Page, site: Site) -> N
 
     await expect(result(page)).to_contain_text('"username": "admin"')
     assert blocked == []
+
+
+def test_the_dashboards_graphql_ws_is_the_tested_package_unchanged() -> None:
+    """The browser client the dashboard loads is byte for byte the npm package (the version
+    tests/js pins and test_one_pipeline drives), so the two cannot drift apart."""
+    vendored = ROOT / "api" / "web" / "static" / "vendor" / "graphql-ws"
+    package = ROOT / "tests" / "js" / "node_modules" / "graphql-ws"
+    if not package.is_dir():
+        message = "graphql-ws is not installed: npm ci --prefix tests/js (Node.js 20)"
+        if os.environ.get("MAPI_EWS_REQUIRE_NODE_CLIENTS"):
+            pytest.fail(message)
+        pytest.skip(message)
+    pinned = json.loads((ROOT / "tests" / "js" / "package.json").read_text())
+    installed = json.loads((package / "package.json").read_text())
+
+    assert installed["version"] == pinned["dependencies"]["graphql-ws"] == "6.4.2"
+    for name in ("client.js", "common-CGW11Fyb.js"):
+        assert (vendored / name).read_bytes() == (package / "dist" / name).read_bytes(), name
+    assert (vendored / "LICENSE.md").read_bytes() == (package / "LICENSE.md").read_bytes()
