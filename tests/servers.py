@@ -20,10 +20,27 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 import uvicorn
 from starlette.types import ASGIApp
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+NODE_CLIENTS = ROOT / "tests" / "js"
+
+
+def node_with(package: str) -> str:
+    """The `node` that runs tests/js's scripts, once `package` is installed there (npm ci
+    --prefix tests/js); otherwise the test is skipped, or fails where
+    MAPI_EWS_REQUIRE_NODE_CLIENTS says these clients must run (.ci/run)."""
+    node = shutil.which("node")
+    if node is None or not (NODE_CLIENTS / "node_modules" / package).is_dir():
+        message = f"{package} is not installed: npm ci --prefix tests/js (Node.js 20)"
+        if os.environ.get("MAPI_EWS_REQUIRE_NODE_CLIENTS"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return node
 
 
 def free_port() -> int:

@@ -3,8 +3,6 @@ development warnings on. (graphql-ws's client: test_one_pipeline.py; graphql-htt
 test_http_spec.py.)"""
 
 import json
-import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.servers import ROOT, Server, running_server
+from tests.servers import ROOT, Server, node_with, running_server
 
 APOLLO = ROOT / "tests" / "js" / "apollo_client.mjs"
 SIGN_IN = (
@@ -44,12 +42,7 @@ def call(server: Server, query: str, token: str | None = None) -> dict[str, Any]
 
 
 def apollo(server: Server, token: str, username: str, *mode: str) -> dict[str, Any]:
-    node = shutil.which("node")
-    if node is None or not (APOLLO.parent / "node_modules" / "@apollo" / "client").is_dir():
-        message = "Apollo Client is not installed: npm ci --prefix tests/js (Node.js 20)"
-        if os.environ.get("MAPI_EWS_REQUIRE_NODE_CLIENTS"):
-            pytest.fail(message)
-        pytest.skip(message)
+    node = node_with("@apollo/client")
     finished = subprocess.run(
         [
             node,

@@ -5,14 +5,12 @@ npm package's own file."""
 
 import asyncio
 import json
-import os
 from typing import Any
 
-import pytest
 from playwright.async_api import Page, Route, expect
 
 from tests.browser import REPORT, Site
-from tests.servers import ROOT, metric
+from tests.servers import NODE_CLIENTS, ROOT, metric, node_with
 
 QUERY = '{ domain(name: "example.com") { name mapiEwsUsage { limit } } }'
 SUBSCRIPTION = 'subscription { mapiEwsLoginUpdates(domain: "example.com") { username allowed } }'
@@ -76,12 +74,8 @@ def test_the_dashboards_graphql_ws_is_the_tested_package_unchanged() -> None:
     """The browser client the dashboard loads is byte for byte the npm package (the version
     tests/js pins and test_one_pipeline drives), so the two cannot drift apart."""
     vendored = ROOT / "api" / "web" / "static" / "vendor" / "graphql-ws"
-    package = ROOT / "tests" / "js" / "node_modules" / "graphql-ws"
-    if not package.is_dir():
-        message = "graphql-ws is not installed: npm ci --prefix tests/js (Node.js 20)"
-        if os.environ.get("MAPI_EWS_REQUIRE_NODE_CLIENTS"):
-            pytest.fail(message)
-        pytest.skip(message)
+    node_with("graphql-ws")
+    package = NODE_CLIENTS / "node_modules" / "graphql-ws"
     pinned = json.loads((ROOT / "tests" / "js" / "package.json").read_text())
     installed = json.loads((package / "package.json").read_text())
 

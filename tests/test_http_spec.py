@@ -3,8 +3,6 @@ without a `data` entry (400 in application/graphql-response+json, 200 in applica
 mutation over GET answered 405, and graphql-http's own server audit finding nothing to flag."""
 
 import json
-import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import Factory
-from tests.servers import ROOT, Server, running_server
+from tests.servers import ROOT, Server, node_with, running_server
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 REQUEST_ERRORS = {
@@ -114,12 +112,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def test_graphql_https_own_server_audit_finds_nothing_to_flag(served: Server) -> None:
     """The specification's own audit (npm graphql-http): every MUST, SHOULD and MAY holds."""
     audit = ROOT / "tests" / "js" / "graphql_http_audit.mjs"
-    node = shutil.which("node")
-    if node is None or not (audit.parent / "node_modules" / "graphql-http").is_dir():
-        message = "graphql-http is not installed: npm ci --prefix tests/js (Node.js 20)"
-        if os.environ.get("MAPI_EWS_REQUIRE_NODE_CLIENTS"):
-            pytest.fail(message)
-        pytest.skip(message)
+    node = node_with("graphql-http")
 
     finished = subprocess.run(
         [node, str(audit), f"{served.url}/graphql"],

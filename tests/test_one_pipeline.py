@@ -4,8 +4,6 @@ reference implementation) answers them, with a coded `error` message and a quiet
 
 import json
 import logging
-import os
-import shutil
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -18,7 +16,7 @@ import pytest
 from api.app import create_app
 from api.settings import Settings
 from api.transport.pipeline import GraphQLRequest, Pipeline, Prepared
-from tests.servers import Server, metric, running_server, serving
+from tests.servers import Server, metric, node_with, running_server, serving
 from tests.ws import GraphQLWebSocket, websocket
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,12 +129,7 @@ async def test_a_mistake_over_websocket_is_a_coded_error_message_and_the_log_sta
 def test_graphql_ws_its_own_client_sees_each_mistake_as_a_coded_error(running: Running) -> None:
     """The reference implementation's client (npm graphql-ws), not ours, judges the answers."""
     client = ROOT / "tests" / "js" / "graphql_ws_client.mjs"
-    node = shutil.which("node")
-    if node is None or not (client.parent / "node_modules" / "graphql-ws").is_dir():
-        message = "graphql-ws is not installed: npm ci --prefix tests/js (Node.js 20)"
-        if os.environ.get("MAPI_EWS_REQUIRE_NODE_CLIENTS"):
-            pytest.fail(message)
-        pytest.skip(message)
+    node = node_with("graphql-ws")
     operations = {
         name: {"query": query, **({"operationName": op} if op else {})}
         for name, (query, op) in MISTAKES.items()
