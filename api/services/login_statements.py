@@ -1,10 +1,12 @@
 """How a gateway's report is written: one statement on PostgreSQL, one short transaction on SQLite.
 
 The decision and the move of the last-login columns are one UPDATE, under the account row's lock;
-the event is one INSERT; an allowed report with a session id also opens (or refreshes) that
-session. On PostgreSQL all of it, allowed or refused, is a single statement: one round trip,
-nothing read first. SQLite runs the same UPDATE, the event's INSERT and the session's upsert in
-one short transaction, which holds the database's write lock from its first statement.
+the event is one INSERT, or the report is counted on the event it repeats (the same login first
+reported less than the coalescing window before it); an allowed report with a session id also
+opens (or refreshes) that session. On PostgreSQL all of it, allowed or refused, is a single
+statement: one round trip, nothing read first. SQLite runs the same UPDATE, the event's lookup
+and write and the session's upsert in one short transaction, which holds the database's write
+lock from its first statement.
 """
 
 from __future__ import annotations
