@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+from tortoise.fields import DatetimeField
 
 from api.db import gateway_connection, is_sqlite
 from api.models import Account, ProtocolSession
@@ -263,12 +264,15 @@ def _read(
     before the batch and whether its reports were allowed; each group's event as it was; each
     session after and before."""
     account_fields = Account._meta.db_fields
+    account_times = _times(Account)
+    session_times = _times(ProtocolSession)
     accounts: dict[tuple[str, str], tuple[Account, int, bool]] = {}
     events: dict[_Group, dict[str, Any]] = {}
     opened: dict[str, tuple[ProtocolSession, ProtocolSession | None]] = {}
     for row in rows:
         data = orjson.loads(row["data"])
         if row["kind"] == "account":
+            _parse_times(data, account_times)
             account = Account._init_from_db(
                 **{k: v for k, v in data.items() if k in account_fields}
             )
@@ -284,10 +288,26 @@ def _read(
             events[keyed[int(data["k"])]] = data
         else:
             before = {column: data.pop(f"previous_{column}") for column in SESSION_COLUMNS}
+            _parse_times(data, session_times)
+            _parse_times(before, session_times)
             session = ProtocolSession._init_from_db(**data)
             previous = ProtocolSession._init_from_db(**before) if before["id"] is not None else None
             opened[session.session_id] = (session, previous)
     return accounts, events, opened
+
+
+def _times(model: type[Account] | type[ProtocolSession]) -> list[str]:
+    """The model's time columns. JSON carries times as ISO text: they are parsed in C
+    (datetime.fromisoformat), not by Tortoise's generic parser, which cost a batch a third."""
+    fields = model._meta.fields_map
+    return [name for name in model._meta.db_fields if isinstance(fields.get(name), DatetimeField)]
+
+
+def _parse_times(data: dict[str, Any], names: list[str]) -> None:
+    for name in names:
+        value = data.get(name)
+        if isinstance(value, str):
+            data[name] = datetime.fromisoformat(value)
 
 
 def _answers(
