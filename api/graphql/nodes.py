@@ -4,7 +4,7 @@ An id is the base64 of "<Type>:<primary key>" (api/graphql/types.py `global_id`)
 rule is applied to each object on its own: a domain administrator gets the objects of their
 domain, and for any other a null with a FORBIDDEN error at its path; a system administrator
 gets any. A malformed id, or one that names nothing, is a null with BAD_USER_INPUT. `nodes`
-reads each kind of object once, whatever the number of ids.
+reads each kind's table once, whatever the number of ids.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from api.services import connected, tenancy
 
 MAX_IDS = 100
 
-# Builds one kind's objects from their primary keys (with the domains' names and the selection,
-# to read only what it asks for).
-Loader = Callable[[list[int], "Reading"], Awaitable[dict[int, Node]]]
+# Builds one kind's objects from their rows (with the domains' names and the selection, to read
+# only what it asks for).
+Builder = Callable[[list[Any], "Reading"], Awaitable[dict[int, Node]]]
 
 
 class Reading:
@@ -58,13 +58,12 @@ def parse_id(value: str) -> tuple[str, int]:
         number = int(pk)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise BadUserInput(f"{value[:80]!r} is not an id of this API.") from None
-    if kind not in LOADERS or number < 1:
+    if kind not in KINDS or number < 1:
         raise BadUserInput(f"{value[:80]!r} is not an id of this API.")
     return kind, number
 
 
-async def _accounts(pks: list[int], reading: Reading) -> dict[int, Node]:
-    rows = await models.Account.filter(id__in=pks)
+async def _accounts(rows: list[Any], reading: Reading) -> dict[int, Node]:
     names = await reading.names({row.domain_id for row in rows})
     sessions = await connected.open_counts(r.id for r in rows) if reading.count_sessions else {}
     return {
@@ -73,12 +72,11 @@ async def _accounts(pks: list[int], reading: Reading) -> dict[int, Node]:
     }
 
 
-async def _domains(pks: list[int], _: Reading) -> dict[int, Node]:
-    return {row.id: domain_of(row) for row in await models.Domain.filter(id__in=pks)}
+async def _domains(rows: list[Any], _: Reading) -> dict[int, Node]:
+    return {row.id: domain_of(row) for row in rows}
 
 
-async def _login_events(pks: list[int], reading: Reading) -> dict[int, Node]:
-    rows = await models.LoginEvent.filter(id__in=pks)
+async def _login_events(rows: list[Any], reading: Reading) -> dict[int, Node]:
     names = await reading.names({row.domain_id for row in rows})
     ids = {row.account_id for row in rows if row.account_id is not None}
     accounts = {a.id: a for a in await models.Account.filter(id__in=ids)} if ids else {}
@@ -94,8 +92,7 @@ async def _login_events(pks: list[int], reading: Reading) -> dict[int, Node]:
     }
 
 
-async def _audit_entries(pks: list[int], reading: Reading) -> dict[int, Node]:
-    rows = await models.AuditEntry.filter(id__in=pks)
+async def _audit_entries(rows: list[Any], reading: Reading) -> dict[int, Node]:
     names = await reading.names({row.domain_id for row in rows if row.domain_id is not None})
     return {
         row.id: audit_entry_of(row, names.get(row.domain_id) if row.domain_id else None)
@@ -103,26 +100,18 @@ async def _audit_entries(pks: list[int], reading: Reading) -> dict[int, Node]:
     }
 
 
-async def _sessions(pks: list[int], _: Reading) -> dict[int, Node]:
-    rows = await models.ProtocolSession.filter(id__in=pks)
+async def _sessions(rows: list[Any], _: Reading) -> dict[int, Node]:
     described = await connected.describe(rows)
     return {row.id: session_of(d.snapshot) for row, d in zip(rows, described, strict=True)}
 
 
-LOADERS: dict[str, Loader] = {
-    "Account": _accounts,
-    "Domain": _domains,
-    "MapiEwsLoginEvent": _login_events,
-    "AuditEntry": _audit_entries,
-    "MapiEwsSession": _sessions,
-}
-# Each kind's table: where the domain rule reads an object's domain before anything else.
-MODELS: dict[str, Any] = {
-    "Account": models.Account,
-    "Domain": models.Domain,
-    "MapiEwsLoginEvent": models.LoginEvent,
-    "AuditEntry": models.AuditEntry,
-    "MapiEwsSession": models.ProtocolSession,
+# Each kind: its table, and how its readable rows become objects.
+KINDS: dict[str, tuple[Any, Builder]] = {
+    "Account": (models.Account, _accounts),
+    "Domain": (models.Domain, _domains),
+    "MapiEwsLoginEvent": (models.LoginEvent, _login_events),
+    "AuditEntry": (models.AuditEntry, _audit_entries),
+    "MapiEwsSession": (models.ProtocolSession, _sessions),
 }
 
 
@@ -139,20 +128,20 @@ async def resolve(ids: Sequence[str], info: Info) -> list[Node | AppError]:
     for item in wanted:
         if isinstance(item, tuple):
             by_kind[item[0]].append(item[1])
-    # The domain of every named object first (one read per kind), then only the allowed ones
-    # built: an object of another domain is never read further than its domain.
+    # One read per kind; the domain rule applied to each row, and only readable rows built.
     allowed: dict[tuple[str, int], bool] = {}
-    for kind, pks in by_kind.items():
-        column = "id" if kind == "Domain" else "domain_id"
-        rows = await MODELS[kind].filter(id__in=pks).values_list("id", column)
-        for pk, domain_id in rows:
-            allowed[(kind, int(pk))] = tenancy.may_read(principal, domain_id)
     reading = Reading(info)
     built: dict[tuple[str, int], Node] = {}
     for kind, pks in by_kind.items():
-        readable = [pk for pk in pks if allowed.get((kind, pk))]
+        model, build = KINDS[kind]
+        readable = []
+        for row in await model.filter(id__in=pks):
+            domain_id = row.id if kind == "Domain" else row.domain_id
+            allowed[(kind, row.id)] = tenancy.may_read(principal, domain_id)
+            if allowed[(kind, row.id)]:
+                readable.append(row)
         if readable:
-            objects = await LOADERS[kind](readable, reading)
+            objects = await build(readable, reading)
             built.update({(kind, pk): node for pk, node in objects.items()})
     answers: list[Node | AppError] = []
     for value, item in zip(ids, wanted, strict=True):
