@@ -29,6 +29,7 @@ from api.security import cors, response_headers
 from api.services import gateways, protocol_sessions
 from api.services.live import PAYLOADS
 from api.settings import Settings
+from api.transport.budget import Budget
 from api.transport.contexts import ContextFactory
 from api.transport.http import GraphQLEndpoint
 from api.transport.pipeline import Pipeline
@@ -126,7 +127,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     schema = build_schema()
-    pipeline = Pipeline(schema._schema, settings, metrics)
+    budget = Budget(
+        settings.cost_limits,
+        redis=events.redis if isinstance(events, RedisEventBus) else None,
+        prefix=settings.redis_channel,
+        metrics=metrics,
+    )
+    pipeline = Pipeline(schema._schema, settings, metrics, budget)
     contexts = ContextFactory(settings, events, throttle)
     graphql = GraphQLEndpoint(
         settings, GraphQLApp(settings, pipeline, contexts, authenticator, schema)

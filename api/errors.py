@@ -19,6 +19,9 @@ class ErrorCode(StrEnum):
     # The database cannot be reached right now (a restart, a failover): nothing was changed by
     # the failed part; try again shortly.
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+    # The caller's budget of query cost holds less than the operation costs: nothing ran; try
+    # again after extensions.retryAfter seconds (README, Operations).
+    THROTTLED = "THROTTLED"
 
 
 class UserErrorCode(StrEnum):

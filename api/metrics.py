@@ -70,6 +70,13 @@ class Metrics:
             ["outcome"],
             registry=registry,
         )
+        self.throttled = Counter(
+            "mapi_ews_throttled",
+            "Operations refused because their caller's budget of query cost was short, by role "
+            "(ANONYMOUS: no token).",
+            ["role"],
+            registry=registry,
+        )
         self.ws_closed = Counter(
             "mapi_ews_ws_connections_closed",
             "WebSocket connections closed because their credentials lapsed (access token "

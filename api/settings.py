@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +26,67 @@ KEY_FILE_NAME = "signing-key"
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
+
+
+@dataclass(frozen=True, slots=True)
+class CostLimit:
+    """A caller's budget of query cost: it holds at most `maximum` and refills at
+    `restore_rate` a second (README, Operations)."""
+
+    maximum: int
+    restore_rate: float
+
+    def __str__(self) -> str:
+        return f"{self.maximum}/{self.restore_rate:g}"
+
+
+# Who has a budget: each role, and callers without a token (per client address).
+COST_LIMITED = ("ANONYMOUS", "USER", "DOMAIN_ADMIN", "SYSTEM_ADMIN", "GATEWAY")
+DEFAULT_COST_LIMITS: dict[str, CostLimit | None] = {
+    "ANONYMOUS": CostLimit(5_000, 100.0),
+    "USER": CostLimit(5_000, 100.0),
+    "DOMAIN_ADMIN": CostLimit(10_000, 500.0),
+    "SYSTEM_ADMIN": CostLimit(20_000, 1_000.0),
+    # Gateways are exempt: their requests are their users' logins (README, Operations).
+    "GATEWAY": None,
+}
+
+
+def parse_cost_limits(value: object) -> dict[str, CostLimit | None]:
+    """`ROLE=MAXIMUM/RATE` or `ROLE=off`, comma separated, over the defaults."""
+    if isinstance(value, dict):
+        return {**DEFAULT_COST_LIMITS, **value}
+    if not isinstance(value, str):
+        raise ValueError("cost limits are ROLE=MAXIMUM/RATE pairs, comma separated")
+    limits = dict(DEFAULT_COST_LIMITS)
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        role, equals, limit = (text.strip() for text in item.partition("="))
+        role = role.upper()
+        if not equals or role not in COST_LIMITED:
+            raise ValueError(
+                f"{item!r}: expected ROLE=MAXIMUM/RATE or ROLE=off, ROLE one of "
+                + ", ".join(COST_LIMITED)
+            )
+        if limit.lower() == "off":
+            limits[role] = None
+            continue
+        maximum, slash, rate = limit.partition("/")
+        try:
+            parsed = CostLimit(int(maximum), float(rate))
+        except ValueError:
+            parsed = None
+        if (
+            not slash
+            or parsed is None
+            or parsed.maximum < 1
+            or not 0 < parsed.restore_rate < math.inf
+        ):
+            raise ValueError(
+                f"{item!r}: the limit is MAXIMUM/RATE, a whole number of points above 0 and "
+                "the points restored a second, above 0 (for example 10000/500)"
+            )
+        limits[role] = parsed
+    return limits
 
 
 class Settings(BaseSettings):
@@ -49,6 +113,11 @@ class Settings(BaseSettings):
     max_tokens: int = Field(default=2000, ge=50)
     max_query_cost: int = Field(default=5000, ge=10)
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    # Each caller's budget of query cost, by role (README, Operations): ROLE=MAXIMUM/RATE pairs
+    # over the defaults, e.g. "DOMAIN_ADMIN=20000/1000,GATEWAY=off".
+    cost_limits: Annotated[dict[str, CostLimit | None], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_COST_LIMITS)
+    )
     # Unset: on in development, off in production.
     introspection: bool | None = None
     field_suggestions: bool | None = None
@@ -82,6 +151,22 @@ class Settings(BaseSettings):
     # each process sweeps expired ones every session_sweep_seconds.
     session_ttl_seconds: int = Field(default=300, ge=1, le=7 * 24 * 3600)
     session_sweep_seconds: float = Field(default=30, gt=0, le=3600)
+
+    @field_validator("cost_limits", mode="before")
+    @classmethod
+    def _parse_cost_limits(cls, value: object) -> dict[str, CostLimit | None]:
+        return parse_cost_limits(value)
+
+    @model_validator(mode="after")
+    def _budgets_hold_the_largest_operation(self) -> Settings:
+        for role, limit in self.cost_limits.items():
+            if limit is not None and limit.maximum < self.max_query_cost:
+                raise ValueError(
+                    f"MAPI_EWS_COST_LIMITS: {role}'s maximum of {limit.maximum} is below "
+                    f"MAPI_EWS_MAX_QUERY_COST ({self.max_query_cost}): an operation allowed to "
+                    "cost that much could never run"
+                )
+        return self
 
     @model_validator(mode="after")
     def _require_secret_in_production(self) -> Settings:

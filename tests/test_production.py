@@ -53,7 +53,7 @@ async def test_development_suggests_and_introspects_and_production_can_be_told_t
         schema = await post(http, INTROSPECTION)
 
     assert typo["errors"][0]["message"].endswith("Did you mean 'viewer'?")
-    assert schema == {"data": {"__schema": {"queryType": {"name": "Query"}}}}
+    assert schema["data"] == {"__schema": {"queryType": {"name": "Query"}}}
 
 
 async def test_cors_answers_the_configured_origin_only(settings: Settings) -> None:

@@ -54,7 +54,9 @@ def test_a_domain_administrator_works_the_tab_on_the_demo(tmp_path: Path) -> Non
                 "Content-Type": "application/json",
             },
         ).json()
-        assert report == {"data": {"recordProtocolLogin": {"allowed": True, "userErrors": []}}}
+        assert report["data"] == {"recordProtocolLogin": {"allowed": True, "userErrors": []}}
+        # Gateways have no budget (README, Operations): the cost, and no throttle status.
+        assert report["extensions"] == {"cost": {"requestedQueryCost": 4, "actualQueryCost": 3}}
 
         tab = call(server.url, LIST, token=token)
         assert tab["mapiEwsUsage"] == {"enabled": 12, "limit": 25}

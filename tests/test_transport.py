@@ -35,7 +35,7 @@ async def test_queries_work_over_get_and_mutations_do_not(
         },
     )
 
-    assert query.json() == {"data": {"mapiEwsUsage": {"enabled": 0}}}
+    assert query.json()["data"] == {"mapiEwsUsage": {"enabled": 0}}
     # GraphQL over HTTP: 405, and where to send it instead.
     assert (mutation.status_code, mutation.headers["allow"]) == (405, "POST")
     assert "mutations are not allowed when using get" in mutation.text.lower()

@@ -7,7 +7,8 @@ Every answer is GraphQL-shaped JSON, as the GraphQL-over-HTTP specification says
 request that is not a GraphQL request at all (no document, a body that is not JSON, a batch) is
 a 4xx; a mutation over GET is 405 with `Allow: POST`. A request error (syntax, validation, no
 such operation, variables that do not coerce) has no `data` entry, and is 400 in
-`application/graphql-response+json`, 200 in `application/json`.
+`application/graphql-response+json`, 200 in `application/json`. An operation refused because its
+caller's budget is short (THROTTLED) is 429 with `Retry-After`, whatever the media type.
 """
 
 from __future__ import annotations
@@ -120,16 +121,25 @@ class GraphQLEndpoint:
             prepared = self.pipeline.prepare(request, allowed, refused_status=400)
             result = await self.pipeline.execute(prepared, context)
         except RequestError as refused:
-            errors = {"errors": [e.formatted for e in refused.errors]}
+            errors: dict[str, Any] = {"errors": [e.formatted for e in refused.errors]}
+            if refused.extensions:
+                errors["extensions"] = refused.extensions
             if refused.operation is OperationType.MUTATION and allowed is _OVER_GET:
                 response = _json(405, errors, media)
                 response.headers["Allow"] = "POST"
                 return response
             status = refused.status
-            return _json(_request_error_status(media) if status == 200 else status, errors, media)
+            response = _json(
+                _request_error_status(media) if status == 200 else status, errors, media
+            )
+            if refused.retry_after is not None:
+                response.headers["Retry-After"] = str(refused.retry_after)
+            return response
         answer: dict[str, Any] = {"data": result.data}
         if result.errors:
             answer["errors"] = [error.formatted for error in result.errors]
+        if result.extensions:
+            answer["extensions"] = result.extensions
         return _json(200, answer, media)
 
     async def _principal(self, scope: Scope, headers: dict[bytes, bytes]) -> Principal | None:

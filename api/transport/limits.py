@@ -1,4 +1,5 @@
-"""The document limits: parse with a token cap, validate with depth, aliases and cost.
+"""The document limits: parse with a token cap, validate with depth, aliases and cost; and what
+an operation asks to spend of its caller's budget (its requested cost).
 
 Both steps are cached by the query's text (a string hashes once; a document would be hashed
 node by node per request), and the validation rules are built once: Strawberry's limiters make
@@ -7,7 +8,7 @@ a new rule class per instance, and graphql-core's caches key on rule classes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 
 from graphql import (
@@ -32,7 +33,7 @@ from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRul
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
 from api.settings import Settings
-from api.transport.cost import cost_rule
+from api.transport.cost import CostModel, cost_rule
 
 _CACHE_SIZE = 256
 # Validation stops after this many errors: a document built to fail everywhere costs no more.
@@ -118,6 +119,9 @@ class Limits:
     def __init__(self, settings: Settings) -> None:
         self.max_tokens = settings.max_tokens
         self.hide_suggestions = not settings.suggests_fields
+        self.costs = CostModel(
+            default_page=settings.page_size_default, max_page=settings.page_size_max
+        )
         self.rules: tuple[type[ASTValidationRule], ...] = (
             *specified_rules,
             MaybeNullValidationRule,
@@ -125,16 +129,15 @@ class Limits:
             *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
             IntrospectionDepthRule,
             *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
-            cost_rule(
-                max_cost=settings.max_query_cost,
-                default_page=settings.page_size_default,
-                max_page=settings.page_size_max,
-            ),
+            cost_rule(max_cost=settings.max_query_cost, model=self.costs),
             *(() if settings.allows_introspection else (NoSchemaIntrospectionCustomRule,)),
         )
         self.errors: Callable[[GraphQLSchema, str], list[GraphQLError]] = lru_cache(
             maxsize=_CACHE_SIZE
         )(self._validate)
+        self._requested: Callable[
+            [GraphQLSchema, str, str | None, tuple[tuple[str, int | None], ...]], int
+        ] = lru_cache(maxsize=4 * _CACHE_SIZE)(self._requested_cost)
 
     def parse(self, query: str) -> DocumentNode:
         """The document (cached by text); GraphQLError for a syntax error or too many tokens."""
@@ -148,3 +151,38 @@ class Limits:
             max_errors=_MAX_ERRORS,
             hide_suggestions=self.hide_suggestions,
         )
+
+    def requested_cost(
+        self,
+        schema: GraphQLSchema,
+        query: str,
+        operation_name: str | None,
+        variables: Mapping[str, object] | None,
+    ) -> int:
+        """The cost of the named operation of a valid document with these variables. Cached
+        by text and by the variables that can size a page (integers and nulls)."""
+        pages = tuple(
+            (name, value)
+            for name, value in (variables or {}).items()
+            if value is None or (type(value) is int)
+        )
+        return self._requested(schema, query, operation_name, pages)
+
+    def _requested_cost(
+        self,
+        schema: GraphQLSchema,
+        query: str,
+        operation_name: str | None,
+        pages: tuple[tuple[str, int | None], ...],
+    ) -> int:
+        document = self.parse(query)
+        fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
+        for definition in document.definitions:
+            if isinstance(definition, OperationDefinitionNode) and (
+                operation_name is None
+                or (definition.name is not None and definition.name.value == operation_name)
+            ):
+                return self.costs.cost(schema, definition, fragments, dict(pages))
+        return 0

@@ -1,8 +1,9 @@
 """The one pipeline every GraphQL operation passes, over POST, GET and WebSocket alike.
 
     parse (token cap) -> validate (depth, introspection depth, aliases, cost) -> select the
-    operation and check the transport allows it -> execute, where @auth runs before each
-    resolver -> code every error, log and mask the unexpected
+    operation and check the transport allows it -> charge the caller's budget its requested
+    cost -> execute, where @auth runs before each resolver -> settle the budget to the actual
+    cost -> code every error, log and mask the unexpected
 
 A request refused before execution raises `RequestError` with its coded errors; a transport
 turns that into its own answer (an HTTP body, a graphql-transport-ws `error` message). Nothing
@@ -34,7 +35,9 @@ from graphql import (
 from api.graphql.context import Context, begin_operation
 from api.metrics import Metrics
 from api.settings import Settings
-from api.transport.errors import bad_request, finished
+from api.transport.budget import Budget, Charge, Throttled
+from api.transport.cost import actual_cost
+from api.transport.errors import bad_request, coded, finished
 from api.transport.executor import PlainFieldExecutor
 from api.transport.limits import Limits
 
@@ -53,22 +56,30 @@ class GraphQLRequest:
 class RequestError(Exception):
     """Refused before execution: nothing ran. `status` is the HTTP status to answer with (200:
     a GraphQL request error, whose status depends on the media type the client accepts);
-    `operation`, the kind of operation refused because the transport does not carry it."""
+    `operation`, the kind of operation refused because the transport does not carry it;
+    `extensions`, the answer's (its cost, once charged); `retry_after`, the seconds to wait
+    before trying again (THROTTLED)."""
 
     def __init__(
         self,
         errors: list[GraphQLError],
         status: int = 200,
         operation: OperationType | None = None,
+        *,
+        extensions: dict[str, Any] | None = None,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(errors[0].message)
         self.errors = errors
         self.status = status
         self.operation = operation
+        self.extensions = extensions
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
+    query: str
     document: DocumentNode
     operation: OperationDefinitionNode
     variables: dict[str, Any] | None
@@ -102,10 +113,17 @@ def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionN
 
 
 class Pipeline:
-    def __init__(self, schema: GraphQLSchema, settings: Settings, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        settings: Settings,
+        metrics: Metrics,
+        budget: Budget | None = None,
+    ) -> None:
         self.schema = schema
         self.metrics = metrics
         self.limits = Limits(settings)
+        self.budget = budget or Budget(settings.cost_limits, metrics=metrics)
         self.hide_suggestions = not settings.suggests_fields
 
     def prepare(
@@ -146,19 +164,45 @@ class Pipeline:
             raise RequestError(
                 [bad_request(message)], status=refused_status, operation=operation.operation
             )
-        return Prepared(document, operation, variables, name)
+        return Prepared(query, document, operation, variables, name)
 
     async def execute(self, prepared: Prepared, context: Context) -> ExecutionResult:
         """A query or mutation's one result, its errors coded. Variables that do not coerce
         stop it before any field runs: that is a request error (RequestError), like the
-        document's own mistakes, whatever the transport."""
+        document's own mistakes, whatever the transport. Its requested cost is charged before it
+        runs (RequestError with THROTTLED when the budget is short) and settled after."""
+        charge = await self._charge(prepared, context)
         outcome = execute(**self._start(prepared, context))
         result = await outcome if inspect.isawaitable(outcome) else outcome
         if result.errors and result.data is None and all(e.path is None for e in result.errors):
+            await self.budget.settle(charge, 0)
             errors = [finished(error) for error in result.errors]
             self.sent(errors)
-            raise RequestError(errors)
+            raise RequestError(errors, extensions={"cost": charge.extensions()})
+        await self.budget.settle(charge, actual_cost(result.data))
+        result.extensions = {**(result.extensions or {}), "cost": charge.extensions()}
         return self._coded(result)
+
+    async def _charge(self, prepared: Prepared, context: Context) -> Charge:
+        """The operation's requested cost, taken from its caller's budget."""
+        requested = self.limits.requested_cost(
+            self.schema, prepared.query, prepared.operation_name, prepared.variables
+        )
+        charge = self.budget.start(requested, context.principal, context.client_address)
+        try:
+            await self.budget.charge(charge)
+        except Throttled as throttled:
+            cost = charge.extensions()
+            extensions = {"retryAfter": throttled.retry_after, "cost": cost}
+            refusal = GraphQLError(
+                throttled.message, original_error=throttled, extensions=extensions
+            )
+            error = coded(refusal)
+            self.sent([error])
+            raise RequestError(
+                [error], status=429, extensions={"cost": cost}, retry_after=throttled.retry_after
+            ) from None
+        return charge
 
     async def stream(
         self, prepared: Prepared, context: Context
@@ -166,13 +210,16 @@ class Pipeline:
         """Every result of an operation: one for a query or mutation, one per event for a
         subscription. A subscription that cannot start raises RequestError (its errors are
         the `error` message of graphql-transport-ws); one that fails later (a client reading
-        too slowly) ends with a last result carrying the coded error."""
+        too slowly) ends with a last result carrying the coded error. A subscription is charged
+        its requested cost when it starts (refunded when it cannot); its events are free."""
         if prepared.kind is not OperationType.SUBSCRIPTION:
             yield await self.execute(prepared, context)
             return
+        charge = await self._charge(prepared, context)
         outcome = subscribe(**self._start(prepared, context))
         source = await outcome if inspect.isawaitable(outcome) else outcome
         if isinstance(source, ExecutionResult):
+            await self.budget.settle(charge, 0)
             errors = [finished(error) for error in source.errors or ()]
             self.sent(errors)
             raise RequestError(errors)
