@@ -3,7 +3,7 @@
 
 import { exactTime, lastLoginCell, relativeTime } from "./format.js";
 import { LiveConnection } from "./live.js";
-import { $, api, state } from "./page.js";
+import { $, api, state, throttled } from "./page.js";
 import { ACCOUNT_CHANGES, LOGIN_UPDATES, SESSION_CHANGES } from "./queries.js";
 import { reasonText, sessionChanged } from "./sessions.js";
 import { load, reloadSoon, showUsage } from "./table.js";
@@ -58,13 +58,17 @@ function subscribe(query, next, onRightsLost) {
       onRightsLost();
       return;
     }
-    // The server ended it (this page fell behind, say): start over, and catch up.
+    // Throttled (the budget of query cost is short): wait as long as the server says. Else the
+    // server ended it (this page fell behind, say). Either way, start over and catch up.
+    const seconds = code === "THROTTLED" ? (errors[0].extensions.retryAfter ?? 1) : 1;
+    if (code === "THROTTLED") throttled(seconds);
     setTimeout(() => {
+      if (code === "THROTTLED") throttled(0);
       if (state.live === live) {
         subscribe(query, next, onRightsLost);
         load();
       }
-    }, 1000);
+    }, seconds * 1000);
   };
   state.stopSubscriptions.push(
     live.subscribe(query, { domain: state.domain }, { next, error: again, complete: again }),

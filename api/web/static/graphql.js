@@ -6,6 +6,9 @@
 const STORAGE_KEY = "mapi-ews-admin.session";
 // Refresh this long before the access token runs out, so no request carries an expired one.
 const REFRESH_MARGIN_MS = 30_000;
+// A request the server throttled (its budget of query cost is short) waits as it says and is
+// sent again, this many times at most.
+const THROTTLED_RETRIES = 5;
 
 const SESSION_FIELDS = `accessToken refreshToken expiresAt
   viewer { username role domain permissions }
@@ -55,6 +58,9 @@ export class Api {
     this.refreshing = null;
     /** Called once when a session ends without the user signing out. */
     this.onExpired = () => {};
+    /** Called with the seconds a throttled request waits before it is sent again, and with 0
+     * once it went through. */
+    this.onThrottled = () => {};
   }
 
   get signedIn() {
@@ -107,8 +113,22 @@ export class Api {
     return payload.viewer;
   }
 
-  /** Runs a query or mutation as the signed-in user; its data, or a thrown error. */
+  /** Runs a query or mutation as the signed-in user; its data, or a thrown error. A throttled
+   * request (nothing ran) waits as long as the server says, then is sent again. */
   async request(query, variables = {}) {
+    let body = await this.signedPost(query, variables);
+    for (let retry = 1; body.status === 429 && retry <= THROTTLED_RETRIES; retry++) {
+      const seconds = body.retryAfter ?? body.errors?.[0]?.extensions?.retryAfter ?? 1;
+      this.onThrottled(seconds);
+      await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+      body = await this.signedPost(query, variables);
+      if (body.status !== 429) this.onThrottled(0);
+    }
+    if (body.errors?.length) throw new GraphQLError(body.errors);
+    return body.data;
+  }
+
+  async signedPost(query, variables) {
     let body = await this.post(query, variables, await this.accessToken());
     if (body.status === 401) {
       // The token was refused (expired early, or the key changed): one refresh, one retry.
@@ -119,8 +139,7 @@ export class Api {
         throw new SessionExpired();
       }
     }
-    if (body.errors?.length) throw new GraphQLError(body.errors);
-    return body.data;
+    return body;
   }
 
   async post(query, variables, token) {
@@ -137,7 +156,12 @@ export class Api {
       throw new NetworkError("Cannot reach the server. Check the connection and try again.");
     }
     try {
-      return { status: response.status, ...(await response.json()) };
+      const retryAfter = Number.parseInt(response.headers.get("retry-after") ?? "", 10);
+      return {
+        status: response.status,
+        retryAfter: Number.isNaN(retryAfter) ? null : retryAfter,
+        ...(await response.json()),
+      };
     } catch {
       throw new NetworkError(`The server answered ${response.status} without GraphQL.`);
     }

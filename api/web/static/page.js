@@ -44,6 +44,33 @@ export function messageOf(error) {
   return error?.message || "Something went wrong.";
 }
 
+// The server throttles a caller whose budget of query cost is short: say so while the page
+// waits to try again (graphql.js for requests, activity.js for subscriptions).
+let throttleTimer = null;
+export function throttled(seconds) {
+  const element = $("throttle-notice");
+  clearInterval(throttleTimer);
+  if (seconds <= 0) {
+    element.hidden = true;
+    return;
+  }
+  const until = Date.now() + seconds * 1000;
+  const tell = () => {
+    const left = Math.ceil((until - Date.now()) / 1000);
+    if (left <= 0) {
+      clearInterval(throttleTimer);
+      element.textContent = "Trying again…";
+      return;
+    }
+    element.textContent =
+      `The server is limiting how much this dashboard may ask for at once. Trying again in ${left} s…`;
+  };
+  tell();
+  element.hidden = false;
+  throttleTimer = setInterval(tell, 1000);
+}
+api.onThrottled = throttled;
+
 let toastTimer = null;
 export function toast(message) {
   const element = $("toast");
