@@ -88,6 +88,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         metrics=metrics,
     )
 
+    budget = Budget(
+        settings.cost_limits,
+        redis=events.redis if isinstance(events, RedisEventBus) else None,
+        prefix=settings.redis_channel,
+        metrics=metrics,
+    )
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await db.open_database(settings)
@@ -95,6 +102,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.redis = events.redis if isinstance(events, RedisEventBus) else None
         await events.start()
         sweeper = asyncio.create_task(_sweep_sessions(settings, events), name="session-sweeper")
+        refunds = asyncio.create_task(budget.run(), name="cost-refunds")
         # Everything alive now (schema, ORM metadata, modules) lives as long as the process:
         # keep it out of the collector's full passes, which otherwise scan it every time
         # (measured: 43 ms per full collection under load before, 6 ms after).
@@ -103,9 +111,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
-            sweeper.cancel()
-            with suppress(asyncio.CancelledError):
-                await sweeper
+            for task in (sweeper, refunds):
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
             await events.stop()
             await db.close_database()
             if multiprocess_mode():
@@ -127,12 +136,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     schema = build_schema()
-    budget = Budget(
-        settings.cost_limits,
-        redis=events.redis if isinstance(events, RedisEventBus) else None,
-        prefix=settings.redis_channel,
-        metrics=metrics,
-    )
     pipeline = Pipeline(schema._schema, settings, metrics, budget)
     contexts = ContextFactory(settings, events, throttle)
     graphql = GraphQLEndpoint(

@@ -25,6 +25,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import ErrorCode
+from api.settings import COST_LIMITED
 
 # The `_created` sample of every counter doubles the output and no dashboard here reads it.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -127,6 +128,8 @@ class Metrics:
             self.graphql_errors.labels(code=code.value)
         for outcome in LOGIN_OUTCOMES:
             self.login_attempts.labels(outcome=outcome)
+        for role in COST_LIMITED:
+            self.throttled.labels(role=role)
         for reason in (EXPIRED, WITHDRAWN):
             self.ws_closed.labels(reason=reason)
 

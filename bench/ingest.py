@@ -92,7 +92,7 @@ def run(base: str, seeded: Seeded, scratch: Path, database_url: str) -> dict[str
         json={"query": REPORT, "variables": {"e": "user00002@bench.example", "p": "MAPI"}},
         headers={"Authorization": f"Bearer {token}"},
     ).json()
-    assert check == {"data": {"recordProtocolLogin": {"allowed": True}}}, check
+    assert check["data"] == {"recordProtocolLogin": {"allowed": True}}, check
     extra = _REQUEST % json.dumps(json.dumps(REPORT))
     with_session = _SESSION_REQUEST % json.dumps(json.dumps(SESSION_REPORT))
     batched = _BATCH_REQUEST % (json.dumps(json.dumps(BATCH)), BATCH_SIZE)

@@ -21,7 +21,7 @@ from api.app import create_app
 from api.auth.principal import Principal, Role
 from api.models import Account, AuditEntry
 from api.settings import CostLimit, Settings, parse_cost_limits
-from api.transport.budget import Budget
+from api.transport.budget import REFUND_SECONDS, Budget
 from tests.conftest import PG_URL, REDIS_URL, Factory, migrated_postgres
 from tests.servers import free_port, graphql_data, metric, running_server, serving
 from tests.ws import websocket
@@ -342,9 +342,13 @@ async def test_two_processes_spend_one_budget_through_redis(tmp_path: Path) -> N
                 httpx.AsyncClient(base_url=first.url) as on_first,
                 httpx.AsyncClient(base_url=second.url) as on_second,
             ):
+                # A refund reaches Redis with the process's next charge, or within a second.
+                settled = REFUND_SECONDS + 0.5
                 listed = (await post(on_first, LIST_50, token=token)).json()
+                await asyncio.sleep(settled)
                 usage = (await post(on_second, USAGE, token=token)).json()
                 listed_again = (await post(on_second, LIST_50, token=token)).json()
+                await asyncio.sleep(settled)
                 refused = await post(on_first, LIST_50, token=token)
             throttled = await metric(first.url, 'throttled_total{role="DOMAIN_ADMIN"}')
 
@@ -395,3 +399,30 @@ def test_a_budget_smaller_than_the_largest_operation_is_refused(
     monkeypatch.setenv("MAPI_EWS_COST_LIMITS", "USER=1000/10")
     with pytest.raises(ValueError, match="USER's maximum of 1000 is below"):
         Settings()
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="set MAPI_EWS_TEST_REDIS_URL to run this")
+async def test_a_refund_rides_on_the_next_charge_or_is_given_back_on_its_own() -> None:
+    redis = Redis.from_url(str(REDIS_URL))
+    shared = {"redis": redis, "prefix": f"test-{uuid.uuid4().hex}"}
+    limits: dict[str, CostLimit | None] = {"DOMAIN_ADMIN": CostLimit(100, 0.001)}
+    here, elsewhere = Budget(limits, **shared), Budget(limits, **shared)  # type: ignore[arg-type]
+    principal = Principal(role=Role.DOMAIN_ADMIN, subject_id=1, username="a@example.com")
+
+    async def spend(budget: Budget, requested: int, actual: int) -> int:
+        charge = budget.start(requested, principal, None)
+        await budget.charge(charge)
+        await budget.settle(charge, actual)
+        return int(charge.available or 0)
+
+    try:
+        first = await spend(here, 50, 10)  # 40 owed back
+        seen_elsewhere = await spend(elsewhere, 0, 0)
+        next_here = await spend(here, 20, 20)  # carries the 40
+        await spend(here, 30, 0)  # 30 owed back
+        await here.give_back()
+        given_back = await spend(elsewhere, 0, 0)
+    finally:
+        await redis.aclose()
+
+    assert (first, seen_elsewhere, next_here, given_back) == (90, 50, 70, 70)
