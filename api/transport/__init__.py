@@ -6,8 +6,10 @@ websocket.py  graphql-transport-ws: Strawberry's protocol handler, credentials a
               connection_init, every operation handed to the pipeline
 watch.py      closes a WebSocket whose credentials lapse
 pipeline.py   the one pipeline every operation passes, whatever carried it
-limits.py     parse and validate with the document limits (tokens, depth, aliases, cost)
-cost.py       the cost ceiling's validation rule
+limits.py     parse and validate with the document limits (tokens, depth, aliases, cost), and
+              an operation's requested cost
+cost.py       the cost model: the ceiling's validation rule, requested and actual costs
+budget.py     each caller's budget of query cost: charged, settled, THROTTLED
 executor.py   graphql-core's executor with a fast path for plain attributes
 errors.py     every error leaves coded; unexpected ones are logged and masked
 """
