@@ -185,7 +185,9 @@ class Budget:
 
     async def run(self) -> None:
         """Gives back the refunds owed to Redis every REFUND_SECONDS (the app's lifespan runs
-        it; cancelled, it gives back what is still owed)."""
+        it; cancelled, it gives back what is still owed). Without Redis nothing is owed."""
+        if self.redis is None:
+            return
         try:
             while True:
                 await asyncio.sleep(REFUND_SECONDS)
