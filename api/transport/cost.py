@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from graphql import (
+    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -52,13 +53,18 @@ class CostModel:
     def cost(
         self,
         schema: GraphQLSchema,
+        document: DocumentNode,
         operation: OperationDefinitionNode,
-        fragments: Mapping[str, FragmentDefinitionNode],
         variables: Mapping[str, object] | None,
     ) -> int:
         root = schema.get_root_type(operation.operation)
         if root is None:
             return 0  # validation reports the missing root type
+        fragments = {
+            definition.name.value: definition
+            for definition in document.definitions
+            if isinstance(definition, FragmentDefinitionNode)
+        }
         defaults = {
             definition.variable.name.value: definition.default_value
             for definition in operation.variable_definitions or ()
@@ -134,12 +140,7 @@ class _Walk:
 def cost_rule(*, max_cost: int, model: CostModel) -> type[ValidationRule]:
     class QueryCost(ValidationRule):
         def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
-            fragments = {
-                definition.name.value: definition
-                for definition in self.context.document.definitions
-                if isinstance(definition, FragmentDefinitionNode)
-            }
-            cost = model.cost(self.context.schema, node, fragments, None)
+            cost = model.cost(self.context.schema, self.context.document, node, None)
             if cost > max_cost:
                 name = f" {node.name.value}" if node.name else ""
                 self.report_error(

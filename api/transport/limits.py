@@ -176,13 +176,10 @@ class Limits:
         pages: tuple[tuple[str, int | None], ...],
     ) -> int:
         document = self.parse(query)
-        fragments = {
-            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
-        }
         for definition in document.definitions:
             if isinstance(definition, OperationDefinitionNode) and (
                 operation_name is None
                 or (definition.name is not None and definition.name.value == operation_name)
             ):
-                return self.costs.cost(schema, definition, fragments, dict(pages))
+                return self.costs.cost(schema, document, definition, dict(pages))
         return 0
