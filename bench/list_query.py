@@ -10,10 +10,12 @@ import httpx
 
 from bench.common import CONNECTIONS, ROUNDS, SECONDS, Seeded, alternate, lua, save, table
 
+# The page: 8 fields per account, pageInfo and totalCount.
 LIST_QUERY = (
     "{ mapiEwsAccounts(first: 50, orderBy: {field: LAST_LOGIN, direction: DESC}) "
-    "{ totalCount pageInfo { hasNextPage } "
-    "edges { cursor node { username name lastLogin lastLoginProtocol } } } }"
+    "{ totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } "
+    "edges { cursor node { id username emailAddress name lastLogin lastLoginProtocol "
+    "lastMapiLogin lastEwsLogin } } } }"
 )
 
 
@@ -26,6 +28,8 @@ def run(base: str, seeded: Seeded, scratch: Path) -> dict[str, object]:
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     ).json()
     assert len(check["data"]["mapiEwsAccounts"]["edges"]) == 50, check
+    plain = httpx.get(f"{base}/baseline", headers={"Authorization": f"Bearer {token}"}).json()
+    assert plain["data"] == check["data"], "the baseline must write the same page"
     results = alternate(
         {
             "baseline": (f"{base}/baseline", lua(scratch, "baseline", "GET", None, token)),

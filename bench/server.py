@@ -20,6 +20,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from api.app import create_app
 from api.auth.tokens import read_access_token
+from api.graphql.types import global_id
 from api.services import accounts
 from api.services.accounts import AccountSortField
 from api.services.paging import PageRequest
@@ -52,10 +53,14 @@ def build(settings: Settings) -> Starlette:
             {
                 "cursor": cursor,
                 "node": {
+                    "id": global_id("Account", row.id),
                     "username": row.username,
+                    "emailAddress": f"{row.username}@{tenant.domain}",
                     "name": row.name,
                     "lastLogin": _iso(row.last_login),
                     "lastLoginProtocol": row.last_login_protocol,
+                    "lastMapiLogin": _iso(row.last_mapi_login),
+                    "lastEwsLogin": _iso(row.last_ews_login),
                 },
             }
             for cursor, row in zip(page.cursors, page.items, strict=True)
@@ -64,7 +69,12 @@ def build(settings: Settings) -> Starlette:
             "data": {
                 "mapiEwsAccounts": {
                     "totalCount": await page.count(),
-                    "pageInfo": {"hasNextPage": page.has_next_page},
+                    "pageInfo": {
+                        "hasNextPage": page.has_next_page,
+                        "hasPreviousPage": page.has_previous_page,
+                        "startCursor": page.cursors[0] if page.cursors else None,
+                        "endCursor": page.cursors[-1] if page.cursors else None,
+                    },
                     "edges": edges,
                 }
             }

@@ -38,6 +38,7 @@ from api.services.domains import count_enabled
 from api.services.sessions import account_principal
 from api.settings import Settings
 from api.transport.pipeline import GraphQLRequest, Pipeline
+from api.transport.plans import EXPECTED_REFUSALS, PARITY
 from tests.servers import RedisProcess, free_port, run_cli
 
 # The browser tests' fixtures (a served demo, Chromium, a page per test), for every module.
@@ -57,6 +58,24 @@ TABLES = [
 ]
 PG_URL = os.environ.get("MAPI_EWS_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("MAPI_EWS_TEST_REDIS_URL")
+
+
+@pytest.fixture(autouse=True)
+def plans_agree_with_graphql_core() -> Iterator[None]:
+    """Every field a compiled plan answers, in every test, is answered by graphql-core too, on
+    the same objects: the two answers (value and errors) must be the same. A plan leaves a
+    value to graphql-core only for what such values raise, never for a fault of its own."""
+    PARITY.enabled = True
+    PARITY.clear()
+    yield
+    differences = list(PARITY.differences)
+    faults = [
+        (name, error) for name, error in PARITY.refused if not isinstance(error, EXPECTED_REFUSALS)
+    ]
+    PARITY.clear()
+    assert not differences, "compiled plans differ from graphql-core:\n" + "\n".join(differences)
+    assert not faults, f"compiled plans failed: {faults}"
+
 
 BACKENDS = [
     "sqlite",

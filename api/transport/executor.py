@@ -1,12 +1,7 @@
-"""A fast path through graphql-core for plain attributes.
+"""graphql-core's executor, with compiled plans for the fields whose answers are plain data.
 
-graphql-core resolves every field alike: it builds a resolve-info tuple, looks for arguments,
-calls the resolver, checks for an awaitable and dispatches on the type before it serializes a
-scalar. For a field whose resolver is Strawberry's own attribute read (`_is_default`), that has
-no arguments and whose type is a scalar or enum, the result is simply the serialized attribute.
-A page of the MAPI/EWS tab is some 300 such fields, and this is the GraphQL layer's largest
-cost there (see README, Performance). Anything else, and any value that is null or does not
-serialize, takes graphql-core's own path, so its errors and null rules are unchanged.
+A field with a plan (api/transport/plans.py) is answered by it; a field without one, or whose
+values the plan does not take, by graphql-core, so its errors and null rules are unchanged.
 
 Subscription events are rendered once per process for every subscriber who asked the same
 question (see `execute_operation`).
@@ -18,38 +13,25 @@ import asyncio
 import inspect
 from typing import Any
 
-from graphql import (
-    GraphQLField,
-    GraphQLLeafType,
-    GraphQLNonNull,
-    GraphQLObjectType,
-    OperationType,
-    is_leaf_type,
-)
+import orjson
+from graphql import GraphQLError, GraphQLObjectType, OperationType
 from graphql.execution.collect_fields import FieldDetailsList
-from graphql.pyutils import Path, Undefined, UndefinedType
+from graphql.execution.executor import CollectedErrors
+from graphql.pyutils import Path, UndefinedType
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-# Computed once per field definition and kept on it: (its leaf type, whether null is allowed),
-# or None when the field is not a plain attribute.
-_MARK = "mapi-ews-admin.plain-leaf"
+from api.transport.plans import PARITY, Plans
 
 
-def _plain_leaf(field: GraphQLField) -> tuple[GraphQLLeafType, bool] | None:
-    if _MARK in field.extensions:
-        known: tuple[GraphQLLeafType, bool] | None = field.extensions[_MARK]
-        return known
-    found: tuple[GraphQLLeafType, bool] | None = None
-    if getattr(field.resolve, "_is_default", False) and not field.args:
-        nullable = not isinstance(field.type, GraphQLNonNull)
-        inner = field.type if nullable else field.type.of_type  # type: ignore[union-attr]
-        if is_leaf_type(inner):
-            found = (inner, nullable)
-    field.extensions[_MARK] = found
-    return found
+def _name(parent_type: GraphQLObjectType, field_details_list: FieldDetailsList) -> str:
+    return f"{parent_type.name}.{field_details_list[0].node.name.value}"
 
 
 class PlainFieldExecutor(StrawberryGraphQLCoreExecutionContext):
+    def __init__(self, *args: Any, plans: Plans | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.plans = plans if plans is not None else Plans(None, None)
+
     def execute_field(
         self,
         parent_type: GraphQLObjectType,
@@ -58,25 +40,49 @@ class PlainFieldExecutor(StrawberryGraphQLCoreExecutionContext):
         path: Path,
         position_context: Any,
     ) -> Any | UndefinedType:
-        node = field_details_list[0].node
-        field = parent_type.fields.get(node.name.value)
-        plain = _plain_leaf(field) if field is not None and not node.arguments else None
+        plan = self.plans.plan(self, parent_type, field_details_list)
         middleware = self.middleware_manager
-        if plain is not None and not (middleware and middleware.middlewares):
-            leaf, nullable = plain
-            value = field.resolve(source, None)
-            if value is None and nullable:
-                return None
-            if value is not None:
-                try:
-                    serialized = leaf.serialize(value)
-                except Exception:  # graphql-core's own path below reports it properly
-                    serialized = Undefined
-                if serialized is not None and serialized is not Undefined:
-                    return serialized
+        if plan is not None and not (middleware and middleware.middlewares):
+            try:
+                answer = plan(source)
+            except Exception as refused:  # a value the plan does not take: graphql-core's path
+                if PARITY.enabled:
+                    PARITY.refused.append((_name(parent_type, field_details_list), refused))
+            else:
+                if PARITY.enabled:
+                    self._compare(parent_type, source, field_details_list, path, answer)
+                return answer
         return super().execute_field(
             parent_type, source, field_details_list, path, position_context
         )
+
+    def _compare(
+        self,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: FieldDetailsList,
+        path: Path,
+        answer: Any,
+    ) -> None:
+        """graphql-core's own answer for a field the plan answered, and its errors, recorded
+        in PARITY when they differ from the plan's."""
+        kept, self.collected_errors = self.collected_errors, CollectedErrors()
+        try:
+            expected = super().execute_field(parent_type, source, field_details_list, path, None)
+            errors = [error.formatted for error in self.collected_errors.errors]
+        except GraphQLError as raised:
+            expected, errors = None, [raised.formatted]
+        finally:
+            self.collected_errors = kept
+        if self.is_awaitable(expected):
+            expected.close()  # type: ignore[attr-defined]
+            errors.append({"message": "graphql-core's answer is awaitable"})
+        PARITY.answered += 1
+        if errors or orjson.dumps(expected) != orjson.dumps(answer):
+            PARITY.differences.append(
+                f"{_name(parent_type, field_details_list)} at {path.as_list()}: the plan "
+                f"answered {answer!r}; graphql-core {expected!r} with errors {errors}"
+            )
 
     def execute_operation(self, serially: bool | None = None) -> Any:
         """For a subscription event that carries a `render_memo`, the result is computed by the

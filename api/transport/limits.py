@@ -35,7 +35,7 @@ from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from api.settings import Settings
 from api.transport.cost import CostModel, cost_rule
 
-_CACHE_SIZE = 256
+CACHE_SIZE = 256
 # Validation stops after this many errors: a document built to fail everywhere costs no more.
 _MAX_ERRORS = 20
 # Strawberry's depth limiter skips introspection fields, and graphql-core's
@@ -45,7 +45,7 @@ _MAX_ERRORS = 20
 INTROSPECTION_MAX_DEPTH = 20
 
 
-@lru_cache(maxsize=_CACHE_SIZE)
+@lru_cache(maxsize=CACHE_SIZE)
 def _parse(query: str, max_tokens: int) -> DocumentNode:
     return parse(query, max_tokens=max_tokens)
 
@@ -133,11 +133,11 @@ class Limits:
             *(() if settings.allows_introspection else (NoSchemaIntrospectionCustomRule,)),
         )
         self.errors: Callable[[GraphQLSchema, str], list[GraphQLError]] = lru_cache(
-            maxsize=_CACHE_SIZE
+            maxsize=CACHE_SIZE
         )(self._validate)
         self._requested: Callable[
             [GraphQLSchema, str, str | None, tuple[tuple[str, int | None], ...]], int
-        ] = lru_cache(maxsize=4 * _CACHE_SIZE)(self._requested_cost)
+        ] = lru_cache(maxsize=4 * CACHE_SIZE)(self._requested_cost)
 
     def parse(self, query: str) -> DocumentNode:
         """The document (cached by text); GraphQLError for a syntax error or too many tokens."""

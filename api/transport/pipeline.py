@@ -2,8 +2,8 @@
 
     parse (token cap) -> validate (depth, introspection depth, aliases, cost) -> select the
     operation and check the transport allows it -> charge the caller's budget its requested
-    cost -> execute, where @auth runs before each resolver -> settle the budget to the actual
-    cost -> code every error, log and mask the unexpected
+    cost -> execute, where @auth runs before each resolver and plain fields run compiled plans
+    -> settle the budget to the actual cost -> code every error, log and mask the unexpected
 
 A request refused before execution raises `RequestError` with its coded errors; a transport
 turns that into its own answer (an HTTP body, a graphql-transport-ws `error` message). Nothing
@@ -39,7 +39,8 @@ from api.transport.budget import Budget, Charge, Throttled
 from api.transport.cost import actual_cost
 from api.transport.errors import bad_request, coded, finished
 from api.transport.executor import PlainFieldExecutor
-from api.transport.limits import Limits
+from api.transport.limits import CACHE_SIZE, Limits
+from api.transport.plans import PlanCache
 
 EVERY_OPERATION = frozenset(OperationType)
 
@@ -125,6 +126,7 @@ class Pipeline:
         self.limits = Limits(settings)
         self.budget = budget or Budget(settings.cost_limits, metrics=metrics)
         self.hide_suggestions = not settings.suggests_fields
+        self.plans = PlanCache(size=CACHE_SIZE)  # as many operations as documents parsed
 
     def prepare(
         self,
@@ -241,6 +243,7 @@ class Pipeline:
             "variable_values": prepared.variables,
             "operation_name": prepared.operation_name,
             "executor_class": PlainFieldExecutor,
+            "plans": self.plans.plans(prepared.document, prepared.operation),
             "hide_suggestions": self.hide_suggestions,
         }
 
