@@ -23,6 +23,14 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from api.transport.plans import PARITY, Plans
 
 
+class _NoPlans(Plans):
+    def plan(self, *_: object) -> None:
+        return None
+
+
+_NO_PLANS = _NoPlans(None, None)
+
+
 def _name(parent_type: GraphQLObjectType, field_details_list: FieldDetailsList) -> str:
     return f"{parent_type.name}.{field_details_list[0].node.name.value}"
 
@@ -67,13 +75,14 @@ class PlainFieldExecutor(StrawberryGraphQLCoreExecutionContext):
         """graphql-core's own answer for a field the plan answered, and its errors, recorded
         in PARITY when they differ from the plan's."""
         kept, self.collected_errors = self.collected_errors, CollectedErrors()
+        plans, self.plans = self.plans, _NO_PLANS  # graphql-core alone, all the way down
         try:
             expected = super().execute_field(parent_type, source, field_details_list, path, None)
             errors = [error.formatted for error in self.collected_errors.errors]
         except GraphQLError as raised:
             expected, errors = None, [raised.formatted]
         finally:
-            self.collected_errors = kept
+            self.collected_errors, self.plans = kept, plans
         if self.is_awaitable(expected):
             expected.close()  # type: ignore[attr-defined]
             errors.append({"message": "graphql-core's answer is awaitable"})

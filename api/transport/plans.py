@@ -311,6 +311,10 @@ class Plans:
         self.operation = operation
         self._plans: dict[tuple[object, ...], Plan | None] = {}
 
+    def __len__(self) -> int:
+        """How many fields have been compiled, with a plan or without one."""
+        return len(self._plans)
+
     def plan(
         self, executor: Executor[Any], parent: GraphQLObjectType, group: FieldDetailsList
     ) -> Plan | None:
@@ -332,6 +336,9 @@ class PlanCache:
     def __init__(self, size: int) -> None:
         self.size = size
         self._entries: OrderedDict[int, Plans] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def plans(self, document: DocumentNode, operation: OperationDefinitionNode) -> Plans:
         key = id(operation)
