@@ -8,6 +8,7 @@ against graphql-core on the same objects.)
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from enum import Enum, StrEnum
@@ -16,13 +17,14 @@ from typing import Any
 import pytest
 import strawberry
 from graphql import DocumentNode, ExecutionResult, OperationDefinitionNode, execute, parse
+from starlette.applications import Starlette
 from strawberry.permission import BasePermission, PermissionExtension
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from api.models import Account as AccountRow
 from api.transport.executor import PlainFieldExecutor
 from api.transport.plans import PARITY, PlanCache, Plans
-from tests.conftest import Factory, GraphQLClient, StatementCounter
+from tests.conftest import Factory, GraphQLClient, StatementCounter, run_subscription
 
 
 @strawberry.enum
@@ -327,3 +329,46 @@ async def test_the_tab_is_answered_by_two_plans_without_more_sql(
     assert PARITY.answered == 2  # pageInfo and edges, each by its plan
     assert PARITY.refused == []
     assert len(sql.statements) == 3  # the page (logged in, then never) and the count, as before
+
+
+LOGINS = (
+    "subscription { mapiEwsLoginUpdates { username allowed account { username mapiEwsEnabled } } }"
+)
+JUST_NAMES = "subscription { mapiEwsLoginUpdates { username } }"
+REPORT = (
+    "mutation($e: String!) "
+    "{ recordProtocolLogin(input: {emailAddress: $e, protocol: MAPI}) { allowed } }"
+)
+
+
+async def test_dashboards_asking_the_same_question_share_one_rendering_of_an_event(
+    app: Starlette, gql: GraphQLClient, make: Factory
+) -> None:
+    example = await make.domain()
+    admin = await make.account(example, "admin", admin=True, enabled=True)
+    principal = await app.state.authenticator.principal(await make.token_for(admin))
+    streams = [run_subscription(app, q, principal=principal) for q in (LOGINS, LOGINS, JUST_NAMES)]
+    pending = [asyncio.ensure_future(anext(stream)) for stream in streams]
+    async with asyncio.timeout(5):
+        while app.state.events.hub.subscriber_count() < 3:
+            await asyncio.sleep(0.01)
+    gateway = await make.gateway()
+    PARITY.clear()
+
+    await gql.data(REPORT, {"e": "admin@example.com"}, token=gateway)
+
+    first, second, names = await asyncio.wait_for(asyncio.gather(*pending), 5)
+    for stream in streams:
+        await stream.aclose()
+    assert first is second
+    assert first.data == {
+        "mapiEwsLoginUpdates": {
+            "username": "admin",
+            "allowed": True,
+            "account": {"username": "admin", "mapiEwsEnabled": True},
+        }
+    }
+    assert names.data == {"mapiEwsLoginUpdates": {"username": "admin"}}
+    # The report's `allowed`; the event's three fields once for both, and the other's one.
+    assert PARITY.answered == 1 + 3 + 1
+    assert PARITY.refused == []

@@ -43,7 +43,7 @@ def test_the_schema_keeps_every_promise_of_the_contract_but_the_parts_not_built_
 
 
 def test_no_field_reachable_from_an_event_type_reads_the_viewer_or_the_context() -> None:
-    """What the render-once fan-out relies on (api/transport/executor.py): an event rendered for
+    """What the render-once fan-out relies on (api/transport/pipeline.py): an event rendered for
     one subscriber is sent to every subscriber who asked the same question, so no field under an
     event may depend on who is looking."""
     schema = build_schema()

@@ -2,19 +2,14 @@
 
 A field with a plan (api/transport/plans.py) is answered by it; a field without one, or whose
 values the plan does not take, by graphql-core, so its errors and null rules are unchanged.
-
-Subscription events are rendered once per process for every subscriber who asked the same
-question (see `execute_operation`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 from typing import Any
 
 import orjson
-from graphql import GraphQLError, GraphQLObjectType, OperationType
+from graphql import GraphQLError, GraphQLObjectType
 from graphql.execution.collect_fields import FieldDetailsList
 from graphql.execution.executor import CollectedErrors
 from graphql.pyutils import Path, UndefinedType
@@ -92,26 +87,3 @@ class PlainFieldExecutor(StrawberryGraphQLCoreExecutionContext):
                 f"{_name(parent_type, field_details_list)} at {path.as_list()}: the plan "
                 f"answered {answer!r}; graphql-core {expected!r} with errors {errors}"
             )
-
-    def execute_operation(self, serially: bool | None = None) -> Any:
-        """For a subscription event that carries a `render_memo`, the result is computed by the
-        first subscriber and reused by every other whose operation is the same parsed document
-        (the parser cache hands out one per query text) with the same variables.
-
-        That is sound because events are filtered by domain before they reach a subscriber, and
-        the event types' fields depend only on the event, never on who is looking: two
-        subscribers with the same question see the same answer. A thousand dashboards on one
-        process then cost one execution, not a thousand."""
-        memo = getattr(self.root_value, "render_memo", None)
-        if memo is None or self.operation.operation is not OperationType.SUBSCRIPTION:
-            return super().execute_operation(serially)
-        key = (id(self.operation), repr(sorted(self.variable_values.coerced.items())))
-        if key in memo:
-            shared = memo[key]
-            return asyncio.shield(shared) if isinstance(shared, asyncio.Future) else shared
-        result = super().execute_operation(serially)
-        if inspect.isawaitable(result):
-            memo[key] = task = asyncio.ensure_future(result)
-            return asyncio.shield(task)
-        memo[key] = result
-        return result

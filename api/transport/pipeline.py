@@ -16,8 +16,9 @@ more per request than the gateways' whole report does (README, Performance).
 
 from __future__ import annotations
 
+import asyncio
 import inspect
-from collections.abc import AsyncGenerator, Collection
+from collections.abc import AsyncGenerator, AsyncIterable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,8 +30,9 @@ from graphql import (
     OperationDefinitionNode,
     OperationType,
     execute,
-    subscribe,
 )
+from graphql.execution import create_source_event_stream, execute_subscription_event
+from graphql.pyutils import AwaitableOrValue
 
 from api.graphql.context import Context, begin_operation
 from api.metrics import Metrics
@@ -43,6 +45,8 @@ from api.transport.limits import CACHE_SIZE, Limits
 from api.transport.plans import PlanCache
 
 EVERY_OPERATION = frozenset(OperationType)
+# What a subscriber asks of each event: its parsed operation and its variables, as coerced.
+Question = tuple[int, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,39 +222,117 @@ class Pipeline:
             yield await self.execute(prepared, context)
             return
         charge = await self._charge(prepared, context)
-        outcome = subscribe(**self._start(prepared, context))
-        source = await outcome if inspect.isawaitable(outcome) else outcome
+        begin_operation()
+        started = self._source(prepared, context)
+        source = await started if inspect.isawaitable(started) else started
         if isinstance(source, ExecutionResult):
             await self.budget.settle(charge, 0)
             errors = [finished(error) for error in source.errors or ()]
             self.sent(errors)
             raise RequestError(errors)
+        events, question = source
         try:
-            async for result in source:
-                yield self._coded(result)
+            async for event in events:
+                rendered = self._render(prepared, context, event, question)
+                result = await rendered if inspect.isawaitable(rendered) else rendered
+                if result.errors:
+                    self.sent(result.errors)
+                yield result
         except Exception as error:  # the event source failed: a coded last result, not a raise
             yield ExecutionResult(None, [self.failed(error)])
         finally:
-            await source.aclose()  # type: ignore[attr-defined]
+            close = getattr(events, "aclose", None)  # an async generator's, as resolvers return
+            if close is not None:
+                await close()
+
+    def _source(
+        self, prepared: Prepared, context: Context
+    ) -> AwaitableOrValue[tuple[AsyncIterable[Any], Question] | ExecutionResult]:
+        """The subscription's source of events, its root resolver (and @auth) run, with the
+        question it asks of each; or the errors that keep it from starting. The executor built
+        for it is not kept: each event is rendered by one of its own."""
+        executor = PlainFieldExecutor.build(**self._arguments(prepared, context))
+        if isinstance(executor, list):
+            return ExecutionResult(None, executor)
+        question = (id(prepared.operation), repr(sorted(executor.variable_values.coerced.items())))
+        created = create_source_event_stream(executor)
+
+        def started(
+            source: AsyncIterable[Any] | ExecutionResult,
+        ) -> tuple[AsyncIterable[Any], Question] | ExecutionResult:
+            return source if isinstance(source, ExecutionResult) else (source, question)
+
+        if inspect.isawaitable(created):
+
+            async def awaited() -> tuple[AsyncIterable[Any], Question] | ExecutionResult:
+                return started(await created)
+
+            return awaited()
+        return started(created)
+
+    def _render(
+        self, prepared: Prepared, context: Context, event: Any, question: Question
+    ) -> AwaitableOrValue[ExecutionResult]:
+        """An event's result, its errors coded. An event that carries a `render_memo` is
+        rendered by its first subscriber on this process and the result reused by every other
+        who asks the same question (the same parsed operation, from the parser cache, with the
+        same variables).
+
+        That is sound because events are filtered by domain before they reach a subscriber, and
+        the event types' fields depend only on the event, never on who is looking: two
+        subscribers with the same question see the same answer. A thousand dashboards on one
+        process then cost one execution, not a thousand."""
+        memo: dict[Any, Any] | None = getattr(event, "render_memo", None)
+        if memo is not None and question in memo:
+            shared = memo[question]
+            return asyncio.shield(shared) if isinstance(shared, asyncio.Future) else shared
+        executor = PlainFieldExecutor.build(**self._arguments(prepared, context), root_value=event)
+        if isinstance(executor, list):  # the variables coerced when it started: they still do
+            return ExecutionResult(None, [finished(error) for error in executor])
+        outcome = execute_subscription_event(executor)
+        if inspect.isawaitable(outcome):
+
+            async def coded() -> ExecutionResult:
+                return self._coded(await outcome, count=False)
+
+            task = asyncio.ensure_future(coded())
+            if memo is not None:
+                memo[question] = task
+            return asyncio.shield(task)
+        result = self._coded(outcome, count=False)
+        if memo is not None:
+            memo[question] = result
+        return result
 
     def _start(self, prepared: Prepared, context: Context) -> dict[str, Any]:
-        """graphql-core's arguments for the operation, which starts with a state of its own."""
+        """graphql-core's execute's arguments for the operation, which starts with a state of
+        its own."""
         begin_operation()
+        return {
+            **self._common(prepared, context),
+            "variable_values": prepared.variables,
+            "executor_class": PlainFieldExecutor,
+        }
+
+    def _arguments(self, prepared: Prepared, context: Context) -> dict[str, Any]:
+        """Executor.build's arguments for the operation."""
+        return {**self._common(prepared, context), "raw_variable_values": prepared.variables}
+
+    def _common(self, prepared: Prepared, context: Context) -> dict[str, Any]:
         return {
             "schema": self.schema,
             "document": prepared.document,
             "context_value": context,
-            "variable_values": prepared.variables,
             "operation_name": prepared.operation_name,
-            "executor_class": PlainFieldExecutor,
-            "plans": self.plans.plans(prepared.document, prepared.operation),
             "hide_suggestions": self.hide_suggestions,
+            "plans": self.plans.plans(prepared.document, prepared.operation),
         }
 
-    def _coded(self, result: ExecutionResult) -> ExecutionResult:
+    def _coded(self, result: ExecutionResult, *, count: bool = True) -> ExecutionResult:
         if result.errors:
             result.errors = [finished(error) for error in result.errors]
-            self.sent(result.errors)
+            if count:
+                self.sent(result.errors)
         return result
 
     def failed(self, error: Exception) -> GraphQLError:
