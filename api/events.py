@@ -17,10 +17,11 @@ does not depend on the mode. One `Event` object reaches every local subscriber o
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -63,34 +64,48 @@ class Event:
 class Subscriber:
     """One subscription's queue. When it is full the subscriber is cut off rather than slowing
     delivery to the others or growing without bound: its queue is emptied and it ends with
-    FellBehind at its next read."""
+    FellBehind at its next read.
 
-    __slots__ = ("_queue", "behind", "hub")
+    A deque and, while the subscriber waits, one future: an asyncio.Queue would do the same
+    with four deques and an Event, some 3 KB for each of thousands of dashboards (docs/
+    performance.md, "Fan-out")."""
+
+    __slots__ = ("_events", "_waiter", "behind", "hub", "size")
 
     def __init__(self, hub: Hub, size: int) -> None:
         self.hub = hub
-        self._queue: asyncio.Queue[Event] = asyncio.Queue(size)
+        self.size = size
+        self._events: collections.deque[Event] = collections.deque()
+        self._waiter: asyncio.Future[None] | None = None
         self.behind = False
 
     def offer(self, event: Event) -> None:
         if self.behind:
             self.hub.metrics.events_dropped.inc()
             return
-        try:
-            self._queue.put_nowait(event)
-        except asyncio.QueueFull:
+        if len(self._events) >= self.size:
             self.behind = True
-            self.hub.metrics.events_dropped.inc(self._queue.qsize() + 1)
-            while not self._queue.empty():
-                self._queue.get_nowait()
+            self.hub.metrics.events_dropped.inc(len(self._events) + 1)
+            self._events.clear()
             self.hub.metrics.fell_behind.inc()
-            self._queue.put_nowait(_BEHIND)
+            self._events.append(_BEHIND)
+        else:
+            self._events.append(event)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def __aiter__(self) -> Subscriber:
         return self
 
     async def __anext__(self) -> Event:
-        event = await self._queue.get()
+        while not self._events:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        event = self._events.popleft()
         if event is _BEHIND:
             raise FellBehind(
                 "This subscription fell behind and missed events; subscribe again and reload."
@@ -133,24 +148,70 @@ class Hub:
             subscriber.offer(event)
         self.metrics.events_delivered.inc(len(group))
 
-    @contextlib.asynccontextmanager
-    async def subscribe(self, topic: Topic, audience: int) -> AsyncIterator[Subscriber]:
-        key = (topic, audience)
-        subscriber = Subscriber(self, self.queue_size)
+    def subscribe(self, topic: Topic, audience: int) -> Subscription:
+        return Subscription(self, topic, audience)
+
+    def add(self, key: tuple[Topic, int], subscriber: Subscriber) -> None:
         self._subscribers.setdefault(key, set()).add(subscriber)
         self.metrics.open_subscriptions.inc()
-        try:
-            yield subscriber
-        finally:
-            self.metrics.open_subscriptions.dec()
-            group = self._subscribers.get(key)
-            if group is not None:
-                group.discard(subscriber)
-                if not group:
-                    del self._subscribers[key]
+
+    def remove(self, key: tuple[Topic, int], subscriber: Subscriber) -> None:
+        self.metrics.open_subscriptions.dec()
+        group = self._subscribers.get(key)
+        if group is not None:
+            group.discard(subscriber)
+            if not group:
+                del self._subscribers[key]
 
     def subscriber_count(self) -> int:
         return sum(len(group) for group in self._subscribers.values())
+
+
+class Subscription:
+    """`async with hub.subscribe(topic, audience) as subscriber`: in the hub for as long as the
+    block runs. A class rather than a generator-based context manager: thousands of open
+    subscriptions each keep theirs, and a suspended generator costs a frame more."""
+
+    __slots__ = ("hub", "key", "subscriber")
+
+    def __init__(self, hub: Hub, topic: Topic, audience: int) -> None:
+        self.hub = hub
+        self.key = (topic, audience)
+        self.subscriber = Subscriber(hub, hub.queue_size)
+
+    async def __aenter__(self) -> Subscriber:
+        self.hub.add(self.key, self.subscriber)
+        return self.subscriber
+
+    async def __aexit__(self, *_: object) -> None:
+        self.hub.remove(self.key, self.subscriber)
+
+
+class _RedisSubscription(Subscription):
+    """In the hub first, then on the channel: an event that arrives as soon as Redis confirms
+    is not missed."""
+
+    __slots__ = ("bus", "channel")
+
+    def __init__(self, bus: RedisEventBus, topic: Topic, audience: int) -> None:
+        super().__init__(bus.hub, topic, audience)
+        self.bus = bus
+        self.channel = bus.channel_of(topic, audience)
+
+    async def __aenter__(self) -> Subscriber:
+        subscriber = await super().__aenter__()
+        try:
+            await self.bus.join(self.channel)
+        except BaseException:
+            await super().__aexit__()
+            raise
+        return subscriber
+
+    async def __aexit__(self, *_: object) -> None:
+        try:
+            await self.bus.leave(self.channel)
+        finally:
+            await super().__aexit__()
 
 
 def _encode(events: Sequence[Event]) -> bytes:
@@ -216,9 +277,7 @@ class EventBus:
         for event in self.codec.decode(_encode(events), self.hub):
             self.hub.deliver(event)
 
-    def subscribe(
-        self, topic: Topic, audience: int
-    ) -> contextlib.AbstractAsyncContextManager[Subscriber]:
+    def subscribe(self, topic: Topic, audience: int) -> Subscription:
         return self.hub.subscribe(topic, audience)
 
 
@@ -290,23 +349,10 @@ class RedisEventBus(EventBus):
         """The channels this process is subscribed to for its subscriptions."""
         return set(self._wanted)
 
-    def subscribe(
-        self, topic: Topic, audience: int
-    ) -> contextlib.AbstractAsyncContextManager[Subscriber]:
-        return self._subscribed(topic, audience)
+    def subscribe(self, topic: Topic, audience: int) -> Subscription:
+        return _RedisSubscription(self, topic, audience)
 
-    @contextlib.asynccontextmanager
-    async def _subscribed(self, topic: Topic, audience: int) -> AsyncIterator[Subscriber]:
-        channel = self.channel_of(topic, audience)
-        # In the hub first: an event that arrives as soon as Redis confirms is not missed.
-        async with self.hub.subscribe(topic, audience) as subscriber:
-            await self._join(channel)
-            try:
-                yield subscriber
-            finally:
-                await self._leave(channel)
-
-    async def _join(self, channel: str) -> None:
+    async def join(self, channel: str) -> None:
         count = self._wanted.get(channel, 0)
         self._wanted[channel] = count + 1
         if count == 0:
@@ -317,7 +363,7 @@ class RedisEventBus(EventBus):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(confirmed), self.CONFIRM_SECONDS)
 
-    async def _leave(self, channel: str) -> None:
+    async def leave(self, channel: str) -> None:
         count = self._wanted.get(channel, 0) - 1
         if count > 0:
             self._wanted[channel] = count
