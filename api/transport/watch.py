@@ -32,7 +32,10 @@ _REASONS = {
 
 
 class ConnectionWatch:
-    """One per WebSocket connection; started once it is authenticated, stopped when it ends."""
+    """One per WebSocket connection; started once it is authenticated, stopped when it ends.
+
+    Between checks a connection holds one timer, not a task: a sleeping task and its frames
+    cost some 2 KB more for each of thousands of dashboards (docs/performance.md, "Fan-out")."""
 
     def __init__(
         self,
@@ -44,37 +47,52 @@ class ConnectionWatch:
         self.interval = interval
         self.still_allowed = still_allowed
         self.closed = closed  # counts a close, by reason
+        self.timer: asyncio.TimerHandle | None = None
         self.task: asyncio.Task[None] | None = None
 
     def start(self, websocket: WebSocket, principal: Principal) -> None:
         self.stop()
-        self.task = asyncio.create_task(self._watch(websocket, principal))
+        self._schedule(websocket, principal)
 
     def stop(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         if self.task is not None:
             self.task.cancel()
             self.task = None
 
-    async def _watch(self, websocket: WebSocket, principal: Principal) -> None:
-        reason = await self._until_invalid(principal)
+    def _schedule(self, websocket: WebSocket, principal: Principal) -> None:
+        wait = self.interval
+        if principal.expires_at is not None:
+            left = (principal.expires_at - datetime.now(UTC)).total_seconds()
+            wait = min(wait, max(left, 0.0))
+        loop = asyncio.get_running_loop()
+        self.timer = loop.call_later(wait, self._due, websocket, principal)
+
+    def _due(self, websocket: WebSocket, principal: Principal) -> None:
+        self.timer = None
+        self.task = asyncio.create_task(self._check(websocket, principal))
+
+    async def _check(self, websocket: WebSocket, principal: Principal) -> None:
+        if principal.expires_at is not None and datetime.now(UTC) >= principal.expires_at:
+            await self._close(websocket, principal, EXPIRED)
+            return
+        try:
+            allowed = await self.still_allowed(principal)
+        except Exception:
+            # The database is unreachable: keep the connection (its token still expires on
+            # time) rather than cut every dashboard off during an outage.
+            log.warning("could not check a connection's credentials", exc_info=True)
+            allowed = True
+        if not allowed:
+            await self._close(websocket, principal, WITHDRAWN)
+            return
+        self.task = None
+        self._schedule(websocket, principal)
+
+    async def _close(self, websocket: WebSocket, principal: Principal, reason: str) -> None:
         self.closed(reason)
         log.info("closing a WebSocket connection of %s: credentials %s", principal.username, reason)
         with suppress(Exception):  # the client may be gone already
             await websocket.close(code=CLOSE_CODE, reason=_REASONS[reason])
-
-    async def _until_invalid(self, principal: Principal) -> str:
-        while True:
-            wait = self.interval
-            if principal.expires_at is not None:
-                left = (principal.expires_at - datetime.now(UTC)).total_seconds()
-                wait = min(wait, max(left, 0.0))
-            await asyncio.sleep(wait)
-            if principal.expires_at is not None and datetime.now(UTC) >= principal.expires_at:
-                return EXPIRED
-            try:
-                if not await self.still_allowed(principal):
-                    return WITHDRAWN
-            except Exception:
-                # The database is unreachable: keep the connection (its token still expires on
-                # time) rather than cut every dashboard off during an outage.
-                log.warning("could not check a connection's credentials", exc_info=True)
