@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import strawberry
 
 from api.auth.principal import Role
-from api.events import Event, Topic
+from api.events import Event, EventBus, Topic
 from api.graphql.activity import MapiEwsLoginEvent, login_event_reported
 from api.graphql.context import Info, tenant_of
 from api.graphql.directives import auth
@@ -63,12 +63,21 @@ def shared(event: Event, convert: Callable[[P, dict[Any, Any]], T]) -> T:
     return converted
 
 
-async def follow(
+def follow(
     info: Info, topic: Topic, convert: Callable[[P, dict[Any, Any]], T]
 ) -> AsyncGenerator[T, None]:
-    """The domain's events of `topic`, as GraphQL objects, until the subscription ends."""
-    tenant = tenant_of(info)
-    async with info.context.events.subscribe(topic, tenant.domain_id) as events:
+    """The domain's events of `topic`, as GraphQL objects, until the subscription ends.
+
+    What it needs of `info` is read now: a subscription's generators must not keep `info`,
+    whose executor would then live as long as the subscription (1.6 KB for each of thousands
+    of dashboards; each event is rendered by an executor of its own). Resolvers drop it too."""
+    return _follow(info.context.events, tenant_of(info).domain_id, topic, convert)
+
+
+async def _follow(
+    bus: EventBus, domain_id: int, topic: Topic, convert: Callable[[P, dict[Any, Any]], T]
+) -> AsyncGenerator[T, None]:
+    async with bus.subscribe(topic, domain_id) as events:
         async for event in events:
             yield shared(event, convert)
 
@@ -83,7 +92,9 @@ class LiveSubscription:
     async def mapi_ews_login_updates(
         self, info: Info, domain: str | None = None
     ) -> AsyncGenerator[MapiEwsLoginEvent, None]:
-        async for event in follow(info, Topic.LOGINS, login_event_reported):
+        events = follow(info, Topic.LOGINS, login_event_reported)
+        del info  # not kept while the subscription lasts (follow)
+        async for event in events:
             yield event
 
     @strawberry.subscription(
@@ -93,5 +104,7 @@ class LiveSubscription:
     async def mapi_ews_account_changes(
         self, info: Info, domain: str | None = None
     ) -> AsyncGenerator[MapiEwsAccountChange, None]:
-        async for change in follow(info, Topic.ACCOUNT_CHANGES, change_reported):
+        changes = follow(info, Topic.ACCOUNT_CHANGES, change_reported)
+        del info  # not kept while the subscription lasts (follow)
+        async for change in changes:
             yield change

@@ -254,7 +254,9 @@ class SessionSubscription:
     async def mapi_ews_session_changes(
         self, info: Info, domain: str | None = None
     ) -> AsyncGenerator[MapiEwsSessionChange, None]:
-        async for change in follow(info, Topic.SESSION_CHANGES, session_change_reported):
+        changes = follow(info, Topic.SESSION_CHANGES, session_change_reported)
+        del info  # not kept while the subscription lasts (api.graphql.live.follow)
+        async for change in changes:
             yield change
 
     @strawberry.subscription(
@@ -267,9 +269,11 @@ class SessionSubscription:
         self, info: Info
     ) -> AsyncGenerator[ProtocolSessionCommand, None]:
         gateway_id = info.context.require_principal().subject_id
+        bus = info.context.events
+        del info  # not kept while the subscription lasts (api.graphql.live.follow)
         # Listening starts before the backlog is read, so a command issued in between is
         # received (perhaps twice: closing a closed session is nothing).
-        async with info.context.events.subscribe(Topic.SESSION_COMMANDS, gateway_id) as live:
+        async with bus.subscribe(Topic.SESSION_COMMANDS, gateway_id) as live:
             for command in await protocol_sessions.backlog(gateway_id=gateway_id):
                 yield command_of(command)
             async for event in live:

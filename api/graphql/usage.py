@@ -130,5 +130,7 @@ class UsageSubscription:
     async def mapi_ews_usage_updates(
         self, info: Info, domain: str | None = None
     ) -> AsyncGenerator[MapiEwsUsage, None]:
-        async for used in follow(info, Topic.USAGE, usage_reported):
+        updates = follow(info, Topic.USAGE, usage_reported)
+        del info  # not kept while the subscription lasts (api.graphql.live.follow)
+        async for used in updates:
             yield used
