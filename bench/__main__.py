@@ -9,7 +9,7 @@ package) as the HTTP load generator in its own process. Results also go to bench
 
 Environment: MAPI_EWS_BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres),
 MAPI_EWS_BENCH_REDIS_URL (default redis://127.0.0.1:6379/0), BENCH_SECONDS (8) per round,
-BENCH_ROUNDS (3), BENCH_CONNECTIONS (8), BENCH_SUBSCRIBERS (1000), BENCH_REPORTS (20).
+BENCH_ROUNDS (3), BENCH_CONNECTIONS (8), BENCH_SUBSCRIBERS (5000), BENCH_REPORTS (20).
 """
 
 from __future__ import annotations
