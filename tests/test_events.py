@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import gc
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -9,11 +10,13 @@ from datetime import UTC, datetime
 import pytest
 from starlette.applications import Starlette
 
+from api.app import GC_THRESHOLDS
 from api.errors import FellBehind
 from api.events import Event, EventBus, RedisEventBus, Topic
 from api.models import MailProtocol
 from api.services.domains import Usage
 from api.services.live import PAYLOADS, AccountSnapshot, LoginReported, MapiEwsChanged
+from api.transport.executor import PlainFieldExecutor
 from tests.conftest import REDIS_URL, Factory, run_subscription
 from tests.servers import RedisProcess, free_port
 
@@ -301,3 +304,39 @@ async def test_events_waiting_for_an_unreachable_redis_are_capped_and_counted() 
         assert bus.publish_failures == 6
     finally:
         await bus.redis.aclose()
+
+
+async def test_an_open_subscription_keeps_no_executor_and_no_queue_of_asyncio(
+    app: Starlette, make: Factory
+) -> None:
+    """What 5,000 open dashboards cost in memory (docs/performance.md, "Fan-out"): each event
+    is rendered by an executor of its own, so a waiting subscription holds none."""
+    domain = await make.domain("example.com")
+    admin = await make.account(domain, "admin", admin=True)
+    principal = await app.state.authenticator.principal(await make.token_for(admin))
+    bus = app.state.events
+    streams = [
+        run_subscription(app, "subscription { mapiEwsLoginUpdates { id } }", principal=principal)
+        for _ in range(3)
+    ]
+    pending = [asyncio.ensure_future(anext(stream)) for stream in streams]
+    async with asyncio.timeout(5):
+        while bus.hub.subscriber_count() < 3:
+            await asyncio.sleep(0.01)
+    gc.collect()
+
+    alive = [kind.__name__ for kind in map(type, gc.get_objects()) if kind in WATCHED]
+
+    for waiting in pending:
+        waiting.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    for stream in streams:
+        await stream.aclose()
+    assert alive == []
+
+
+WATCHED = (PlainFieldExecutor, asyncio.Queue)
+
+
+async def test_a_serving_process_raises_the_collectors_thresholds(app: Starlette) -> None:
+    assert gc.get_threshold() == GC_THRESHOLDS
