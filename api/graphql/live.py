@@ -2,8 +2,8 @@
 
 @auth and the domain rule run when a subscription starts, exactly as for a query. Each event
 reaches a subscriber as one object shared by every subscriber on this process (converted once
-from the wire form); the executor then renders it once per distinct question
-(api.graphql.execution). The subscription leaves the hub in `finally`, whether the client
+from the wire form); the pipeline then renders it once per distinct question
+(api/transport/pipeline.py). The subscription leaves the hub in `finally`, whether the client
 completed it, disconnected, or fell behind.
 """
 

@@ -10,6 +10,7 @@ limits.py     parse and validate with the document limits (tokens, depth, aliase
               an operation's requested cost
 cost.py       the cost model: the ceiling's validation rule, requested and actual costs
 budget.py     each caller's budget of query cost: charged, settled, THROTTLED
-executor.py   graphql-core's executor with a fast path for plain attributes
+executor.py   graphql-core's executor, with compiled plans for the fields that allow them
+plans.py      those plans: compiled once per document, checked against graphql-core in tests
 errors.py     every error leaves coded; unexpected ones are logged and masked
 """
