@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -40,6 +40,9 @@ from api.errors import FellBehind
 from api.metrics import Metrics
 
 log = logging.getLogger(__name__)
+
+# Connections each process keeps to Redis at most (budgets, throttles, publishing, commands).
+REDIS_CONNECTIONS = 50
 
 
 class Topic(StrEnum):
@@ -319,14 +322,20 @@ class RedisEventBus(EventBus):
         self.channel = channel
         # A command on a connection that Redis closed (it restarted) is retried on a new one;
         # redis-py retries only the errors listed in retry_on_error, and lists none by default.
-        self.redis: Redis = Redis.from_url(
+        # Its default pool refuses a command outright (MaxConnectionsError) once 100 are in
+        # flight, as when thousands of dashboards subscribe at once and each is charged its
+        # cost: a blocking pool makes the 101st wait for a connection instead.
+        pool = BlockingConnectionPool.from_url(
             url,
+            max_connections=REDIS_CONNECTIONS,
+            timeout=5,
             socket_connect_timeout=2,
             socket_timeout=5,
             health_check_interval=15,
             retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
             retry_on_error=[RedisConnectionError, RedisTimeoutError],
         )
+        self.redis: Redis = Redis.from_pool(pool)
         self.listening = asyncio.Event()
         self._pending: list[Event] = []
         self._wake = asyncio.Event()

@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 
 from api.app import GC_THRESHOLDS
 from api.errors import FellBehind
-from api.events import Event, EventBus, RedisEventBus, Topic
+from api.events import REDIS_CONNECTIONS, Event, EventBus, RedisEventBus, Topic
 from api.models import MailProtocol
 from api.services.domains import Usage
 from api.services.live import PAYLOADS, AccountSnapshot, LoginReported, MapiEwsChanged
@@ -340,3 +340,19 @@ WATCHED = (PlainFieldExecutor, asyncio.Queue)
 
 async def test_a_serving_process_raises_the_collectors_thresholds(app: Starlette) -> None:
     assert gc.get_threshold() == GC_THRESHOLDS
+
+
+@needs_redis
+async def test_a_burst_of_redis_commands_past_the_pool_waits_for_a_connection(
+    channel: str,
+) -> None:
+    """Thousands of dashboards subscribing at once are each charged their cost in Redis: more
+    commands in flight than the process has connections wait their turn, none is refused."""
+    assert REDIS_URL is not None
+    bus = RedisEventBus(10, url=REDIS_URL, channel=channel)
+    async with started(bus):
+        answers = await asyncio.gather(
+            *(bus.redis.execute_command("PING") for _ in range(4 * REDIS_CONNECTIONS))
+        )
+
+        assert answers == [True] * (4 * REDIS_CONNECTIONS)
