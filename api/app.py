@@ -114,8 +114,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         gc.freeze()
         # Thousands of open subscriptions are objects that live long: with the default
         # thresholds, a burst of fan-out to them set off full collections that walked all of
-        # them (measured: p99 877 ms for 5,000 dashboards, 300 ms with these; docs/
-        # performance.md, "Fan-out"). Garbage without cycles is freed at once all the same.
+        # them (measured: p99 877 ms for 5,000 dashboards, 291 to 345 ms with raised ones;
+        # docs/performance.md, "Compiled plans and 5,000 dashboards"). Garbage without cycles
+        # is freed at once all the same.
         gc.set_threshold(*GC_THRESHOLDS)
         try:
             yield

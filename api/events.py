@@ -71,7 +71,7 @@ class Subscriber:
 
     A deque and, while the subscriber waits, one future: an asyncio.Queue would do the same
     with four deques and an Event, some 3 KB for each of thousands of dashboards (docs/
-    performance.md, "Fan-out")."""
+    performance.md, "Compiled plans and 5,000 dashboards")."""
 
     __slots__ = ("_events", "_waiter", "behind", "hub", "size")
 

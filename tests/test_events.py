@@ -309,7 +309,8 @@ async def test_events_waiting_for_an_unreachable_redis_are_capped_and_counted() 
 async def test_an_open_subscription_keeps_no_executor_and_no_queue_of_asyncio(
     app: Starlette, make: Factory
 ) -> None:
-    """What 5,000 open dashboards cost in memory (docs/performance.md, "Fan-out"): each event
+    """What 5,000 open dashboards cost in memory (docs/performance.md, "Compiled plans and
+    5,000 dashboards"): each event
     is rendered by an executor of its own, so a waiting subscription holds none."""
     domain = await make.domain("example.com")
     admin = await make.account(domain, "admin", admin=True)

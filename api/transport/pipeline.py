@@ -223,8 +223,7 @@ class Pipeline:
             return
         charge = await self._charge(prepared, context)
         begin_operation()
-        started = self._source(prepared, context)
-        source = await started if inspect.isawaitable(started) else started
+        source = await self._source(prepared, context)
         if isinstance(source, ExecutionResult):
             await self.budget.settle(charge, 0)
             errors = [finished(error) for error in source.errors or ()]
@@ -245,9 +244,9 @@ class Pipeline:
             if close is not None:
                 await close()
 
-    def _source(
+    async def _source(
         self, prepared: Prepared, context: Context
-    ) -> AwaitableOrValue[tuple[AsyncIterable[Any], Question] | ExecutionResult]:
+    ) -> tuple[AsyncIterable[Any], Question] | ExecutionResult:
         """The subscription's source of events, its root resolver (and @auth) run, with the
         question it asks of each; or the errors that keep it from starting. The executor built
         for it is not kept: each event is rendered by one of its own."""
@@ -256,19 +255,8 @@ class Pipeline:
             return ExecutionResult(None, executor)
         question = (id(prepared.operation), repr(sorted(executor.variable_values.coerced.items())))
         created = create_source_event_stream(executor)
-
-        def started(
-            source: AsyncIterable[Any] | ExecutionResult,
-        ) -> tuple[AsyncIterable[Any], Question] | ExecutionResult:
-            return source if isinstance(source, ExecutionResult) else (source, question)
-
-        if inspect.isawaitable(created):
-
-            async def awaited() -> tuple[AsyncIterable[Any], Question] | ExecutionResult:
-                return started(await created)
-
-            return awaited()
-        return started(created)
+        source = await created if inspect.isawaitable(created) else created
+        return source if isinstance(source, ExecutionResult) else (source, question)
 
     def _render(
         self, prepared: Prepared, context: Context, event: Any, question: Question
