@@ -46,7 +46,8 @@ _ACCOUNTS = (
     "JOIN (SELECT DISTINCT d, u FROM r) x ON dm.name = x.d AND a.username = x.u "
     "ORDER BY a.id FOR NO KEY UPDATE OF a), "
     # Per account: its newest report, and its newest of each protocol; forward only.
-    "newest AS (SELECT named.id AS a, named.d, max(r.t) AS t, (array_agg(r.p ORDER BY r.t DESC))[1] AS p, "
+    "newest AS (SELECT named.id AS a, named.d, max(r.t) AS t, "
+    "(array_agg(r.p ORDER BY r.t DESC))[1] AS p, "
     "max(r.t) FILTER (WHERE r.p = 'MAPI') AS tm, max(r.t) FILTER (WHERE r.p = 'EWS') AS te "
     "FROM r JOIN named ON named.d = r.d AND named.username = r.u GROUP BY named.id, named.d), "
     "changed AS (UPDATE account SET "
@@ -227,7 +228,9 @@ def _groups(
         group, chunks = login, 0
         for index, report in sorted(sent, key=lambda item: (item[1].occurred_at, item[0])):
             if first is None or report.occurred_at - first >= coalesce:
-                first, group, chunks = report.occurred_at, replace(login, chunk=chunks), chunks + 1
+                # Most logins are one group: the login itself (chunk 0), not a copy of it.
+                group = replace(login, chunk=chunks) if chunks else login
+                first, chunks = report.occurred_at, chunks + 1
                 members[group] = []
             members[group].append(report)
             group_of[index] = group
