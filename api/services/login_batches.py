@@ -266,7 +266,6 @@ def _read(
     """The statement's rows: each account (by domain and username) with its open sessions
     before the batch and whether its reports were allowed; each group's event as it was; each
     session after and before."""
-    account_fields = Account._meta.db_fields
     account_times = _times(Account)
     session_times = _times(ProtocolSession)
     accounts: dict[tuple[str, str], tuple[Account, int, bool]] = {}
@@ -276,9 +275,8 @@ def _read(
         data = orjson.loads(row["data"])
         if row["kind"] == "account":
             _parse_times(data, account_times)
-            account = Account._init_from_db(
-                **{k: v for k, v in data.items() if k in account_fields}
-            )
+            # Tortoise reads the model's columns from it; the answer's other keys are passed by.
+            account = Account._init_from_db(**data)
             accounts[(data["d"], account.username)] = (
                 account,
                 int(data["open_before"]),
