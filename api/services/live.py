@@ -10,10 +10,39 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from api.events import Topic
-from api.models import Account, MailProtocol, SessionEndReason
+from api.models import MailProtocol, SessionEndReason
 from api.services.domains import Usage
+
+
+class AccountColumns(Protocol):
+    """What a snapshot reads of an account: a Tortoise Account, or a batch's lighter row
+    (api/services/login_batches.py)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def domain_id(self) -> int: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def is_domain_admin(self) -> bool: ...
+    @property
+    def mapi_ews_enabled(self) -> bool: ...
+    @property
+    def mapi_ews_enabled_at(self) -> datetime | None: ...
+    @property
+    def last_login(self) -> datetime | None: ...
+    @property
+    def last_login_protocol(self) -> MailProtocol | None: ...
+    @property
+    def last_mapi_login(self) -> datetime | None: ...
+    @property
+    def last_ews_login(self) -> datetime | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +64,7 @@ class AccountSnapshot:
     active_session_count: int
 
     @classmethod
-    def of(cls, account: Account, domain: str, *, active_sessions: int) -> AccountSnapshot:
+    def of(cls, account: AccountColumns, domain: str, *, active_sessions: int) -> AccountSnapshot:
         return cls(
             id=account.id,
             username=account.username,

@@ -21,6 +21,7 @@ from tortoise.transactions import in_transaction
 
 from api.db import gateway_connection, is_sqlite
 from api.models import Account, LoginEvent, MailProtocol, ProtocolSession
+from api.services.live import AccountColumns
 
 SESSION_COLUMNS = (
     "id",
@@ -177,7 +178,7 @@ class Logged:
 class Recorded:
     """What one report did: the account after it, its event, and the session it touched."""
 
-    account: Account
+    account: AccountColumns
     event: Logged
     allowed: bool
     # The account's open sessions before the report.

@@ -3,6 +3,7 @@ with a sentence fit for a client."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 
@@ -57,8 +58,10 @@ def domain_name(value: str) -> str:
     return normal
 
 
+@functools.lru_cache(maxsize=65_536)
 def email_address(value: str) -> tuple[str, str]:
-    """(username, domain) of user@domain."""
+    """(username, domain) of user@domain. Remembered: gateways report the same addresses over
+    and over (an address refused raises again, it is not remembered)."""
     local, at, domain = value.strip().rpartition("@")
     if not at:
         raise ValueError(f"{value[:80]!r} is not an email address (user@domain).")
