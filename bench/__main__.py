@@ -46,7 +46,7 @@ def main(argv: list[str]) -> None:
                 if "list" in parts:
                     list_query.run(running.url, seeded, Path(scratch))
                 if "ingest" in parts:
-                    ingest.run(running.url, seeded, Path(scratch), url)
+                    ingest.run(running.url, seeded, Path(scratch), url, running.process.pid)
                 if "sessions" in parts:
                     sessions.run(running.url, seeded, url)
         if "fanout" in parts:

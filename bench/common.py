@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -238,6 +239,43 @@ def wrk(url: str, script: Path, *, connections: int = CONNECTIONS) -> dict[str, 
     return {"rps": float(rate.group(1)), "p50_ms": millis("50%"), "p99_ms": millis("99%")}
 
 
+def _postgres_pids() -> set[int]:
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().strip() == "postgres":
+                    pids.add(int(entry.name))
+    return pids
+
+
+def _cpu_seconds(pids: set[int]) -> dict[int, float]:
+    """CPU time (user and system) of each process, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    seconds = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            seconds[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    return seconds
+
+
+def measured(url: str, script: Path, server_pid: int | None) -> dict[str, float]:
+    """wrk's figures and, given the server's pid, the CPU each request cost the server and
+    PostgreSQL (every postgres process on this machine: run nothing else against it)."""
+    if server_pid is None:
+        return wrk(url, script)
+    start_pids = _postgres_pids()
+    before = _cpu_seconds(start_pids | {server_pid})
+    figures = wrk(url, script)
+    after = _cpu_seconds(start_pids | _postgres_pids() | {server_pid})
+    spent = {pid: after[pid] - before.get(pid, 0.0) for pid in after}
+    requests = figures["rps"] * SECONDS
+    figures["server_cpu_ms"] = 1000 * spent.pop(server_pid, 0.0) / requests
+    figures["postgres_cpu_ms"] = 1000 * sum(spent.values()) / requests
+    return figures
+
+
 def warm(url: str, script: Path) -> None:
     subprocess.run(
         ["wrk", "-t1", "-c4", "-d2s", "-s", str(script), url], capture_output=True, check=True
@@ -248,14 +286,17 @@ def median(runs: list[dict[str, float]]) -> dict[str, float]:
     return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
 
 
-def alternate(scripts: dict[str, tuple[str, Path]]) -> dict[str, dict[str, float]]:
-    """Median of ROUNDS rounds; rounds alternate so a slow spell hits every side alike."""
+def alternate(
+    scripts: dict[str, tuple[str, Path]], *, server_pid: int | None = None
+) -> dict[str, dict[str, float]]:
+    """Median of ROUNDS rounds; rounds alternate so a slow spell hits every side alike. Given
+    the server's pid, each figure also says what a request cost in CPU (`measured`)."""
     for url, script in scripts.values():
         warm(url, script)
     rounds: dict[str, list[dict[str, float]]] = {label: [] for label in scripts}
     for _ in range(ROUNDS):
         for label, (url, script) in scripts.items():
-            rounds[label].append(wrk(url, script))
+            rounds[label].append(measured(url, script, server_pid))
     return {label: median(runs) for label, runs in rounds.items()}
 
 
@@ -274,10 +315,15 @@ def lua(
 
 
 def table(results: dict[str, dict[str, float]]) -> None:
-    print(f"{'endpoint':<12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    cpu = all("server_cpu_ms" in figures for figures in results.values())
+    extra = f" {'server CPU ms':>14} {'PostgreSQL CPU ms':>18}" if cpu else ""
+    print(f"{'endpoint':<12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}{extra}")
     for label, figures in results.items():
         rps, p50, p99 = figures["rps"], figures["p50_ms"], figures["p99_ms"]
-        print(f"{label:<12} {rps:>9.0f} {p50:>8.2f} {p99:>8.2f}")
+        line = f"{label:<12} {rps:>9.0f} {p50:>8.2f} {p99:>8.2f}"
+        if cpu:
+            line += f" {figures['server_cpu_ms']:>14.2f} {figures['postgres_cpu_ms']:>18.2f}"
+        print(line)
 
 
 def save(name: str, data: object) -> None:

@@ -4,11 +4,16 @@ in a constant number of SQL statements on PostgreSQL."""
 import asyncio
 import random
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
+import orjson
 import pytest
 
 from api import db
-from api.models import Account, Domain, LoginEvent, ProtocolSession
+from api.events import EventBus, Topic
+from api.models import Account, Domain, LoginEvent, MailProtocol, ProtocolSession
+from api.services import logins
+from api.services.live import AccountSnapshot
 from tests.conftest import Factory, GraphQLClient, StatementCounter
 
 BATCH = """
@@ -243,3 +248,66 @@ async def test_a_batch_naming_no_account_answers_each_with_not_found(
     results = data["recordProtocolLogins"]["results"]
     assert [[e["code"] for e in r["userErrors"]] for r in results] == [["NOT_FOUND"]] * 2
     assert await LoginEvent.all().count() == 0
+
+
+async def test_a_batchs_events_carry_its_accounts_as_tortoise_reads_them(
+    make: Factory, example: Domain
+) -> None:
+    """A batch reads its accounts from its statement's answer, not through Tortoise: each event
+    carries its account as the batch left it, exactly as Tortoise reads that row afterwards, to
+    the time zone and the protocol's enum."""
+    alice = await Account.get(username="alice")
+    alice.name, alice.is_domain_admin = "Alice A.", True
+    alice.last_login = alice.last_ews_login = START - timedelta(days=3)
+    await alice.save()
+    reports = [
+        logins.ReportInput(
+            email_address=str(r["emailAddress"]),
+            protocol=MailProtocol(str(r.get("protocol", "MAPI"))),
+            client_address=cast(str | None, r.get("clientAddress")),
+            occurred_at=datetime.fromisoformat(str(r["occurredAt"])),
+            client_name=cast(str | None, r.get("clientName")),
+        )
+        for r in MIXED
+    ]
+    bus = EventBus(1000)
+    async with bus.subscribe(Topic.LOGINS, example.id) as events:
+        await logins.record_logins(events=bus, reports=reports)
+        received = [(await anext(events)).payload for _ in range(6)]  # six name an account
+
+    # As dashboards receive them (JSON). PostgreSQL's every event carries its account as the
+    # whole batch left it; SQLite writes report by report, so there its last one does.
+    checked = (
+        received if not db.is_sqlite() else list({e["username"]: e for e in received}.values())
+    )
+    for event in checked:
+        account = await Account.get(username=event["username"])
+        expected = AccountSnapshot.of(account, "example.com", active_sessions=0)
+        assert event["account"] == orjson.loads(orjson.dumps(expected))
+    first = next(e["account"] for e in checked if e["username"] == "alice")
+    assert (first["name"], first["is_domain_admin"], first["last_login_protocol"]) == (
+        "Alice A.",
+        True,
+        "EWS",
+    )
+    assert first["last_ews_login"] == "2026-11-01T09:30:00+00:00"
+
+
+async def test_a_batchs_text_reaches_the_database_as_sent(
+    gql: GraphQLClient, make: Factory, example: Domain
+) -> None:
+    """The reports travel to PostgreSQL as one JSON text: quotes, backslashes and any Unicode
+    arrive as they were sent."""
+    gateway = await make.gateway()
+    name = 'Outlook "16.0" \\ Mac \u2028 ünïcödé 😀'
+    reports = [
+        report("alice@example.com", 0, clientName=name, clientAddress="2001:db8::1", sessionId=name)
+    ]
+
+    data = await gql.data(BATCH, {"reports": reports}, token=gateway)
+
+    assert data["recordProtocolLogins"]["results"] == [{"allowed": True, "userErrors": []}]
+    assert await LoginEvent.all().values_list("client_name", "client_address") == [
+        (name, "2001:db8::1")
+    ]
+    assert await ProtocolSession.all().values_list("session_id", "client_name") == [(name, name)]
