@@ -6,7 +6,8 @@ a session in the same statement): one of twenty ids per account, so new and know
 20,000 sessions are open when it starts (four per enabled account), as in a deployment whose
 gateways report sessions: every report counts the account's open ones for its event. The `batch`
 rounds send recordProtocolLogins with 100 such reports a request (reports/s is 100 times its
-requests/s)."""
+requests/s). Each figure also says what a request cost the worker and PostgreSQL in CPU: this
+bench is bound by the machine's cores, so those costs are what carries over to another one."""
 
 from __future__ import annotations
 

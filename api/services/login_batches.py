@@ -208,7 +208,8 @@ class _Named(NamedTuple):
 
 
 def _time(value: str | None) -> datetime | None:
-    """A time as JSON carries it (ISO text, the session's zone: UTC), parsed in C."""
+    """A time as JSON carries it (ISO text with its offset), parsed in C, in UTC as Tortoise
+    gives it."""
     return datetime.fromisoformat(value).astimezone(UTC) if value is not None else None
 
 
