@@ -131,45 +131,6 @@ _SESSIONS = (
     "last_seen_at = EXCLUDED.last_seen_at, expires_at = EXCLUDED.expires_at, "
     "end_reason = NULL, ended_at = NULL RETURNING *) "
 )
-# What an answer's account carries: what its events' snapshots read (_Named), not the rest.
-_ACCOUNT_COLUMNS = (
-    "id",
-    "domain_id",
-    "username",
-    "name",
-    "is_domain_admin",
-    "mapi_ews_enabled",
-    "mapi_ews_enabled_at",
-    "last_login",
-    "last_login_protocol",
-    "last_mapi_login",
-    "last_ews_login",
-)
-_ANSWER = (
-    "SELECT 'account' AS kind, to_jsonb(x) AS data FROM (SELECT "  # noqa: S608
-    + ", ".join(f"accounts.{column}" for column in _ACCOUNT_COLUMNS)
-    + ", accounts.d, accounts.allowed, "
-    "(SELECT count(*) FROM protocol_session o WHERE o.account_id = accounts.id "
-    "AND o.end_reason IS NULL AND o.expires_at > $8) AS open_before FROM accounts) x "
-    "UNION ALL SELECT 'event', to_jsonb(logged) FROM logged "
-    "UNION ALL SELECT 'session', to_jsonb(y) FROM (SELECT opened.*, "
-    + ", ".join(f"previous.{column} AS previous_{column}" for column in SESSION_COLUMNS)
-    + " FROM opened LEFT JOIN previous ON previous.session_id = opened.session_id) y"
-)
-# Built from the constants above only; every value is a bound parameter.
-_BATCH = "WITH " + _ACCOUNTS + _EVENTS + _SESSIONS + _ANSWER
-
-
-class _Group(NamedTuple):
-    """One login (what a repeat must match) and which of its windows in the batch. A tuple:
-    a batch hashes its groups some twenty times a report, and a tuple's hash is C's."""
-
-    domain: str
-    username: str
-    protocol: str
-    client_address: str | None
-    client_name: str | None
-    chunk: int = 0
 
 
 class _Named(NamedTuple):
@@ -211,6 +172,35 @@ def _time(value: str | None) -> datetime | None:
     """A time as JSON carries it (ISO text with its offset), parsed in C, in UTC as Tortoise
     gives it."""
     return datetime.fromisoformat(value).astimezone(UTC) if value is not None else None
+
+
+# What an answer's account carries: what its events' snapshots read, not the rest.
+_ACCOUNT_COLUMNS = _Named._fields
+_ANSWER = (
+    "SELECT 'account' AS kind, to_jsonb(x) AS data FROM (SELECT "  # noqa: S608
+    + ", ".join(f"accounts.{column}" for column in _ACCOUNT_COLUMNS)
+    + ", accounts.d, accounts.allowed, "
+    "(SELECT count(*) FROM protocol_session o WHERE o.account_id = accounts.id "
+    "AND o.end_reason IS NULL AND o.expires_at > $8) AS open_before FROM accounts) x "
+    "UNION ALL SELECT 'event', to_jsonb(logged) FROM logged "
+    "UNION ALL SELECT 'session', to_jsonb(y) FROM (SELECT opened.*, "
+    + ", ".join(f"previous.{column} AS previous_{column}" for column in SESSION_COLUMNS)
+    + " FROM opened LEFT JOIN previous ON previous.session_id = opened.session_id) y"
+)
+# Built from the constants above only; every value is a bound parameter.
+_BATCH = "WITH " + _ACCOUNTS + _EVENTS + _SESSIONS + _ANSWER
+
+
+class _Group(NamedTuple):
+    """One login (what a repeat must match) and which of its windows in the batch. A tuple:
+    a batch hashes its groups some twenty times a report, and a tuple's hash is C's."""
+
+    domain: str
+    username: str
+    protocol: str
+    client_address: str | None
+    client_name: str | None
+    chunk: int = 0
 
 
 async def write_reports(
