@@ -24,7 +24,7 @@ import orjson
 from tortoise.fields import DatetimeField
 
 from api.db import gateway_connection, is_sqlite
-from api.models import Account, MailProtocol, ProtocolSession
+from api.models import MailProtocol, ProtocolSession
 from api.services.login_statements import (
     SESSION_COLUMNS,
     Gateway,
@@ -358,7 +358,7 @@ def _read(
     return accounts, events, opened
 
 
-def _times(model: type[Account] | type[ProtocolSession]) -> list[str]:
+def _times(model: type[ProtocolSession]) -> list[str]:
     """The model's time columns. JSON carries times as ISO text: they are parsed in C
     (datetime.fromisoformat), not by Tortoise's generic parser, which cost a batch a third."""
     fields = model._meta.fields_map
