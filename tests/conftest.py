@@ -52,6 +52,7 @@ TABLES = [
     "gateway_token",
     "refresh_token",
     "audit_entry",
+    "account_recency",
     "account",
     "system_admin",
     "domain",

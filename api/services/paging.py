@@ -27,12 +27,21 @@ M = TypeVar("M", bound=Model)
 
 @dataclass(frozen=True, slots=True)
 class SortSpec:
-    """Order by `column` (then id); `nullable` columns put their NULLs last."""
+    """Order by `column` (then id); `nullable` columns put their NULLs last.
+
+    `path` is where queries read the column when an index of another table serves the order
+    (e.g. "recency__last_login"); cursors and rows still name it `column`.
+    """
 
     column: str
     descending: bool = False
     nullable: bool = False
     is_datetime: bool = False
+    path: str | None = None
+
+    @property
+    def queried(self) -> str:
+        return self.path or self.column
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +134,8 @@ def _beyond(spec: SortSpec, value: Any, row_id: int, *, ascending: bool) -> Q:
         return _q(**{f"id__{op}": row_id})
     if value is None:  # the cursor row is in the NULL group, ordered by id alone
         return _q(**{f"id__{op}": row_id})
-    return _q(**{f"{spec.column}__{op}": value}) | _q(**{spec.column: value, f"id__{op}": row_id})
+    column = spec.queried
+    return _q(**{f"{column}__{op}": value}) | _q(**{column: value, f"id__{op}": row_id})
 
 
 def _in_order(queryset: QuerySet[M], column: str, *, ascending: bool) -> QuerySet[M]:
@@ -153,8 +163,8 @@ async def _read(
         query = queryset
         if cursor is not None:
             query = query.filter(_beyond(spec, *cursor, ascending=ascending))
-        return list(await _in_order(query, spec.column, ascending=ascending).limit(want))
-    column = spec.column
+        return list(await _in_order(query, spec.queried, ascending=ascending).limit(want))
+    column = spec.queried
     groups = [False, True] if forwards else [True, False]  # is the group the NULL one?
     if cursor is not None:
         groups = groups[groups.index(cursor[0] is None) :]

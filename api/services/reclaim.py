@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.expressions import F
-from tortoise.functions import Coalesce
+from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
@@ -30,14 +29,17 @@ from api.services.tenancy import Tenant
 POLICY_ACTOR = "policy:idle-reclaim"
 
 
-def idle_only(queryset: QuerySet[Account], days: int, *, now: datetime) -> QuerySet[Account]:
-    """The enabled accounts of `queryset` idle at least `days` days at `now`: the last allowed
-    login, or the enable time of one that never logged in, at least that old (NULL for both is
-    never idle). Written as the index migration 0006 built, so it reads the idle rows only."""
+def idle_accounts(domain_id: int, days: int, *, now: datetime) -> QuerySet[Account]:
+    """The domain's enabled accounts idle at least `days` days at `now`: the last allowed login,
+    or the enable time of one that never logged in, at least that old (NULL for both is never
+    idle). Read through AccountRecency's two indexes (migration 0011), one for each half, so it
+    reads the idle rows only."""
     cutoff = now - timedelta(days=days)
-    # Coalesce takes its later arguments as values: the enable time is a column, so F().
-    since = Coalesce("last_login", F("mapi_ews_enabled_at"))
-    return queryset.annotate(idle_since=since).filter(mapi_ews_enabled=True, idle_since__lte=cutoff)
+    logged_in = Q(recency__last_login__lte=cutoff)
+    never = Q(recency__last_login__isnull=True, recency__mapi_ews_enabled_at__lte=cutoff)
+    return Account.filter(recency__domain_id=domain_id, recency__mapi_ews_enabled=True).filter(
+        logged_in | never
+    )
 
 
 def idle_argument(value: int | None) -> int | None:
@@ -62,7 +64,7 @@ class Reclaimed:
 
 
 def _idle(domain_id: int, days: int, now: datetime, conn: BaseDBAsyncClient) -> QuerySet[Account]:
-    return idle_only(Account.filter(domain_id=domain_id).using_db(conn), days, now=now)
+    return idle_accounts(domain_id, days, now=now).using_db(conn)
 
 
 async def reclaim_idle(
