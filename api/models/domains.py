@@ -75,8 +75,8 @@ class AccountRecency(Model):
     A copy of the account's, written only by the database: triggers on `account` (migration
     0011) keep it in step in the same statement as every insert and update, whoever writes it:
     the report statements, enable and disable, a bulk import in SQL. Its indexes are the only
-    ones a login report's time reaches, so a report updates this row's two small indexes instead
-    of every index of the account.
+    ones a login report's time reaches: a report inserts into this narrow row's key and order
+    index instead of every index of the account.
     """
 
     account: fields.OneToOneRelation[Account] = fields.OneToOneField(
