@@ -60,11 +60,10 @@ def listed(
     mapi_ews_enabled: bool | None,
     order: SortSpec,
     idle_days: int | None = None,
-    now: datetime | None = None,
 ) -> QuerySet[Account]:
     """The domain's accounts a list reads, filtered where the index serving its order is."""
     if idle_days is not None:
-        queryset = reclaim.idle_accounts(domain_id, idle_days, now=now or datetime.now(UTC))
+        queryset = reclaim.idle_accounts(domain_id, idle_days, now=datetime.now(UTC))
         if mapi_ews_enabled is not None:  # idle accounts have MAPI/EWS: False lists none
             queryset = queryset.filter(mapi_ews_enabled=mapi_ews_enabled)
         return queryset
