@@ -87,7 +87,9 @@ async def _login_history(domain_id: int, now: datetime) -> None:
     """A week of login history (HISTORY_EVENTS events, in their days' partitions), as a running
     deployment has: the planner then works from the statistics such a table has, not from those
     of an empty one."""
-    days = [(now - timedelta(days=n)).date() for n in range(HISTORY_DAYS)]
+    # The oldest event is HISTORY_DAYS before now: that day's partition too, or its part of the
+    # history would land in the default partition.
+    days = [(now - timedelta(days=n)).date() for n in range(HISTORY_DAYS + 1)]
     await create_partitions(days)
     await db.connection().execute_query(
         "INSERT INTO login_event (domain_id, account_id, username, protocol, occurred_at, "
