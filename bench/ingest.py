@@ -59,6 +59,11 @@ request = function()
 end
 """
 
+# /healthz on the machine the absolute targets were set on (shared/PERFORMANCE.md: 14,500 req/s
+# with 1,693 reports/s): reports/s scaled by it tell a slower or faster machine from slower or
+# faster code.
+REFERENCE_HEALTHZ = 14_500
+
 BATCH = (
     "mutation($r: [RecordProtocolLoginInput!]!) "
     "{ recordProtocolLogins(input: {reports: $r}) { results { allowed } } }"
@@ -128,6 +133,12 @@ def run(
         f"recordProtocolLogins, {BATCH_SIZE} reports a request: {batch_reports:.0f} reports/s "
         f"(target 10,000 or more), {batch_reports / results['report']['rps']:.1f}x the single "
         "report's"
+    )
+    scale = REFERENCE_HEALTHZ / results["healthz"]["rps"]
+    print(
+        f"at the reference machine's /healthz ({REFERENCE_HEALTHZ:,} req/s), reports/s would be "
+        f"about {results['report']['rps'] * scale:.0f}, {sessions * scale:.0f} with session ids, "
+        f"{batch_reports * scale:.0f} batched"
     )
     batch = results["batch"]
     if "server_cpu_ms" in batch:
