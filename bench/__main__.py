@@ -1,15 +1,18 @@
 """`make bench`: every figure against a baseline measured in the same run, on PostgreSQL.
 
-    python -m bench [list] [ingest] [sessions] [fanout] [growth]   (all when none is named)
+    python -m bench [list] [ingest] [sessions] [fanout] [growth] [history]   (all: none named)
 
 A fresh PostgreSQL database with 10,000 accounts (5,000 with MAPI/EWS), grown to 1,000,000 by
 `growth`; one uvicorn worker
 (bench/server.py: the app plus its baselines) with Redis for events, as deployed; wrk (Debian's
-package) as the HTTP load generator in its own process. Results also go to bench/results/.
+package) as the HTTP load generator in its own process. `history` (bench/history.py) has a
+database of its own: a million coalesced reports, and a day of 10,000,000 events dropped.
+Results also go to bench/results/.
 
 Environment: MAPI_EWS_BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres),
 MAPI_EWS_BENCH_REDIS_URL (default redis://127.0.0.1:6379/0), BENCH_SECONDS (8) per round,
-BENCH_ROUNDS (3), BENCH_CONNECTIONS (8), BENCH_SUBSCRIBERS (5000), BENCH_REPORTS (20).
+BENCH_ROUNDS (3), BENCH_CONNECTIONS (8), BENCH_SUBSCRIBERS (5000), BENCH_REPORTS (20),
+BENCH_DAY_EVENTS (10000000).
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ import tempfile
 from pathlib import Path
 
 from api.settings import Settings
-from bench import fanout, growth, ingest, list_query, sessions
+from bench import fanout, growth, history, ingest, list_query, sessions
 from bench.common import REDIS_URL, SECRET, fresh_database, redis_answers, seed, server, server_env
 
-PARTS = ("list", "ingest", "sessions", "fanout", "growth")
+PARTS = ("list", "ingest", "sessions", "fanout", "growth", "history")
 
 
 def main(argv: list[str]) -> None:
@@ -34,12 +37,20 @@ def main(argv: list[str]) -> None:
         sys.exit(f"bench: unknown part(s) {', '.join(sorted(unknown))}; choose from {PARTS}")
     if shutil.which("wrk") is None and {"list", "ingest"} & set(parts):
         sys.exit("bench: wrk is needed (Debian: apt-get install wrk)")
+    redis = redis_answers()
+    if not redis:
+        print(f"bench: no Redis at {REDIS_URL}: events stay in process (embedded mode)")
+    if set(parts) - {"history"}:
+        _seeded_parts(parts, redis)
+    if "history" in parts:
+        history.run(redis)
+
+
+def _seeded_parts(parts: list[str], redis: bool) -> None:
+    """The parts that share the seeded database of 10,000 accounts."""
     with fresh_database() as url, tempfile.TemporaryDirectory() as scratch:
         print("seeding 10,000 accounts ...", flush=True)
         seeded = asyncio.run(seed(Settings(database_url=url, secret_key=SECRET)))
-        redis = redis_answers()
-        if not redis:
-            print(f"bench: no Redis at {REDIS_URL}: events stay in process (embedded mode)")
         env = server_env(url, redis=redis)
         if {"list", "ingest", "sessions"} & set(parts):
             with server(env) as running:
