@@ -1,17 +1,29 @@
-# The two commands of the README: `make run` and `make test`. Both create .venv and install first.
+# The two commands of the README: `make run` and `make test`. Both create .venv and install first,
+# exactly what uv.lock pins (versions and hashes): nothing is resolved again on install.
+# `make lock` renews the lock to the newest versions that pyproject.toml's ranges allow.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+# uv itself, at the version and hashes of tools/uv-requirements.txt, in a venv of its own.
+UV_HOME := .uv
+UV := $(UV_HOME)/bin/uv
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml uv.lock | cksum | cut -d' ' -f1)
+# Use the machine's Python, never one uv would download.
+export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test lint bench schema clean
+.PHONY: run test test-services lint lock bench schema clean
 
-$(STAMP): pyproject.toml
+$(UV): tools/uv-requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "Python 3.11 or newer is needed (set PYTHON=python3.11)"; exit 1; }
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	rm -rf $(UV_HOME)
+	$(PYTHON) -m venv $(UV_HOME)
+	$(UV_HOME)/bin/pip install --quiet --disable-pip-version-check --require-hashes --no-deps \
+		-r tools/uv-requirements.txt
+	touch $@
+
+$(STAMP): $(UV) pyproject.toml uv.lock
+	$(UV) sync --locked --quiet --python $(PYTHON)
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -27,6 +39,13 @@ lint: $(STAMP)
 test: lint
 	$(VENV)/bin/pytest
 
+# CI's second pass: only the tests that need PostgreSQL or Redis (both URLs set).
+test-services: $(STAMP)
+	$(VENV)/bin/pytest --services-only
+
+lock: $(UV)
+	$(UV) lock --upgrade --python $(PYTHON)
+
 bench: $(STAMP)
 	$(PY) -m bench
 
@@ -34,4 +53,4 @@ schema: $(STAMP)
 	$(PY) -m api export-schema
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(UV_HOME) data .pytest_cache .mypy_cache .ruff_cache

@@ -488,7 +488,7 @@ class RedisEventBus(EventBus):
             finally:
                 self._pubsub = None
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
 
     async def _listening(self, pubsub: PubSub, asked: set[str], delay: float) -> None:
         """Connected: channels wanted while it was connecting are subscribed now."""

@@ -2,6 +2,11 @@
 
 SQLite always; PostgreSQL too when MAPI_EWS_TEST_DATABASE_URL names a server. Each session makes
 its own PostgreSQL database (and drops it after), so the named database is never touched.
+
+A test that needs the PostgreSQL or the Redis of those variables says so with the marker
+`postgres` or `redis` (the backend fixture's PostgreSQL half carries `postgres`), and skips, saying
+which variable to set, when it is unset. `--services-only` runs those tests alone: CI runs the
+suite with nothing set, then only what that pass skipped for want of PostgreSQL or Redis.
 """
 
 from __future__ import annotations
@@ -88,15 +93,47 @@ def plans_agree_with_graphql_core() -> Iterator[None]:
     assert not faults, f"compiled plans failed: {faults}"
 
 
-BACKENDS = [
-    "sqlite",
-    pytest.param(
-        "postgres",
-        marks=pytest.mark.skipif(
-            not PG_URL, reason="PostgreSQL: set MAPI_EWS_TEST_DATABASE_URL to run these"
-        ),
-    ),
-]
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+# What each marker needs, and the variable that provides it.
+SERVICES = {
+    "postgres": (PG_URL, "PostgreSQL: set MAPI_EWS_TEST_DATABASE_URL to run this"),
+    "redis": (REDIS_URL, "Redis: set MAPI_EWS_TEST_REDIS_URL to run this"),
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--services-only",
+        action="store_true",
+        help="run only the tests marked postgres or redis (CI's second pass)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    services_only = config.getoption("--services-only")
+    kept, deselected = [], []
+    for item in items:
+        needs = [name for name in SERVICES if item.get_closest_marker(name)]
+        if services_only and not needs:
+            deselected.append(item)
+            continue
+        kept.append(item)
+        for name in needs:
+            url, reason = SERVICES[name]
+            if not url:
+                item.add_marker(pytest.mark.skip(reason=reason))
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
+
+
+def _needs(variable: str, url: str | None, marker: str) -> str:
+    """The URL a test asked for; a test that reaches here without it lacks its marker, which
+    would hide it from both of CI's passes."""
+    if not url:
+        pytest.fail(f"this test needs {variable}: mark it @pytest.mark.{marker}")
+    return url
 
 
 def _with_database(url: str, name: str) -> str:
@@ -116,17 +153,17 @@ def backend(request: pytest.FixtureRequest) -> str:
 @asynccontextmanager
 async def fresh_postgres_database() -> AsyncIterator[str]:
     """A new, empty database on the server MAPI_EWS_TEST_DATABASE_URL names; dropped after."""
-    assert PG_URL is not None
+    server = _needs("MAPI_EWS_TEST_DATABASE_URL", PG_URL, "postgres")
     name = f"mapi_ews_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(_asyncpg_dsn(PG_URL))
+    admin = await asyncpg.connect(_asyncpg_dsn(server))
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
     try:
-        yield _with_database(PG_URL, name)
+        yield _with_database(server, name)
     finally:
-        admin = await asyncpg.connect(_asyncpg_dsn(PG_URL))
+        admin = await asyncpg.connect(_asyncpg_dsn(server))
         try:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:

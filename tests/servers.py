@@ -61,26 +61,23 @@ class Server:
 
 @contextmanager
 def running_server(
-    env: dict[str, str], log: Path, *args: str, timeout: float = 30.0, port: int | None = None
+    env: dict[str, str],
+    log: Path,
+    *args: str,
+    timeout: float = 30.0,
+    port: int | None = None,
+    command: tuple[str, ...] = (sys.executable, "-m", "api"),
+    cwd: Path = ROOT,
 ) -> Iterator[Server]:
     """`serve` on `port` (a free one when None), its output appended to `log`; its data folder
-    (a development signing key) beside `log` unless `env` names one."""
+    (a development signing key) beside `log` unless `env` names one. `command` is the CLI to
+    run (another install's `mapi-ews-admin`, say), in `cwd`."""
     port = port or free_port()
     env = {"MAPI_EWS_DATA_DIR": str(log.parent), **env}
     with log.open("a") as out:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "api",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                *args,
-            ],
-            cwd=ROOT,
+            [*command, "serve", "--host", "127.0.0.1", "--port", str(port), *args],
+            cwd=cwd,
             env={**os.environ, **env},
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -22,7 +22,7 @@ from api.auth.principal import Principal, Role
 from api.models import Account, AuditEntry
 from api.settings import CostLimit, Settings, parse_cost_limits
 from api.transport.budget import REFUND_SECONDS, Budget
-from tests.conftest import PG_URL, REDIS_URL, Factory, migrated_postgres
+from tests.conftest import REDIS_URL, Factory, migrated_postgres
 from tests.servers import free_port, graphql_data, metric, running_server, serving
 from tests.ws import websocket
 
@@ -276,7 +276,7 @@ async def wait_for_subscriptions(client: httpx.AsyncClient, count: int) -> None:
             await asyncio.sleep(0.02)
 
 
-@pytest.mark.skipif(not REDIS_URL, reason="set MAPI_EWS_TEST_REDIS_URL to run this")
+@pytest.mark.redis
 async def test_concurrent_charges_through_redis_never_overspend() -> None:
     redis = Redis.from_url(str(REDIS_URL))
     budget = Budget(
@@ -319,10 +319,8 @@ async def test_without_an_answer_from_redis_each_process_keeps_its_own_budget(
     assert len(warnings) == 1  # once for the outage, not once a request
 
 
-@pytest.mark.skipif(
-    not (PG_URL and REDIS_URL),
-    reason="set MAPI_EWS_TEST_DATABASE_URL and MAPI_EWS_TEST_REDIS_URL to run this",
-)
+@pytest.mark.postgres
+@pytest.mark.redis
 async def test_two_processes_spend_one_budget_through_redis(tmp_path: Path) -> None:
     async with migrated_postgres() as database:
         env = {
@@ -401,7 +399,7 @@ def test_a_budget_smaller_than_the_largest_operation_is_refused(
         Settings()
 
 
-@pytest.mark.skipif(not REDIS_URL, reason="set MAPI_EWS_TEST_REDIS_URL to run this")
+@pytest.mark.redis
 async def test_a_refund_rides_on_the_next_charge_or_is_given_back_on_its_own() -> None:
     redis = Redis.from_url(str(REDIS_URL))
     shared = {"redis": redis, "prefix": f"test-{uuid.uuid4().hex}"}

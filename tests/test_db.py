@@ -9,7 +9,7 @@ from api.settings import Settings
 from tests.conftest import PG_URL
 
 
-@pytest.mark.skipif(not PG_URL, reason="PostgreSQL: set MAPI_EWS_TEST_DATABASE_URL to run this")
+@pytest.mark.postgres
 async def test_the_database_password_stays_out_of_even_debug_logs(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

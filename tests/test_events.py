@@ -20,9 +20,7 @@ from api.transport.executor import PlainFieldExecutor
 from tests.conftest import REDIS_URL, Factory, run_subscription
 from tests.servers import RedisProcess, free_port
 
-needs_redis = pytest.mark.skipif(
-    not REDIS_URL, reason="Redis: set MAPI_EWS_TEST_REDIS_URL to run these"
-)
+needs_redis = pytest.mark.redis
 
 
 def login(domain_id: int, n: int) -> Event:

@@ -17,7 +17,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import PG_URL, REDIS_URL, migrated_postgres
+from tests.conftest import REDIS_URL, migrated_postgres
 from tests.servers import (
     ROOT,
     RedisProcess,
@@ -245,10 +245,8 @@ async def test_a_command_lost_while_redis_restarted_is_in_the_backlog(
     assert command_of(backlog)["endSessionIds"] == ["kept-1"]
 
 
-@pytest.mark.skipif(
-    not (PG_URL and REDIS_URL),
-    reason="set MAPI_EWS_TEST_DATABASE_URL and MAPI_EWS_TEST_REDIS_URL to run these",
-)
+@pytest.mark.postgres
+@pytest.mark.redis
 async def test_a_disable_through_one_process_reaches_a_gateway_on_another(tmp_path: Path) -> None:
     async with migrated_postgres() as database:
         env = {

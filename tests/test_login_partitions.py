@@ -9,6 +9,7 @@ import sys
 from datetime import UTC, datetime, time, timedelta
 
 import asyncpg
+import pytest
 from tortoise.transactions import in_transaction
 
 from api.db import connection
@@ -171,6 +172,7 @@ async def _migrated_to_0008(url: str) -> None:
     assert process.returncode == 0, errors.decode()
 
 
+@pytest.mark.postgres
 async def test_the_migration_to_partitions_keeps_every_event_on_postgresql() -> None:
     async with fresh_postgres_database() as url:
         await _migrated_to_0008(url)

@@ -11,14 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import PG_URL, REDIS_URL, migrated_postgres
+from tests.conftest import REDIS_URL, migrated_postgres
 from tests.servers import Server, graphql_data, metric, running_server
 from tests.ws import GraphQLWebSocket, websocket
 
-pytestmark = pytest.mark.skipif(
-    not (PG_URL and REDIS_URL),
-    reason="set MAPI_EWS_TEST_DATABASE_URL and MAPI_EWS_TEST_REDIS_URL to run these",
-)
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 LOGIN = 'mutation($u: String!) { login(input: {username: $u, password: "demo-password"}) { accessToken } }'
 GATEWAY = 'mutation { createGatewayToken(input: {name: "ews-1"}) { token } }'

@@ -158,7 +158,7 @@ async def test_parallel_guesses_cannot_slip_through_between_check_and_count(
     assert answers.count(wait(1)) == 7
 
 
-@pytest.mark.skipif(not REDIS_URL, reason="Redis: set MAPI_EWS_TEST_REDIS_URL to run this")
+@pytest.mark.redis
 async def test_with_redis_every_server_process_counts_the_same_failures(
     settings: Settings,
 ) -> None:

@@ -162,7 +162,7 @@ async def served(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
             yield http
 
 
-@pytest.mark.skipif(not REDIS_URL, reason="Redis: set MAPI_EWS_TEST_REDIS_URL to run this")
+@pytest.mark.redis
 async def test_readiness_includes_redis_when_one_is_configured(settings: Settings) -> None:
     async with served(settings.model_copy(update={"redis_url": REDIS_URL})) as http:
         response = await http.get("/readyz")
