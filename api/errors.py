@@ -13,6 +13,8 @@ class ErrorCode(StrEnum):
     UNAUTHENTICATED = "UNAUTHENTICATED"
     FORBIDDEN = "FORBIDDEN"
     BAD_USER_INPUT = "BAD_USER_INPUT"
+    # An id that names nothing the caller may see: missing and another domain's answer alike.
+    NOT_FOUND = "NOT_FOUND"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
     # A subscription whose client read too slowly: it missed events, resubscribe and reload.
     FELL_BEHIND = "FELL_BEHIND"
@@ -54,6 +56,10 @@ class Forbidden(AppError):
 
 class BadUserInput(AppError):
     code = ErrorCode.BAD_USER_INPUT
+
+
+class NotFound(AppError):
+    code = ErrorCode.NOT_FOUND
 
 
 class FellBehind(AppError):

@@ -43,8 +43,8 @@ class CostLimit:
 # Who has a budget: each role, and callers without a token (per client address).
 COST_LIMITED = ("ANONYMOUS", "USER", "DOMAIN_ADMIN", "SYSTEM_ADMIN", "GATEWAY")
 DEFAULT_COST_LIMITS: dict[str, CostLimit | None] = {
-    "ANONYMOUS": CostLimit(5_000, 100.0),
-    "USER": CostLimit(5_000, 100.0),
+    "ANONYMOUS": CostLimit(10_000, 100.0),
+    "USER": CostLimit(10_000, 100.0),
     "DOMAIN_ADMIN": CostLimit(10_000, 500.0),
     "SYSTEM_ADMIN": CostLimit(20_000, 1_000.0),
     # Gateways are exempt: their requests are their users' logins (README, Operations).
@@ -111,7 +111,8 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(default=10, ge=2)
     max_aliases: int = Field(default=30, ge=1)
     max_tokens: int = Field(default=2000, ge=50)
-    max_query_cost: int = Field(default=5000, ge=10)
+    # Room for a full introspection (about 5,000 here) and a gateway's batch of 500 reports.
+    max_query_cost: int = Field(default=10_000, ge=10)
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     # Each caller's budget of query cost, by role (README, Operations): ROLE=MAXIMUM/RATE pairs
     # over the defaults, e.g. "DOMAIN_ADMIN=20000/1000,GATEWAY=off".
@@ -140,6 +141,8 @@ class Settings(BaseSettings):
     redis_channel: str = Field(default="mapi-ews-admin:events", min_length=1)
     subscription_queue_size: int = Field(default=256, ge=1)
     max_subscriptions_per_connection: int = Field(default=20, ge=1)
+    # Across all of one principal's connections, on every process (through Redis, if set).
+    max_subscriptions_per_principal: int = Field(default=100, ge=1)
     login_event_retention_days: int = Field(default=90, ge=1)
     # The same login repeated within this many seconds of an event's first report is counted on
     # that event instead of a new row (README, Configuration); 0 stores every report on its own.

@@ -2,6 +2,8 @@
 
 import base64
 
+import pytest
+
 from api.models import Domain
 from tests.conftest import Factory, GraphQLClient, StatementCounter
 
@@ -38,7 +40,11 @@ NODES = "query($ids: [ID!]!) { nodes(ids: $ids) { __typename id ... on Account {
 
 
 def ours(kind: str, pk: int) -> str:
-    return base64.urlsafe_b64encode(f"{kind}:{pk}".encode()).decode()
+    return ours_raw(f"{kind}:{pk}")
+
+
+def ours_raw(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode()
 
 
 async def a_domain_with_one_of_everything(
@@ -68,7 +74,7 @@ async def test_every_kind_of_object_comes_back_by_its_id(gql: GraphQLClient, mak
     assert fetched == expected
 
 
-async def test_another_domains_object_is_forbidden_and_a_bad_id_is_bad_input_each_in_its_place(
+async def test_another_domains_object_and_a_missing_one_are_the_same_not_found_each_in_its_place(
     gql: GraphQLClient, make: Factory
 ) -> None:
     token, listed = await a_domain_with_one_of_everything(gql, make)
@@ -79,18 +85,70 @@ async def test_another_domains_object_is_forbidden_and_a_bad_id_is_bad_input_eac
 
     body = await gql.post(NODES, {"ids": ids}, token=token)
     single = await gql.post(NODE, {"id": ours("Domain", other.id)}, token=token)
+    missing = await gql.post(NODE, {"id": ours("Domain", 999_999)}, token=token)
 
     assert body["data"]["nodes"] == [{"__typename": "Account", **alice}, None, None, None]
     assert [(e["path"], e["extensions"]["code"]) for e in body["errors"]] == [
-        (["nodes", 1], "FORBIDDEN"),
+        (["nodes", 1], "NOT_FOUND"),
         (["nodes", 2], "BAD_USER_INPUT"),
-        (["nodes", 3], "BAD_USER_INPUT"),
+        (["nodes", 3], "NOT_FOUND"),
     ]
-    assert single["data"] == {"node": None}
+    messages = [e["message"] for e in body["errors"]]
+    assert messages[0].replace(ids[1], "ID") == messages[2].replace(ids[3], "ID")
+    assert single["data"] == missing["data"] == {"node": None}
     assert [(e["path"], e["extensions"]["code"]) for e in single["errors"]] == [
-        (["node"], "FORBIDDEN")
+        (["node"], "NOT_FOUND")
     ]
+    assert single["errors"][0]["message"].replace(ours("Domain", other.id), "ID") == (
+        missing["errors"][0]["message"].replace(ours("Domain", 999_999), "ID")
+    )
     assert "zed" not in str(body) + str(single)
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "Account:99999999999999999999999999",
+        "Account:2147483648",  # past the column's range
+        "Account:" + "9" * 5000,  # past what int() reads
+        "Account: 1",
+        "Account:1_0",
+        "Account:01",
+        "Account:+1",
+        "Account:-1",
+        "Account:0",
+        "Account:\u0661",  # an Arabic-Indic one
+        "Usage:1",
+        "Account:1:2",
+    ],
+)
+async def test_a_non_canonical_or_out_of_range_id_is_bad_input_at_its_index_and_the_others_answered(
+    gql: GraphQLClient, make: Factory, written: str
+) -> None:
+    example = await make.domain("example.com")
+    admin = await make.account(example, "admin", admin=True)
+    token = await make.token_for(admin)
+    good = ours("Account", admin.id)
+
+    body = await gql.post(NODES, {"ids": [good, ours_raw(written), good]}, token=token)
+
+    assert [n and n["username"] for n in body["data"]["nodes"]] == ["admin", None, "admin"]
+    assert [(e["path"], e["extensions"]["code"]) for e in body["errors"]] == [
+        (["nodes", 1], "BAD_USER_INPUT")
+    ]
+
+
+async def test_another_spelling_of_a_good_id_is_not_one(gql: GraphQLClient, make: Factory) -> None:
+    example = await make.domain("example.com")
+    admin = await make.account(example, "admin", admin=True)
+    token = await make.token_for(admin)
+    good = ours("Account", admin.id)
+    spellings = [good + "=", good + "\n", " " + good, good.lower() if good != good.lower() else ""]
+
+    body = await gql.post(NODES, {"ids": spellings}, token=token)
+
+    assert body["data"]["nodes"] == [None] * 4
+    assert {e["extensions"]["code"] for e in body["errors"]} == {"BAD_USER_INPUT"}
 
 
 async def test_a_system_administrator_reads_any_domains_objects(

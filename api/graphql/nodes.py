@@ -1,10 +1,13 @@
 """Global object identification: `node(id:)` and `nodes(ids:)` (Relay's refetching).
 
-An id is the base64 of "<Type>:<primary key>" (api/graphql/types.py `global_id`). The domain
-rule is applied to each object on its own: a domain administrator gets the objects of their
-domain, and for any other a null with a FORBIDDEN error at its path; a system administrator
-gets any. A malformed id, or one that names nothing, is a null with BAD_USER_INPUT. `nodes`
-reads each kind's table once, whatever the number of ids.
+An id is the base64 of "<Type>:<primary key>" (api/graphql/types.py `global_id`), and only
+that one spelling of it is accepted: a known type, a positive key within its column's range,
+written as `global_id` writes it (no spaces, signs, leading zeros, other digits or padding).
+A malformed id is a null with BAD_USER_INPUT at its path. The domain rule is applied to each
+object on its own: a domain administrator gets the objects of their domain, a system
+administrator any; an object of another domain and one that does not exist are the same null
+with NOT_FOUND, so ids tell nobody what another domain holds. `nodes` reads each kind's table
+once, whatever the number of ids.
 """
 
 from __future__ import annotations
@@ -19,13 +22,13 @@ import strawberry
 
 from api import models
 from api.auth.principal import Principal, Role
-from api.errors import AppError, BadUserInput, Forbidden
+from api.errors import AppError, BadUserInput, NotFound
 from api.graphql.activity import login_event_of
 from api.graphql.context import Info, asks_for
 from api.graphql.directives import auth
 from api.graphql.domains import domain_of
 from api.graphql.protocol_sessions import session_of
-from api.graphql.types import Node, account_of, audit_entry_of
+from api.graphql.types import Node, account_of, audit_entry_of, global_id
 from api.services import connected, tenancy
 
 MAX_IDS = 100
@@ -51,14 +54,19 @@ class Reading:
 
 
 def parse_id(value: str) -> tuple[str, int]:
-    """(type name, primary key) of a global id; BadUserInput when it is not one of ours."""
+    """(type name, primary key) of a global id; BadUserInput when it is not one of ours, as
+    `global_id` writes it."""
     try:
-        padded = value + "=" * (-len(value) % 4)
-        kind, _, pk = base64.urlsafe_b64decode(padded.encode()).decode().partition(":")
-        number = int(pk)
+        kind, _, pk = base64.urlsafe_b64decode(value.encode()).decode().partition(":")
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise BadUserInput(f"{value[:80]!r} is not an id of this API.") from None
-    if kind not in KINDS or number < 1:
+        kind, pk = "", ""
+    # 19 digits hold every BIGINT; int() refuses strings past 4,300 digits with ValueError.
+    number = int(pk) if pk.isascii() and pk.isdigit() and len(pk) <= 19 else 0
+    if (
+        kind not in KINDS
+        or not 1 <= number <= KINDS[kind][0]._meta.pk.constraints["le"]
+        or global_id(kind, number) != value
+    ):
         raise BadUserInput(f"{value[:80]!r} is not an id of this API.")
     return kind, number
 
@@ -147,10 +155,8 @@ async def resolve(ids: Sequence[str], info: Info) -> list[Node | AppError]:
     for value, item in zip(ids, wanted, strict=True):
         if isinstance(item, AppError):
             answers.append(item)
-        elif item not in allowed:
-            answers.append(BadUserInput(f"Nothing has the id {value[:80]!r}."))
-        elif not allowed[item]:
-            answers.append(Forbidden("That object belongs to another domain."))
+        elif not allowed.get(item, False):
+            answers.append(NotFound(f"Nothing you may read has the id {value[:80]!r}."))
         else:
             answers.append(built[item])
     return answers
@@ -161,7 +167,8 @@ class NodeQuery:
     @strawberry.field(
         extensions=auth(Role.DOMAIN_ADMIN, per_object=True),
         description="Any object by its global id (Relay's object identification). An object "
-        "outside the caller's domain is null, with a FORBIDDEN error at its path.",
+        "that does not exist and one outside the caller's domain are alike: null, with a "
+        "NOT_FOUND error at its path; a malformed id is BAD_USER_INPUT.",
     )
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:
         answer = (await resolve([id], info))[0]
@@ -172,7 +179,8 @@ class NodeQuery:
     @strawberry.field(
         extensions=auth(Role.DOMAIN_ADMIN, per_object=True),
         description=f"Objects by their global ids, in the order given (at most {MAX_IDS}); each "
-        "that cannot be read is null, with its error at its place.",
+        "that cannot be read is null, with its error (NOT_FOUND, or BAD_USER_INPUT for a malformed "
+        "id) at its place; the others are answered.",
     )
     async def nodes(self, info: Info, ids: list[strawberry.ID]) -> list[Node | None]:
         if len(ids) > MAX_IDS:

@@ -2,22 +2,33 @@
 requested cost that a caller's budget pays (api/transport/budget.py).
 
 Every field costs 1 for each time it can be resolved: a field under a page of `first: 100`
-costs 100. A page's size is its `first`/`last`, else the default page. The ceiling is a
-validation rule, cached by query text, so it cannot depend on variables: there a page given by
-a variable counts as the largest page. The requested cost is the same sum with the request's
-variables read (a variable left out counts its default, else the default page). Depth and alias
+costs 100. A page's size is its `first`/`last`, else the default page. A list that an argument
+sizes counts that size (Shopify's and GitHub's rule): `nodes(ids:)` with 100 ids, 500 `reports`
+or `usernames` (a mutation's lists in its answer: accounts, results, errors), the days from
+`from` to `to`. Introspection counts what it returns: each of its lists counts the schema's own
+average length for that list (types, their fields, a field's arguments, ...), which sums to the
+schema's totals along `__schema { types { fields { args } } }`.
+
+The ceiling is checked twice: as a validation rule, cached by query text, where a page given by
+a variable counts as the largest page and a list given by a variable as empty; and on the
+requested cost, the same sum with the request's variables read (a variable left out counts its
+default, else the default page). The requested cost also adds up the `reports` and `usernames`
+of every field of the operation, so aliases cannot carry more than one batch. Depth and alias
 limits bound the shape; this bounds the work: thirty aliases of a 100-row page with ten fields
 each cost over 30,000.
 
 The actual cost, known after the operation ran, counts the fields of its answer, each item of a
 list on its own: a page that came back half full costs about half. A caller never pays more than
-the requested cost, though (api/transport/budget.py): a list without a page size (`nodes`, a
-bulk mutation's accounts) counts once in the request, whatever it holds.
+the requested cost (api/transport/budget.py).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cache
 from typing import Any
 
 from graphql import (
@@ -30,17 +41,47 @@ from graphql import (
     GraphQLInterfaceType,
     GraphQLNamedType,
     GraphQLObjectType,
+    GraphQLOutputType,
     GraphQLSchema,
+    GraphQLType,
     InlineFragmentNode,
     IntValueNode,
+    ListValueNode,
+    ObjectValueNode,
     OperationDefinitionNode,
+    SchemaMetaFieldDef,
     SelectionSetNode,
+    StringValueNode,
+    TypeMetaFieldDef,
     ValidationRule,
+    ValueNode,
     VariableNode,
     get_named_type,
+    is_abstract_type,
+    is_enum_type,
+    is_input_object_type,
+    is_interface_type,
+    is_list_type,
+    is_non_null_type,
+    is_object_type,
+    is_wrapping_type,
 )
 
 _PAGE_ARGUMENTS = ("first", "last")
+_NONE: Mapping[str, float] = {}
+# Lists whose items one request may carry at most a batch of, summed over all its fields.
+BATCHED = ("reports", "usernames")
+# A range of days (mapiEwsUsageHistory): at most this many are answered.
+MAX_DAYS = 366
+
+
+@dataclass(slots=True)
+class Measure:
+    """An operation's cost, and how many items of each batched list it carries, with how many
+    fields carry them."""
+
+    cost: int
+    batched: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 class CostModel:
@@ -57,9 +98,18 @@ class CostModel:
         operation: OperationDefinitionNode,
         variables: Mapping[str, object] | None,
     ) -> int:
+        return self.measure(schema, document, operation, variables).cost
+
+    def measure(
+        self,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        operation: OperationDefinitionNode,
+        variables: Mapping[str, object] | None,
+    ) -> Measure:
         root = schema.get_root_type(operation.operation)
         if root is None:
-            return 0  # validation reports the missing root type
+            return Measure(0)  # validation reports the missing root type
         fragments = {
             definition.name.value: definition
             for definition in document.definitions
@@ -70,7 +120,8 @@ class CostModel:
             for definition in operation.variable_definitions or ()
         }
         walk = _Walk(self, schema, fragments, variables, defaults)
-        return walk.cost(operation.selection_set, root, 1, frozenset())
+        total = walk.cost(operation.selection_set, root, 1, frozenset())
+        return Measure(math.ceil(total - 1e-9), walk.batched)
 
 
 class _Walk:
@@ -87,35 +138,145 @@ class _Walk:
         self.fragments = fragments
         self.variables = variables
         self.defaults = defaults
+        self.batched: dict[str, tuple[int, int]] = {}
+        self.introspection = _introspection_lists(schema)
 
     def cost(
         self,
         selections: SelectionSetNode,
         parent: GraphQLNamedType,
-        times: int,
+        times: float,
         seen: frozenset[str],
-    ) -> int:
-        total = 0
+        lengths: Mapping[str, float] = _NONE,
+    ) -> float:
+        """What `selections` cost, resolved `times` times. `lengths` are what the field above
+        knows of its fields' lists: "*" a list argument's size, which its list fields return;
+        or an introspection field's exact lengths (see `below`)."""
+        total = 0.0
         for selection in selections.selections:
             if isinstance(selection, FieldNode):
                 total += times
                 field = _field(parent, selection.name.value)
-                if selection.selection_set is not None and field is not None:
-                    inner = times * self.page(selection, field)
-                    child = get_named_type(field.type)
-                    total += self.cost(selection.selection_set, child, inner, seen)
+                if field is None or selection.selection_set is None:
+                    continue
+                name = selection.name.value
+                inner = times * self.length(parent, name, field, lengths)
+                inner *= self.page(selection, field)
+                child = get_named_type(field.type)
+                asked = self.sized(selection, field, times)
+                if _is_list(field.type):
+                    inner, below = inner * asked, self.below(parent, selection, lengths)
+                else:
+                    below = {"*": asked} if asked > 1 else self.below(parent, selection, lengths)
+                total += self.cost(selection.selection_set, child, inner, seen, below)
             elif isinstance(selection, InlineFragmentNode):
                 condition = selection.type_condition
                 on = self.schema.get_type(condition.name.value) if condition else None
-                total += self.cost(selection.selection_set, on or parent, times, seen)
+                total += self.cost(selection.selection_set, on or parent, times, seen, lengths)
             elif isinstance(selection, FragmentSpreadNode):
-                name = selection.name.value
-                fragment = self.fragments.get(name)
-                if fragment is None or name in seen:
+                fragment_name = selection.name.value
+                fragment = self.fragments.get(fragment_name)
+                if fragment is None or fragment_name in seen:
                     continue  # unknown fragments and cycles are other rules' errors
                 on = self.schema.get_type(fragment.type_condition.name.value)
-                total += self.cost(fragment.selection_set, on or parent, times, seen | {name})
+                total += self.cost(
+                    fragment.selection_set, on or parent, times, seen | {fragment_name}, lengths
+                )
         return total
+
+    def length(
+        self, parent: GraphQLNamedType, name: str, field: GraphQLField, lengths: Mapping[str, float]
+    ) -> float:
+        """How many items a field returns, as far as is known before it runs: what the field
+        above said; for any other introspection list, the schema's average; else one."""
+        if name in lengths:
+            return lengths[name]
+        if "*" in lengths and _is_list(field.type):
+            return lengths["*"]
+        return self.introspection.averages.get((parent.name, name), 1.0)
+
+    def below(
+        self, parent: GraphQLNamedType, node: FieldNode, lengths: Mapping[str, float]
+    ) -> Mapping[str, float]:
+        """What an introspection field knows of the lists below it: `__type(name:)` the named
+        type's own; a type reference (`type`, then each `ofType`) how likely it is wrapped
+        once more, from the schema's own references."""
+        known = self.introspection
+        name = node.name.value
+        if name == "__type":
+            for argument in node.arguments or ():
+                named = self.resolve(argument.value)
+                if isinstance(named, StringValueNode):
+                    named = named.value
+                found = self.schema.get_type(named) if isinstance(named, str) else None
+                if found is not None:
+                    return _exact_lengths(self.schema, found)
+            return _NONE
+        if name == "type" and parent.name in ("__Field", "__InputValue"):
+            return {"ofType": known.wrapped(1), "@chain": 1.0}
+        if name == "ofType" and "@chain" in lengths:
+            level = int(lengths["@chain"]) + 1
+            return {"ofType": known.wrapped(level), "@chain": float(level)}
+        return _NONE
+
+    def sized(self, node: FieldNode, field: GraphQLField, times: float) -> int:
+        """How many items the field's list arguments ask for (the longest of them), or the
+        days from `from` to `to`; the batched lists are added up for the whole operation."""
+        if not node.arguments:
+            return 1
+        asked = 1
+        values = {argument.name.value: argument.value for argument in node.arguments}
+        if "from" in values and "to" in values and "from" in field.args:
+            start, end = self.day(values["from"]), self.day(values["to"])
+            if start is not None and end is not None:
+                asked = max(1, min((end - start).days + 1, MAX_DAYS))
+            elif self.variables is None:
+                asked = MAX_DAYS
+        for name, value in values.items():
+            for listed, length in self.lists(name, value):
+                asked = max(asked, length)
+                if listed in BATCHED:
+                    items, fields = self.batched.get(listed, (0, 0))
+                    self.batched[listed] = (items + int(length * times), fields + 1)
+        return asked
+
+    def lists(self, name: str, value: ValueNode | object) -> list[tuple[str, int]]:
+        """(name, length) of each list an argument holds: itself, or the fields of an input
+        object. A variable's list is read from the request (none for the ceiling's rule)."""
+        value = self.resolve(value)
+        if isinstance(value, ListValueNode):
+            return [(name, len(value.values))]
+        if isinstance(value, list):
+            return [(name, len(value))]
+        if isinstance(value, ObjectValueNode):
+            found = []
+            for item in value.fields:
+                inner = self.resolve(item.value)
+                if isinstance(inner, ListValueNode):
+                    found.append((item.name.value, len(inner.values)))
+                elif isinstance(inner, list):
+                    found.append((item.name.value, len(inner)))
+            return found
+        if isinstance(value, dict):
+            return [(key, len(item)) for key, item in value.items() if isinstance(item, list)]
+        return []
+
+    def resolve(self, value: ValueNode | object) -> object:
+        if isinstance(value, VariableNode):
+            if self.variables is None:
+                return None
+            name = value.name.value
+            return self.variables[name] if name in self.variables else self.defaults.get(name)
+        return value
+
+    def day(self, value: ValueNode | object) -> date | None:
+        value = self.resolve(value)
+        if isinstance(value, StringValueNode):
+            value = value.value
+        try:
+            return date.fromisoformat(value) if isinstance(value, str) else None
+        except ValueError:
+            return None  # the resolver refuses it
 
     def page(self, node: FieldNode, field: GraphQLField) -> int:
         model = self.model
@@ -135,6 +296,88 @@ class _Walk:
             if isinstance(value, int) and not isinstance(value, bool):
                 return max(1, min(value, model.max_page))
         return model.default_page
+
+
+def _is_list(type_: GraphQLOutputType) -> bool:
+    return is_list_type(type_.of_type if is_non_null_type(type_) else type_)
+
+
+@dataclass(frozen=True, slots=True)
+class _Introspection:
+    """What introspection's lists hold in one schema: each list's average length, by (type,
+    field), and of the type references (fields', arguments' and input fields' types), the
+    share wrapped at least 1, 2, ... times."""
+
+    averages: dict[tuple[str, str], float]
+    wrapping: tuple[float, ...]
+
+    def wrapped(self, level: int) -> float:
+        """How likely a reference wrapped `level - 1` times is wrapped once more."""
+        shares = (1.0, *self.wrapping)
+        if level >= len(shares) or shares[level - 1] == 0:
+            return 0.0
+        return shares[level] / shares[level - 1]
+
+
+@cache
+def _introspection_lists(schema: GraphQLSchema) -> _Introspection:
+    types = list(schema.type_map.values())
+    with_fields = [t for t in types if is_object_type(t) or is_interface_type(t)]
+    fields = [f for t in with_fields for f in t.fields.values()]
+    inputs = [f for t in types if is_input_object_type(t) for f in t.fields.values()]
+    directives = list(schema.directives)
+    count = max(1, len(types))
+    references = [
+        *(f.type for f in fields),
+        *(a.type for f in fields for a in f.args.values()),
+        *(f.type for f in inputs),
+        *(a.type for d in directives for a in d.args.values()),
+    ]
+    depths = [_wrappers(reference) for reference in references]
+    deepest = max(depths, default=0)
+    return _Introspection(
+        averages={
+            ("__Schema", "types"): float(len(types)),
+            ("__Schema", "directives"): float(len(directives)),
+            ("__Type", "fields"): len(fields) / count,
+            ("__Type", "interfaces"): sum(len(t.interfaces) for t in with_fields) / count,
+            ("__Type", "possibleTypes"): sum(
+                len(schema.get_possible_types(t)) for t in types if is_abstract_type(t)
+            )
+            / count,
+            ("__Type", "enumValues"): sum(len(t.values) for t in types if is_enum_type(t)) / count,
+            ("__Type", "inputFields"): len(inputs) / count,
+            ("__Field", "args"): sum(len(f.args) for f in fields) / max(1, len(fields)),
+            ("__Directive", "args"): sum(len(d.args) for d in directives) / max(1, len(directives)),
+        },
+        wrapping=tuple(
+            sum(depth >= level for depth in depths) / max(1, len(depths))
+            for level in range(1, deepest + 1)
+        ),
+    )
+
+
+def _exact_lengths(schema: GraphQLSchema, named: GraphQLNamedType) -> dict[str, float]:
+    """The lists of one named type, as `__type(name:)` returns them."""
+    fields = getattr(named, "fields", {}) if not is_input_object_type(named) else {}
+    return {
+        "fields": float(len(fields)),
+        "interfaces": float(len(getattr(named, "interfaces", ()))),
+        "possibleTypes": float(
+            len(schema.get_possible_types(named)) if is_abstract_type(named) else 0
+        ),
+        "enumValues": float(len(getattr(named, "values", {}))),
+        "inputFields": float(len(named.fields) if is_input_object_type(named) else 0),
+        "ofType": 0.0,
+    }
+
+
+def _wrappers(reference: GraphQLType) -> int:
+    depth = 0
+    while is_wrapping_type(reference):
+        reference = reference.of_type
+        depth += 1
+    return depth
 
 
 def cost_rule(*, max_cost: int, model: CostModel) -> type[ValidationRule]:
@@ -173,7 +416,12 @@ def actual_cost(data: object) -> int:
 
 
 def _field(parent: GraphQLNamedType, name: str) -> GraphQLField | None:
+    if name in _META_FIELDS:  # on the query root only; validation refuses them elsewhere
+        return _META_FIELDS[name]
     if isinstance(parent, GraphQLObjectType | GraphQLInterfaceType):
         field: GraphQLField | None = parent.fields.get(name)
         return field
     return None
+
+
+_META_FIELDS = {"__schema": SchemaMetaFieldDef, "__type": TypeMetaFieldDef}

@@ -191,10 +191,15 @@ class Pipeline:
 
     async def _charge(self, prepared: Prepared, context: Context) -> Charge:
         """The operation's requested cost, taken from its caller's budget."""
-        requested = self.limits.requested_cost(
+        measure = self.limits.requested_cost(
             self.schema, prepared.query, prepared.operation_name, prepared.variables
         )
-        charge = self.budget.start(requested, context.principal, context.client_address)
+        too_much = self.limits.refusal(measure)
+        if too_much is not None:
+            error = bad_request(too_much)
+            self.sent([error])
+            raise RequestError([error])
+        charge = self.budget.start(measure.cost, context.principal, context.client_address)
         try:
             await self.budget.charge(charge)
         except Throttled as throttled:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from contextlib import suppress
 
 import orjson
+from graphql import OperationType
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
@@ -36,6 +37,7 @@ from api.settings import Settings
 from api.transport.contexts import ContextFactory
 from api.transport.errors import bad_request
 from api.transport.pipeline import GraphQLRequest, Pipeline, RequestError
+from api.transport.subscriptions import SubscriptionPlaces, holder
 from api.transport.watch import ConnectionWatch
 
 # GraphiQL's page loads its files from this origin (api/web/static/graphiql), not from unpkg:
@@ -100,8 +102,13 @@ class PipelineHandler(BaseGraphQLTransportWSHandler[Context, None]):
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         pipeline = self.view.pipeline
         request = GraphQLRequest(operation.query, operation.variables, operation.operation_name)
+        place: str | None = None
         try:
             prepared = pipeline.prepare(request)
+            if prepared.kind is OperationType.SUBSCRIPTION:
+                place = await self._place(operation)
+                if place is None:
+                    return
             async with aclosing(pipeline.stream(prepared, self.context)) as results:
                 async for result in results:
                     await operation.send_next(result)  # type: ignore[arg-type]
@@ -113,6 +120,24 @@ class PipelineHandler(BaseGraphQLTransportWSHandler[Context, None]):
         except Exception as error:  # a fault of ours: logged, answered masked, connection kept
             with suppress(WebSocketDisconnected):
                 await operation.send_initial_errors([pipeline.failed(error)])
+        finally:
+            if place is not None:
+                await self.view.places.release(place)
+
+    async def _place(self, operation: Operation[Context, None]) -> str | None:
+        """A place among its principal's subscriptions; None, the refusal sent, when all of
+        them are held (on any of its connections, on any process)."""
+        places = self.view.places
+        owner = holder(self.context.principal, self.context.client_address)
+        place = await places.take(owner)
+        if place is None:
+            error = bad_request(
+                f"Subscription limit reached: at most {places.maximum} subscriptions at once "
+                "for one principal, across all its connections; complete one first."
+            )
+            self.view.pipeline.sent([error])
+            await operation.send_initial_errors([error])
+        return place
 
 
 class GraphQLApp(GraphQL[Context, None]):
@@ -127,6 +152,7 @@ class GraphQLApp(GraphQL[Context, None]):
         contexts: ContextFactory,
         authenticator: Authenticator,
         schema: object,
+        places: SubscriptionPlaces,
     ) -> None:
         super().__init__(
             schema,  # type: ignore[arg-type]
@@ -138,6 +164,7 @@ class GraphQLApp(GraphQL[Context, None]):
         self.pipeline = pipeline
         self.contexts = contexts
         self.authenticator = authenticator
+        self.places = places
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket

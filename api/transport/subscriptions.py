@@ -1,0 +1,134 @@
+"""How many subscriptions each principal holds at once, across all its connections and, with
+Redis, across all processes (MAPI_EWS_MAX_SUBSCRIPTIONS_PER_PRINCIPAL).
+
+With Redis a principal's subscriptions are the members of one sorted set, each scored with the
+moment it lapses; one Lua script forgets the lapsed, counts, and adds a new one only under the
+limit, atomically on Redis's clock. Each process renews the members it holds every third of
+their lifetime, so a process that dies frees its principals' places within LEASE_SECONDS. Without
+Redis, and while Redis does not answer, each process counts its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+import uuid
+from collections import Counter
+from contextlib import suppress
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from api.auth.principal import Principal
+
+log = logging.getLogger(__name__)
+
+# A place not renewed for this long is free again (its process is gone).
+LEASE_SECONDS = 90
+# KEYS[1]: the principal's set; ARGV: the limit, the new member, the lease. {1} taken, {0} full.
+_TAKE = """
+local now = tonumber(redis.call('TIME')[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+return 1
+"""
+
+
+def holder(principal: Principal | None, address: str | None) -> str:
+    """Whose places a subscription takes: the principal's, or its client address's."""
+    if principal is None:
+        return f"ANONYMOUS:{address or '-'}"
+    return f"{principal.role}:{principal.subject_id}"
+
+
+class SubscriptionPlaces:
+    def __init__(
+        self, maximum: int, *, redis: Redis | None = None, prefix: str = "mapi-ews"
+    ) -> None:
+        self.maximum = maximum
+        self.redis = redis
+        self.prefix = f"{prefix}:subscriptions:"
+        self._process = uuid.uuid4().hex
+        self._numbers = itertools.count()
+        self._take: Any = redis.register_script(_TAKE) if redis is not None else None
+        # This process's places, member -> (holder, whether Redis counts it), and the places
+        # counted here alone, by holder.
+        self._held: dict[str, tuple[str, bool]] = {}
+        self._local: Counter[str] = Counter()
+        self._redis_failing = False
+
+    async def take(self, owner: str) -> str | None:
+        """A place for one more subscription of `owner` (release it when it ends), or None
+        when `owner` holds the limit already."""
+        member = f"{self._process}:{next(self._numbers)}"
+        if self._take is not None:
+            try:
+                taken = await self._take(
+                    keys=[self.prefix + owner], args=[self.maximum, member, LEASE_SECONDS]
+                )
+            except RedisError as error:
+                if not self._redis_failing:
+                    log.warning(
+                        "Redis does not answer: subscriptions counted per process: %r", error
+                    )
+                self._redis_failing = True
+            else:
+                self._redis_failing = False
+                if not taken:
+                    return None
+                self._held[member] = (owner, True)
+                return member
+        if self._local[owner] >= self.maximum:
+            return None
+        self._local[owner] += 1
+        self._held[member] = (owner, False)
+        return member
+
+    def held(self) -> int:
+        """The places this process holds now, for all principals."""
+        return len(self._held)
+
+    async def release(self, member: str) -> None:
+        owner, shared = self._held.pop(member, ("", False))
+        if not owner:
+            return
+        if not shared:
+            self._local[owner] -= 1
+            if self._local[owner] <= 0:
+                del self._local[owner]
+        elif self.redis is not None:
+            with suppress(RedisError):
+                await self.redis.zrem(self.prefix + owner, member)
+
+    async def run(self) -> None:
+        """Renews this process's places in Redis every third of their lease (the app's
+        lifespan runs it)."""
+        if self.redis is None:
+            return
+        while True:
+            await asyncio.sleep(LEASE_SECONDS / 3)
+            shared = [
+                (member, owner) for member, (owner, in_redis) in self._held.items() if in_redis
+            ]
+            if shared:
+                await self.renew(shared)
+
+    async def renew(self, shared: list[tuple[str, str]]) -> None:
+        if self.redis is None:
+            return
+        until = time.time() + LEASE_SECONDS
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for member, owner in shared:
+                    pipe.zadd(self.prefix + owner, {member: until}, xx=True)
+                    pipe.expire(self.prefix + owner, LEASE_SECONDS)
+                await pipe.execute()
+        except RedisError as error:
+            log.warning("Redis does not answer: subscription places not renewed: %r", error)
