@@ -21,9 +21,25 @@ from api.services.tenancy import Tenant
 _NEWEST_FIRST = SortSpec(column="started_at", descending=True, is_datetime=True)
 
 
+# "A session is open": not told to end, and confirmed within its TTL. Written here once, for the
+# ORM (open_now), for SQL statements (open_sql) and for a row in hand (is_open).
+
+
 def open_now(now: datetime | None = None) -> Q:
-    """Sessions that are open: not told to end, confirmed within their TTL."""
+    """Sessions that are open, as a filter."""
     return Q(end_reason__isnull=True, expires_at__gt=now or datetime.now(UTC))
+
+
+def open_sql(now: str, table: str = "") -> str:
+    """Sessions that are open, as SQL: `now` is the statement's placeholder for the time,
+    `table` the name or alias that qualifies the columns, if any."""
+    column = f"{table}." if table else ""
+    return f"{column}end_reason IS NULL AND {column}expires_at > {now}"
+
+
+def is_open(session: ProtocolSession, now: datetime | None = None) -> bool:
+    """Whether this session, as read, is open."""
+    return session.end_reason is None and session.expires_at > (now or datetime.now(UTC))
 
 
 def session_changes(

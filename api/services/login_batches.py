@@ -25,6 +25,7 @@ from tortoise.fields import DatetimeField
 
 from api.db import gateway_connection, is_sqlite
 from api.models import MailProtocol, ProtocolSession
+from api.services.connected import open_sql
 from api.services.login_statements import (
     SESSION_COLUMNS,
     Gateway,
@@ -110,7 +111,7 @@ _EVENTS = (
 # they expire. Only the allowed ones open (or refresh) a session; `previous` is each id's row as
 # it was, so a new session is told from a refreshed one.
 _SESSIONS = (
-    "s AS (SELECT s.*, accounts.id AS account_id, accounts.domain_id FROM "
+    "s AS (SELECT s.*, accounts.id AS account_id, accounts.domain_id FROM "  # noqa: S608
     "json_to_recordset($7::json) AS s(session_id varchar, d varchar, u varchar, p varchar, "
     "c varchar, n varchar, t timestamptz) "
     "JOIN accounts ON accounts.d = s.d AND accounts.username = s.u AND accounts.allowed "
@@ -123,7 +124,7 @@ _SESSIONS = (
     "ORDER BY session_id "
     "ON CONFLICT (gateway_id, session_id) DO UPDATE SET "
     "started_at = CASE WHEN protocol_session.account_id = EXCLUDED.account_id "
-    "AND protocol_session.end_reason IS NULL AND protocol_session.expires_at > $8 "
+    "AND " + open_sql("$8", "protocol_session") + " "
     "THEN protocol_session.started_at ELSE EXCLUDED.started_at END, "
     "domain_id = EXCLUDED.domain_id, account_id = EXCLUDED.account_id, "
     "username = EXCLUDED.username, protocol = EXCLUDED.protocol, "
@@ -181,7 +182,7 @@ _ANSWER = (
     + ", ".join(f"accounts.{column}" for column in _ACCOUNT_COLUMNS)
     + ", accounts.d, accounts.allowed, "
     "(SELECT count(*) FROM protocol_session o WHERE o.account_id = accounts.id "
-    "AND o.end_reason IS NULL AND o.expires_at > $8) AS open_before FROM accounts) x "
+    "AND " + open_sql("$8", "o") + ") AS open_before FROM accounts) x "
     "UNION ALL SELECT 'event', to_jsonb(logged) FROM logged "
     "UNION ALL SELECT 'session', to_jsonb(y) FROM (SELECT opened.*, "
     + ", ".join(f"previous.{column} AS previous_{column}" for column in SESSION_COLUMNS)

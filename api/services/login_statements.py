@@ -21,6 +21,7 @@ from tortoise.transactions import in_transaction
 
 from api.db import gateway_connection, is_sqlite
 from api.models import Account, LoginEvent, MailProtocol, ProtocolSession
+from api.services.connected import is_open, open_sql
 from api.services.live import AccountColumns
 
 SESSION_COLUMNS = (
@@ -102,17 +103,16 @@ _PG_LOGGED = (
     "logged AS (SELECT * FROM bumped UNION ALL SELECT * FROM inserted)"
 )
 _PG_RESULT = (
-    "SELECT target.*, logged.id AS event_id, logged.allowed AS event_allowed, "
+    "SELECT target.*, logged.id AS event_id, logged.allowed AS event_allowed, "  # noqa: S608
     "logged.count AS event_count, logged.occurred_at AS event_first, "
     "logged.last_occurred_at AS event_last, "
     "(SELECT count(*) FROM protocol_session o WHERE o.account_id = target.id "
-    "AND o.end_reason IS NULL AND o.expires_at > {now}) AS open_before"
+    "AND " + open_sql("{now}", "o") + ") AS open_before"
 )
 _PG_REPORT = (_PG_LOGGED + " " + _PG_RESULT + " FROM target CROSS JOIN logged").format(**_PG_PARAMS)
 # An upsert that keeps a session's start when the same account's open session is reported again.
-_SAME_OPEN = (
-    "protocol_session.account_id = EXCLUDED.account_id AND protocol_session.end_reason IS NULL "
-    "AND protocol_session.expires_at > {now}"
+_SAME_OPEN = "protocol_session.account_id = EXCLUDED.account_id AND " + open_sql(
+    "{now}", "protocol_session"
 )
 # With a session id, the same statement also opens the session if the report is allowed, or
 # refreshes it; `previous` is that id's row as it was (the statement's snapshot), so the caller
@@ -141,7 +141,7 @@ _PG_SESSION_REPORT = (
 _SQLITE_ALLOWED = (
     _UPDATE.format(**_SQLITE_PARAMS)  # noqa: S608 - constants only
     + ", (SELECT count(*) FROM protocol_session o WHERE o.account_id = account.id "
-    "AND o.end_reason IS NULL AND o.expires_at > ?5) AS open_before"
+    "AND " + open_sql("?5", "o") + ") AS open_before"
 )
 
 
@@ -193,7 +193,7 @@ class Recorded:
         """Whether the report opened a session (rather than refreshed an open one)."""
         previous = self.previous
         return self.session is not None and not (
-            previous is not None and previous.account_id == self.account.id and _is_open(previous)
+            previous is not None and previous.account_id == self.account.id and is_open(previous)
         )
 
     @property
@@ -208,10 +208,6 @@ class Recorded:
         if self.started and previous is not None and previous.end_reason is None:
             return previous
         return None
-
-
-def _is_open(session: ProtocolSession) -> bool:
-    return session.end_reason is None and session.expires_at > datetime.now(UTC)
 
 
 async def write_report(
@@ -398,7 +394,7 @@ async def _sqlite_upsert(
             using_db=tx,
             **fields,
         )
-    same_open = previous.account_id == account.id and _is_open(previous)
+    same_open = previous.account_id == account.id and is_open(previous)
     started_at = previous.started_at if same_open else report.occurred_at
     await (
         ProtocolSession.filter(id=previous.id).using_db(tx).update(started_at=started_at, **fields)

@@ -25,7 +25,7 @@ from api.errors import UserError, UserErrorCode, UserErrors
 from api.events import Event, EventBus, Topic
 from api.models import ProtocolSession, SessionEndReason
 from api.services import validation
-from api.services.connected import describe, session_changes
+from api.services.connected import describe, open_sql, session_changes
 from api.services.live import SessionCommand
 
 MAX_IDS = 1000
@@ -83,7 +83,7 @@ async def touch(
     sql = (
         f"UPDATE protocol_session SET last_seen_at = {p}2, expires_at = {p}3 "  # noqa: S608
         f"WHERE gateway_id = {p}1 AND {_matching(conn, 'session_id', len(ids), at=5)} "
-        f"AND end_reason IS NULL AND expires_at > {p}4 RETURNING session_id"
+        f"AND {open_sql(f'{p}4')} RETURNING session_id"
     )
     rows = await conn.execute_query_dict(sql, _bind(conn, [gateway_id, now, now + ttl, now], ids))
     kept = {row["session_id"] for row in rows}
@@ -123,14 +123,14 @@ async def mark_ending(
         placeholders = ", ".join(f"?{i + 3}" for i in range(len(account_ids)))
         sql = (
             "UPDATE protocol_session SET end_reason = ?1, ended_at = ?2 "  # noqa: S608
-            f"WHERE account_id IN ({placeholders}) AND end_reason IS NULL AND expires_at > ?2 "
+            f"WHERE account_id IN ({placeholders}) AND {open_sql('?2')} "
             "RETURNING *"
         )
         values: list[object] = [reason.value, at, *account_ids]
     else:
         sql = (
-            "UPDATE protocol_session SET end_reason = $1, ended_at = $2 "
-            "WHERE account_id = ANY($3::int[]) AND end_reason IS NULL AND expires_at > $2 "
+            "UPDATE protocol_session SET end_reason = $1, ended_at = $2 "  # noqa: S608
+            f"WHERE account_id = ANY($3::int[]) AND {open_sql('$2')} "
             "RETURNING *"
         )
         values = [reason.value, at, list(account_ids)]
