@@ -4,7 +4,7 @@
 The same five requests, median of 25 each (after 3 not counted), first on the seeded 10,000
 accounts, then after SQL has added 990,000 accounts and 2,000,000 events (a week of history, in
 its days' partitions) and the statistics have been refreshed, as autovacuum would. The targets
-(issue 13): the list, the page without totalCount and the usage within x1.5 of their 10k
+(the scale targets): the list, the page without totalCount and the usage within x1.5 of their 10k
 figure; a search under 50 ms. Every figure compares with its own 10k run in the same session.
 """
 

@@ -1,5 +1,5 @@
 """`python -m bench history`: login history at hosting volume, on PostgreSQL, in databases of
-its own (issue 13's targets; CONTRACT.md, "Login history at hosting scale").
+its own (the scale targets; CONTRACT.md, "Login history at hosting scale").
 
 1. A million reports from 10,000 accounts, each client re-authenticating every 36 s for an hour,
    sent as four gateways would send them (recordProtocolLogins, 500 reports a request, each
