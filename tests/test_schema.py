@@ -73,3 +73,21 @@ def test_no_field_reachable_from_an_event_type_reads_the_viewer_or_the_context()
 
     assert readers == []
     assert seen >= {"MapiEwsLoginEvent", "MapiEwsAccountChange", "Account", "MapiEwsSession"}
+
+
+def test_every_payload_reads_as_nothing_done_with_its_user_errors_alone() -> None:
+    """What api/graphql/types.py `refused` relies on: a mutation that changed nothing answers
+    its payload built from its userErrors alone, every other field at a default that says so."""
+    schema = build_schema()._schema
+    payloads = [
+        graphql_type.extensions["strawberry-definition"].origin
+        for graphql_type in schema.type_map.values()
+        if isinstance(graphql_type, GraphQLObjectType) and "userErrors" in graphql_type.fields
+    ]
+
+    built = {payload.__name__: payload(user_errors=[]) for payload in payloads}
+
+    assert len(built) >= 12
+    for name, payload in built.items():
+        values = [v for k, v in vars(payload).items() if k != "user_errors"]
+        assert all(v in (None, 0, False, []) for v in values), (name, values)

@@ -21,8 +21,8 @@ from api.graphql.types import (
     UserError,
     account_of,
     page_info_of,
+    refused,
     usage_of,
-    user_errors_of,
 )
 from api.services import accounts, mapi_ews
 from api.services.accounts import AccountSortField
@@ -62,20 +62,22 @@ class DisableMapiEwsInput:
 @strawberry.type
 class EnableMapiEwsPayload:
     accounts: list[Account] = strawberry.field(
-        description="The named accounts as they now stand; empty when userErrors is not."
+        default_factory=list,
+        description="The named accounts as they now stand; empty when userErrors is not.",
     )
-    usage: MapiEwsUsage | None
-    user_errors: list[UserError]
+    usage: MapiEwsUsage | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
 @strawberry.type
 class DisableMapiEwsPayload:
-    accounts: list[Account]
-    usage: MapiEwsUsage | None
+    accounts: list[Account] = strawberry.field(default_factory=list)
+    usage: MapiEwsUsage | None = None
     sessions_ending: int = strawberry.field(
-        description="Open sessions of the disabled accounts that their gateways were told to end."
+        default=0,
+        description="Open sessions of the disabled accounts that their gateways were told to end.",
     )
-    user_errors: list[UserError]
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
 @plain_input
@@ -91,9 +93,9 @@ class DisconnectMapiEwsInput:
 @strawberry.type
 class DisconnectMapiEwsPayload:
     sessions_ending: int = strawberry.field(
-        description="Open sessions that their gateways were told to end."
+        default=0, description="Open sessions that their gateways were told to end."
     )
-    user_errors: list[UserError]
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
 @strawberry.input
@@ -106,8 +108,8 @@ class CreateAccountInput:
 
 @strawberry.type
 class AccountPayload:
-    account: Account | None
-    user_errors: list[UserError]
+    account: Account | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
 def _connection(
@@ -250,10 +252,8 @@ class AccountMutation:
     async def enable_mapi_ews(self, info: Info, input: EnableMapiEwsInput) -> EnableMapiEwsPayload:
         try:
             changed, usage, _ = await _set(info, input.usernames, enabled=True)
-        except UserErrors as refused:
-            return EnableMapiEwsPayload(
-                accounts=[], usage=None, user_errors=user_errors_of(list(refused.errors))
-            )
+        except UserErrors as refusal:
+            return refused(EnableMapiEwsPayload, refusal)
         return EnableMapiEwsPayload(accounts=changed, usage=usage, user_errors=[])
 
     @strawberry.mutation(
@@ -264,13 +264,8 @@ class AccountMutation:
     ) -> DisableMapiEwsPayload:
         try:
             changed, usage, ending = await _set(info, input.usernames, enabled=False)
-        except UserErrors as refused:
-            return DisableMapiEwsPayload(
-                accounts=[],
-                usage=None,
-                sessions_ending=0,
-                user_errors=user_errors_of(list(refused.errors)),
-            )
+        except UserErrors as refusal:
+            return refused(DisableMapiEwsPayload, refusal)
         return DisableMapiEwsPayload(
             accounts=changed, usage=usage, sessions_ending=ending, user_errors=[]
         )
@@ -292,10 +287,8 @@ class AccountMutation:
                 usernames=input.usernames,
                 max_batch=info.context.settings.batch_size_max,
             )
-        except UserErrors as refused:
-            return DisconnectMapiEwsPayload(
-                sessions_ending=0, user_errors=user_errors_of(list(refused.errors))
-            )
+        except UserErrors as refusal:
+            return refused(DisconnectMapiEwsPayload, refusal)
         return DisconnectMapiEwsPayload(sessions_ending=ending, user_errors=[])
 
     @strawberry.mutation(
@@ -314,8 +307,8 @@ class AccountMutation:
                 password=input.password,
                 is_domain_admin=input.is_domain_admin,
             )
-        except UserErrors as refused:
-            return AccountPayload(account=None, user_errors=user_errors_of(list(refused.errors)))
+        except UserErrors as refusal:
+            return refused(AccountPayload, refusal)
         # A new account has no session yet.
         return AccountPayload(
             account=account_of(row, tenant.domain, active_sessions=0), user_errors=[]

@@ -22,6 +22,7 @@ from api.graphql.types import (
     account_of,
     global_id,
     page_info_of,
+    refused,
     user_errors_of,
 )
 from api.models import MailProtocol
@@ -120,8 +121,10 @@ class CreateGatewayTokenInput:
 
 @strawberry.type
 class CreateGatewayTokenPayload:
-    token: str | None = strawberry.field(description="Shown once; only a hash of it is stored.")
-    user_errors: list[UserError]
+    token: str | None = strawberry.field(
+        default=None, description="Shown once; only a hash of it is stored."
+    )
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
 @plain_input
@@ -149,9 +152,9 @@ class RecordProtocolLoginInput:
 @strawberry.type
 class RecordProtocolLoginPayload:
     allowed: bool = strawberry.field(
-        description="Whether the gateway should let this login through."
+        default=False, description="Whether the gateway should let this login through."
     )
-    user_errors: list[UserError]
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
 @plain_input
@@ -165,11 +168,13 @@ class RecordProtocolLoginsInput:
 @strawberry.type
 class RecordProtocolLoginsPayload:
     results: list[RecordProtocolLoginPayload] = strawberry.field(
+        default_factory=list,
         description="One answer per report, in order; a report's userErrors point into "
-        "input.reports."
+        "input.reports.",
     )
     user_errors: list[UserError] = strawberry.field(
-        description="Errors of the whole batch (empty, too long); then no report was recorded."
+        default_factory=list,
+        description="Errors of the whole batch (empty, too long); then no report was recorded.",
     )
 
 
@@ -229,10 +234,8 @@ class ActivityMutation:
             token = await gateways.create_gateway_token(
                 actor=info.context.require_principal().username, name=input.name
             )
-        except UserErrors as refused:
-            return CreateGatewayTokenPayload(
-                token=None, user_errors=user_errors_of(list(refused.errors))
-            )
+        except UserErrors as refusal:
+            return refused(CreateGatewayTokenPayload, refusal)
         return CreateGatewayTokenPayload(token=token, user_errors=[])
 
     @strawberry.mutation(extensions=auth(Role.GATEWAY))
@@ -253,10 +256,8 @@ class ActivityMutation:
                 session_ttl=info.context.settings.session_ttl,
                 coalesce=info.context.settings.login_event_coalesce,
             )
-        except UserErrors as refused:
-            return RecordProtocolLoginPayload(
-                allowed=False, user_errors=user_errors_of(list(refused.errors))
-            )
+        except UserErrors as refusal:
+            return refused(RecordProtocolLoginPayload, refusal)
         return RecordProtocolLoginPayload(allowed=allowed, user_errors=[])
 
     @strawberry.mutation(
@@ -287,10 +288,8 @@ class ActivityMutation:
                 session_ttl=settings.session_ttl,
                 coalesce=settings.login_event_coalesce,
             )
-        except UserErrors as refused:
-            return RecordProtocolLoginsPayload(
-                results=[], user_errors=user_errors_of(list(refused.errors))
-            )
+        except UserErrors as refusal:
+            return refused(RecordProtocolLoginsPayload, refusal)
         return RecordProtocolLoginsPayload(
             results=[
                 RecordProtocolLoginPayload(

@@ -18,8 +18,8 @@ from api.graphql.types import (
     UserError,
     global_id,
     page_info_of,
+    refused,
     usage_of,
-    user_errors_of,
 )
 from api.models import Domain as DomainRow
 from api.services import domains
@@ -103,8 +103,8 @@ class UpdateDomainInput:
 
 @strawberry.type
 class DomainPayload:
-    domain: Domain | None
-    user_errors: list[UserError]
+    domain: Domain | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
 def _name_argument(kwargs: dict[str, Any]) -> str | None:
@@ -164,8 +164,8 @@ class DomainMutation:
                 mapi_ews_account_management=input.mapi_ews_account_management,
                 mapi_ews_idle_reclaim_days=input.mapi_ews_idle_reclaim_days,
             )
-        except UserErrors as refused:
-            return DomainPayload(domain=None, user_errors=user_errors_of(list(refused.errors)))
+        except UserErrors as refusal:
+            return refused(DomainPayload, refusal)
         return DomainPayload(domain=domain_of(row), user_errors=[])
 
     @strawberry.mutation(extensions=auth(Role.SYSTEM_ADMIN))
@@ -186,6 +186,6 @@ class DomainMutation:
                 mapi_ews_idle_reclaim_days=domains.KEEP if idle is strawberry.UNSET else idle,
                 events=info.context.events,
             )
-        except UserErrors as refused:
-            return DomainPayload(domain=None, user_errors=user_errors_of(list(refused.errors)))
+        except UserErrors as refusal:
+            return refused(DomainPayload, refusal)
         return DomainPayload(domain=domain_of(row), user_errors=[])

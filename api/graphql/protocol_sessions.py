@@ -26,7 +26,7 @@ from api.graphql.types import (
     account_of,
     global_id,
     page_info_of,
-    user_errors_of,
+    refused,
 )
 from api.models import MailProtocol, SessionEndReason
 from api.services import connected, protocol_sessions
@@ -150,21 +150,22 @@ class SessionIdsInput:
 @strawberry.type
 class EndProtocolSessionsPayload:
     ended: int = strawberry.field(
-        description="How many of the named sessions were open and are now ended."
+        default=0, description="How many of the named sessions were open and are now ended."
     )
-    user_errors: list[UserError]
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
 @strawberry.type
 class TouchProtocolSessionsPayload:
     touched: int = strawberry.field(
-        description="How many of the named sessions are open and may stay open."
+        default=0, description="How many of the named sessions are open and may stay open."
     )
     end_now: list[str] = strawberry.field(
+        default_factory=list,
         description="Of the named sessions, those to close now (their account lost MAPI/EWS or "
-        "was removed, or an administrator disconnected it); unknown or expired ones too."
+        "was removed, or an administrator disconnected it); unknown or expired ones too.",
     )
-    user_errors: list[UserError]
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
 @strawberry.type
@@ -220,10 +221,8 @@ class SessionMutation:
                 session_ids=input.session_ids,
                 ttl=info.context.settings.session_ttl,
             )
-        except UserErrors as refused:
-            return TouchProtocolSessionsPayload(
-                touched=0, end_now=[], user_errors=user_errors_of(list(refused.errors))
-            )
+        except UserErrors as refusal:
+            return refused(TouchProtocolSessionsPayload, refusal)
         return TouchProtocolSessionsPayload(touched=touched, end_now=end_now, user_errors=[])
 
     @strawberry.mutation(
@@ -238,10 +237,8 @@ class SessionMutation:
                 gateway_id=info.context.require_principal().subject_id,
                 session_ids=input.session_ids,
             )
-        except UserErrors as refused:
-            return EndProtocolSessionsPayload(
-                ended=0, user_errors=user_errors_of(list(refused.errors))
-            )
+        except UserErrors as refusal:
+            return refused(EndProtocolSessionsPayload, refusal)
         return EndProtocolSessionsPayload(ended=ended, user_errors=[])
 
 

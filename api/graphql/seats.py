@@ -14,8 +14,8 @@ from api.graphql.types import (
     MapiEwsUsage,
     UserError,
     account_of,
+    refused,
     usage_of,
-    user_errors_of,
 )
 from api.services import reclaim
 
@@ -36,15 +36,17 @@ class ReclaimIdleMapiEwsInput:
 @strawberry.type
 class ReclaimIdleMapiEwsPayload:
     accounts: list[Account] = strawberry.field(
-        description="The accounts disabled, or with dryRun those that would be."
+        default_factory=list,
+        description="The accounts disabled, or with dryRun those that would be.",
     )
-    usage: MapiEwsUsage | None
-    dry_run: bool
+    usage: MapiEwsUsage | None = None
+    dry_run: bool = False
     sessions_ending: int = strawberry.field(
+        default=0,
         description="Open sessions of the disabled accounts that their gateways were told to end "
-        "(0 on a dry run)."
+        "(0 on a dry run).",
     )
-    user_errors: list[UserError]
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
 @strawberry.type
@@ -69,14 +71,8 @@ class SeatsMutation:
                 idle_for_days=input.idle_for_days,
                 dry_run=input.dry_run,
             )
-        except UserErrors as refused:
-            return ReclaimIdleMapiEwsPayload(
-                accounts=[],
-                usage=None,
-                dry_run=input.dry_run,
-                sessions_ending=0,
-                user_errors=user_errors_of(list(refused.errors)),
-            )
+        except UserErrors as refusal:
+            return refused(ReclaimIdleMapiEwsPayload, refusal, dry_run=input.dry_run)
         return ReclaimIdleMapiEwsPayload(
             accounts=[
                 account_of(row, tenant.domain, active_sessions=done.open_sessions.get(row.id, 0))

@@ -9,7 +9,7 @@ import strawberry
 from api.auth.principal import Permission, Principal, Role
 from api.errors import UserErrors
 from api.graphql.context import Info
-from api.graphql.types import UserError, named_id, user_errors_of
+from api.graphql.types import UserError, named_id, refused
 from api.services import sessions, tenancy
 from api.settings import Settings
 
@@ -62,11 +62,13 @@ class LogoutPayload:
 
 @strawberry.type
 class LoginPayload:
-    access_token: str | None
-    refresh_token: str | None
-    expires_at: datetime | None = strawberry.field(description="When the access token expires.")
-    viewer: Viewer | None
-    user_errors: list[UserError]
+    access_token: str | None = None
+    refresh_token: str | None = None
+    expires_at: datetime | None = strawberry.field(
+        default=None, description="When the access token expires."
+    )
+    viewer: Viewer | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
 def _policy(settings: Settings) -> sessions.TokenPolicy:
@@ -84,16 +86,6 @@ async def _payload(session: sessions.Session) -> LoginPayload:
         expires_at=session.expires_at,
         viewer=await viewer_of(session.principal),
         user_errors=[],
-    )
-
-
-def _refused(refused: UserErrors) -> LoginPayload:
-    return LoginPayload(
-        access_token=None,
-        refresh_token=None,
-        expires_at=None,
-        viewer=None,
-        user_errors=user_errors_of(list(refused.errors)),
     )
 
 
@@ -119,8 +111,8 @@ class SignInMutation:
                 throttle=info.context.throttle,
                 client_address=info.context.client_address,
             )
-        except UserErrors as refused:
-            return _refused(refused)
+        except UserErrors as refusal:
+            return refused(LoginPayload, refusal)
         return await _payload(session)
 
     @strawberry.mutation
@@ -131,8 +123,8 @@ class SignInMutation:
             session = await sessions.refresh(
                 refresh_token=input.refresh_token, policy=_policy(info.context.settings)
             )
-        except UserErrors as refused:
-            return _refused(refused)
+        except UserErrors as refusal:
+            return refused(LoginPayload, refusal)
         return await _payload(session)
 
     @strawberry.mutation(

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import strawberry
 
 from api import models
 from api.errors import UserError as ServiceUserError
-from api.errors import UserErrorCode
+from api.errors import UserErrorCode, UserErrors
 from api.models import AuditAction, MailProtocol
 from api.services.domains import Usage
 from api.services.live import AccountSnapshot
@@ -27,6 +28,9 @@ strawberry.enum(UserErrorCode, name="UserErrorCode")
 class SortDirection(StrEnum):
     ASC = "ASC"
     DESC = "DESC"
+
+
+P = TypeVar("P")
 
 
 def global_id(kind: str, pk: int) -> strawberry.ID:
@@ -147,6 +151,13 @@ def user_errors_of(errors: list[ServiceUserError]) -> list[UserError]:
         UserError(field=list(e.field) if e.field else None, message=e.message, code=e.code)
         for e in errors
     ]
+
+
+def refused(payload: Callable[..., P], refusal: UserErrors, **known: object) -> P:
+    """The payload of a mutation that changed nothing, as every mutation answers it: the
+    service's userErrors, every other field at its default (each payload's defaults read as
+    nothing done: empty lists, nulls, zeros), or as `known` says."""
+    return payload(**known, user_errors=user_errors_of(list(refusal.errors)))
 
 
 @strawberry.type(description="One administrative change, kept for as long as the domain exists.")
