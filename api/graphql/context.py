@@ -14,6 +14,7 @@ from api.auth.principal import Principal
 from api.auth.throttle import LoginThrottle
 from api.errors import Unauthenticated, UserError, UserErrors
 from api.events import EventBus
+from api.internals.strawberry_private import resolve_info
 from api.services.tenancy import Tenant
 from api.settings import Settings
 
@@ -98,7 +99,7 @@ def optional_tenant_of(info: Info) -> Tenant | None:
 def asks_for(info: Info, name: str) -> bool:
     """Whether the field's selection names a field `name` at any depth, fragments included: so
     a list reads what only some of its fields need (sessions per account) only when asked."""
-    raw = info._raw_info
+    raw = resolve_info(info)
     seen: set[str] = set()
     waiting = [node.selection_set for node in raw.field_nodes if node.selection_set]
     while waiting:

@@ -16,10 +16,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING
 from typing import Any, TypeVar
 
-from strawberry.scalars import is_scalar
-from strawberry.types.arguments import InputContext
-from strawberry.types.base import StrawberryList, StrawberryOptional, StrawberryType
-from strawberry.types.enum import has_enum_definition
+from api.internals.strawberry_private import (
+    InputContext,
+    StrawberryList,
+    StrawberryOptional,
+    StrawberryType,
+    has_enum_definition,
+    is_scalar,
+)
 
 T = TypeVar("T", bound=type)
 _BUILD = "__plain_input_build__"

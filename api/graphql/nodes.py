@@ -29,6 +29,7 @@ from api.graphql.directives import auth
 from api.graphql.domains import domain_of
 from api.graphql.protocol_sessions import session_of
 from api.graphql.types import Node, account_of, audit_entry_of, global_id
+from api.internals.tortoise_private import largest_key
 from api.services import connected, tenancy
 
 MAX_IDS = 100
@@ -64,7 +65,7 @@ def parse_id(value: str) -> tuple[str, int]:
     number = int(pk) if pk.isascii() and pk.isdigit() and len(pk) <= 19 else 0
     if (
         kind not in KINDS
-        or not 1 <= number <= KINDS[kind][0]._meta.pk.constraints["le"]
+        or not 1 <= number <= largest_key(KINDS[kind][0])
         or global_id(kind, number) != value
     ):
         raise BadUserInput(f"{value[:80]!r} is not an id of this API.")

@@ -21,9 +21,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import orjson
-from tortoise.fields import DatetimeField
 
 from api.db import gateway_connection, is_sqlite
+from api.internals.tortoise_private import from_row, time_columns
 from api.models import MailProtocol, ProtocolSession
 from api.services.connected import open_sql
 from api.services.login_statements import (
@@ -331,7 +331,9 @@ def _read(
     """The statement's rows: each account (by domain and username) with its open sessions
     before the batch and whether its reports were allowed; each group's event as it was; each
     session after and before."""
-    session_times = _times(ProtocolSession)
+    # JSON carries times as ISO text: parsed in C (datetime.fromisoformat), not by Tortoise's
+    # generic parser, which cost a batch a third.
+    session_times = time_columns(ProtocolSession)
     accounts: dict[tuple[str, str], tuple[_Named, int, bool]] = {}
     events: dict[_Group, dict[str, Any]] = {}
     opened: dict[str, tuple[ProtocolSession, ProtocolSession | None]] = {}
@@ -353,17 +355,10 @@ def _read(
             before = {column: data.pop(f"previous_{column}") for column in SESSION_COLUMNS}
             _parse_times(data, session_times)
             _parse_times(before, session_times)
-            session = ProtocolSession._init_from_db(**data)
-            previous = ProtocolSession._init_from_db(**before) if before["id"] is not None else None
+            session = from_row(ProtocolSession, data)
+            previous = from_row(ProtocolSession, before) if before["id"] is not None else None
             opened[session.session_id] = (session, previous)
     return accounts, events, opened
-
-
-def _times(model: type[ProtocolSession]) -> list[str]:
-    """The model's time columns. JSON carries times as ISO text: they are parsed in C
-    (datetime.fromisoformat), not by Tortoise's generic parser, which cost a batch a third."""
-    fields = model._meta.fields_map
-    return [name for name in model._meta.db_fields if isinstance(fields.get(name), DatetimeField)]
 
 
 def _parse_times(data: dict[str, Any], names: list[str]) -> None:

@@ -20,6 +20,7 @@ from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from api.db import gateway_connection, is_sqlite
+from api.internals.tortoise_private import columns, from_row
 from api.models import Account, LoginEvent, MailProtocol, ProtocolSession
 from api.services.connected import is_open, open_sql
 from api.services.live import AccountColumns
@@ -238,11 +239,9 @@ async def write_report(
         if not rows:
             return None
         row = rows[0]
-        # Tortoise completes a model's metadata at init: read it now, not at import.
-        columns = Account._meta.db_fields
-        extra = {key: row.pop(key) for key in list(row) if key not in columns}
-        # The row as the database returned it, converted by Tortoise's own per-dialect rules.
-        account = Account._init_from_db(**row)
+        known = columns(Account)
+        extra = {key: row.pop(key) for key in list(row) if key not in known}
+        account = from_row(Account, row)
         before = {column: extra.get(f"previous_{column}") for column in SESSION_COLUMNS}
         return Recorded(
             account=account,
@@ -255,9 +254,7 @@ async def write_report(
             allowed=bool(extra["event_allowed"]),
             open_before=int(extra["open_before"]),
             session=_opened(report, account, gateway, extra, now, ttl),
-            previous=(
-                ProtocolSession._init_from_db(**before) if before["id"] is not None else None
-            ),
+            previous=(from_row(ProtocolSession, before) if before["id"] is not None else None),
         )
     async with in_transaction("default") as tx:
         values = [report.domain, report.username, report.occurred_at, report.protocol.value, now]
@@ -267,7 +264,7 @@ async def write_report(
         open_before = 0
         if rows:
             open_before = int(rows[0].pop("open_before"))
-            account, allowed = Account._init_from_db(**rows[0]), True
+            account, allowed = from_row(Account, rows[0]), True
         else:
             found = (
                 await Account.filter(domain__name=report.domain, username=report.username)

@@ -23,6 +23,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from api.db import connection, is_sqlite
 from api.errors import UserError, UserErrorCode, UserErrors
 from api.events import Event, EventBus, Topic
+from api.internals.tortoise_private import from_row
 from api.models import ProtocolSession, SessionEndReason
 from api.services import validation
 from api.services.connected import describe, open_sql, session_changes
@@ -102,7 +103,7 @@ async def end(*, events: EventBus, gateway_id: int, session_ids: Sequence[str]) 
         f"{_matching(conn, 'session_id', len(ids), at=2)} RETURNING *"
     )
     rows = await conn.execute_query_dict(sql, _bind(conn, [gateway_id], ids))
-    gone = [ProtocolSession._init_from_db(**row) for row in rows]
+    gone = [from_row(ProtocolSession, row) for row in rows]
     tracked = [row for row in gone if row.expires_at > now]
     # Those told to end were announced as ENDED when they were told.
     announce = [row for row in tracked if row.end_reason is None]
@@ -135,7 +136,7 @@ async def mark_ending(
         )
         values = [reason.value, at, list(account_ids)]
     rows = await conn.execute_query_dict(sql, values)
-    return [ProtocolSession._init_from_db(**row) for row in rows]
+    return [from_row(ProtocolSession, row) for row in rows]
 
 
 async def ending_events(
@@ -198,9 +199,7 @@ async def sweep(*, events: EventBus, now: datetime | None = None) -> int:
         )
     swept = 0
     while True:
-        rows = [
-            ProtocolSession._init_from_db(**r) for r in await conn.execute_query_dict(sql, [when])
-        ]
+        rows = [from_row(ProtocolSession, r) for r in await conn.execute_query_dict(sql, [when])]
         swept += len(rows)
         expired = [row for row in rows if row.end_reason is None]
         await events.publish(

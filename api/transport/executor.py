@@ -13,8 +13,8 @@ from graphql import GraphQLError, GraphQLObjectType
 from graphql.execution.collect_fields import FieldDetailsList
 from graphql.execution.executor import CollectedErrors
 from graphql.pyutils import Path, UndefinedType
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from api.internals.strawberry_private import StrawberryGraphQLCoreExecutionContext
 from api.transport.plans import PARITY, Plans
 
 

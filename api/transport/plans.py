@@ -51,9 +51,13 @@ from graphql import (
 )
 from graphql.execution.collect_fields import FieldDetailsList, collect_subfields
 from graphql.pyutils import Undefined
-from strawberry.schema.schema_converter import CustomGraphQLEnumType, GraphQLCoreConverter
-from strawberry.types.base import StrawberryObjectDefinition
-from strawberry.types.field import StrawberryField
+
+from api.internals.strawberry_private import (
+    DEFINITION_BACKREF,
+    CustomGraphQLEnumType,
+    StrawberryField,
+    StrawberryObjectDefinition,
+)
 
 if TYPE_CHECKING:
     from graphql.execution.executor import Executor
@@ -61,7 +65,7 @@ if TYPE_CHECKING:
 Plan = Callable[[Any], Any]
 """The parent object -> the field's answer; raises when graphql-core must complete it."""
 
-_DEFINITION = GraphQLCoreConverter.DEFINITION_BACKREF
+_DEFINITION = DEFINITION_BACKREF
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 # Directives the parent's field collection has already applied to a field it collected.
 _APPLIED = frozenset({"skip", "include"})

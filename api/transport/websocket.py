@@ -19,20 +19,16 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
-    BaseGraphQLTransportWSHandler,
-    Operation,
-)
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage,
     SubscribeMessage,
 )
 from strawberry.types.unset import UnsetType
-from strawberry.utils.aio import aclosing
 
 from api.auth.credentials import Authenticator, bearer_token
 from api.errors import Unauthenticated
 from api.graphql.context import Context
+from api.internals.strawberry_private import BaseGraphQLTransportWSHandler, Operation, aclosing
 from api.settings import Settings
 from api.transport.contexts import ContextFactory
 from api.transport.errors import bad_request
