@@ -15,10 +15,12 @@ from typing import Any
 import httpx
 import pytest
 from graphql import get_introspection_query
+from redis.asyncio import Redis
 
 from api.app import create_app
 from api.models import Account, LoginEvent
 from api.settings import Settings
+from api.transport.subscriptions import SubscriptionPlaces
 from tests.conftest import REDIS_URL, Factory, GraphQLClient
 from tests.servers import serving
 from tests.test_nodes import ours
@@ -269,3 +271,23 @@ async def test_a_principals_subscriptions_are_counted_across_processes_through_r
 
     assert (refused["id"], refused["type"]) == ("c", "error")
     assert refused["payload"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+@pytest.mark.redis
+async def test_a_process_renews_its_places_and_counts_them_again_after_redis_lost_them() -> None:
+    redis = Redis.from_url(str(REDIS_URL))
+    places = SubscriptionPlaces(2, redis=redis, prefix=f"test-{uuid.uuid4().hex}")
+    try:
+        first, second = await places.take("DOMAIN_ADMIN:1"), await places.take("DOMAIN_ADMIN:1")
+        refused = await places.take("DOMAIN_ADMIN:1")
+        await redis.delete(places.prefix + "DOMAIN_ADMIN:1")  # as a restarted Redis would
+        await places.renew([(m, "DOMAIN_ADMIN:1") for m in (first, second) if m])
+        still_refused = await places.take("DOMAIN_ADMIN:1")
+        await places.release(str(first))
+        third = await places.take("DOMAIN_ADMIN:1")
+    finally:
+        await redis.delete(places.prefix + "DOMAIN_ADMIN:1")
+        await redis.aclose()
+
+    assert first and second and third
+    assert refused is None and still_refused is None

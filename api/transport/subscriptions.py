@@ -126,8 +126,9 @@ class SubscriptionPlaces:
         until = time.time() + LEASE_SECONDS
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
+                # Added again if missing: a Redis that restarted counts them again.
                 for member, owner in shared:
-                    pipe.zadd(self.prefix + owner, {member: until}, xx=True)
+                    pipe.zadd(self.prefix + owner, {member: until})
                     pipe.expire(self.prefix + owner, LEASE_SECONDS)
                 await pipe.execute()
         except RedisError as error:
