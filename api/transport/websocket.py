@@ -35,33 +35,7 @@ from api.transport.errors import bad_request
 from api.transport.pipeline import GraphQLRequest, Pipeline, RequestError
 from api.transport.subscriptions import SubscriptionPlaces, holder
 from api.transport.watch import ConnectionWatch
-
-# GraphiQL's page loads its files from this origin (api/web/static/graphiql), not from unpkg:
-# the same npm files, byte for byte, so the page's integrity hashes still hold.
-_GRAPHIQL_FILES = {
-    "https://unpkg.com/react@18.2.0/umd/react.production.min.js": "react.production.min.js",
-    "https://unpkg.com/react-dom@18.2.0/umd/react-dom.production.min.js": (
-        "react-dom.production.min.js"
-    ),
-    "https://unpkg.com/js-cookie@3.0.5/dist/js.cookie.min.js": "js.cookie.min.js",
-    "https://unpkg.com/graphiql@3.8.3/graphiql.min.css": "graphiql.min.css",
-    "https://unpkg.com/graphiql@3.8.3/graphiql.min.js": "graphiql.min.js",
-    "https://unpkg.com/@graphiql/plugin-explorer@1.0.2/dist/style.css": "plugin-explorer.css",
-    "https://unpkg.com/@graphiql/plugin-explorer@1.0.2/dist/index.umd.js": (
-        "plugin-explorer.umd.js"
-    ),
-}
-_GRAPHIQL_FETCHER = "        subscriptionUrl,\n      });"
-_GRAPHIQL_FETCHER_WITH_CREDENTIALS = """        subscriptionUrl,
-        wsConnectionParams: () => {
-          try {
-            const headers = JSON.parse(localStorage.getItem("graphiql:headers") || "{}");
-            return headers.Authorization ? { Authorization: headers.Authorization } : {};
-          } catch {
-            return {};
-          }
-        },
-      });"""
+from api.web.graphiql import graphiql_page
 
 
 class PipelineHandler(BaseGraphQLTransportWSHandler[Context, None]):
@@ -196,15 +170,8 @@ class GraphQLApp(GraphQL[Context, None]):
 
     @property
     def graphql_ide_html(self) -> str:
-        """Strawberry's GraphiQL page, loading its files from this origin, whose subscriptions
-        also send the Authorization header of its headers editor (browsers cannot set headers on
-        a WebSocket: it goes in connection_init's payload instead)."""
-        html = super().graphql_ide_html
-        for remote, local in _GRAPHIQL_FILES.items():
-            if remote not in html:  # a Strawberry upgrade names other versions: vendor them
-                raise LookupError(f"GraphiQL's page no longer loads {remote}")
-            html = html.replace(remote, f"/static/graphiql/{local}")
-        return html.replace(_GRAPHIQL_FETCHER, _GRAPHIQL_FETCHER_WITH_CREDENTIALS, 1)
+        """Strawberry's GraphiQL page, as the web serves it (api/web/graphiql.py)."""
+        return graphiql_page(super().graphql_ide_html)
 
     def encode_json(self, data: object) -> str:
         # Text, not bytes: graphql-transport-ws messages must be text frames.
