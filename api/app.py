@@ -85,23 +85,25 @@ def create_app(settings: Settings | None = None) -> Starlette:
         metrics=metrics,
         payloads=PAYLOADS,
     )
+    # The one Redis client of the process, when there is one: events, throttles, budgets, places.
+    redis = events.redis if isinstance(events, RedisEventBus) else None
     authenticator = Authenticator(settings, gateways.gateway_principal)
     throttle = LoginThrottle(
         ThrottlePolicy.of(settings),
-        redis=events.redis if isinstance(events, RedisEventBus) else None,
+        redis=redis,
         prefix=settings.redis_channel,
         metrics=metrics,
     )
 
     budget = Budget(
         settings.cost_limits,
-        redis=events.redis if isinstance(events, RedisEventBus) else None,
+        redis=redis,
         prefix=settings.redis_channel,
         metrics=metrics,
     )
     places = SubscriptionPlaces(
         settings.max_subscriptions_per_principal,
-        redis=events.redis if isinstance(events, RedisEventBus) else None,
+        redis=redis,
         prefix=settings.redis_channel,
     )
 
@@ -109,7 +111,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await db.open_database(settings)
         app.state.events = events
-        app.state.redis = events.redis if isinstance(events, RedisEventBus) else None
+        app.state.redis = redis
         await events.start()
         sweeper = asyncio.create_task(_sweep_sessions(settings, events), name="session-sweeper")
         refunds = asyncio.create_task(budget.run(), name="cost-refunds")

@@ -41,3 +41,14 @@ class Principal:
             return self.role is required
         rank = {Role.USER: 0, Role.DOMAIN_ADMIN: 1, Role.SYSTEM_ADMIN: 2}
         return rank[self.role] >= rank[required]
+
+
+ANONYMOUS = "ANONYMOUS"
+
+
+def caller_key(principal: Principal | None, address: str | None) -> str:
+    """Whose share a request spends (a budget of query cost, places for subscriptions): the
+    principal's, or without a token its client address's."""
+    if principal is None:
+        return f"{ANONYMOUS}:{address or '-'}"
+    return f"{principal.role}:{principal.subject_id}"

@@ -28,14 +28,13 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from api.auth.principal import Principal
+from api.auth.principal import ANONYMOUS, Principal, caller_key
 from api.errors import AppError, ErrorCode
 from api.metrics import Metrics
 from api.settings import CostLimit
 
 log = logging.getLogger(__name__)
 
-ANONYMOUS = "ANONYMOUS"
 _MEMORY_LIMIT = 100_000  # buckets kept per process; the least recently used go first (full)
 
 # KEYS[1]: the bucket; ARGV: maximum, restore rate, points given back, points to take. The bucket
@@ -150,11 +149,8 @@ class Budget:
 
     def start(self, requested: int, principal: Principal | None, address: str | None) -> Charge:
         """The charge an operation would make, not yet made."""
-        if principal is None:
-            role, key = ANONYMOUS, f"{ANONYMOUS}:{address or '-'}"
-        else:
-            role, key = str(principal.role), f"{principal.role}:{principal.subject_id}"
-        return Charge(requested, role, key, self.limits.get(role))
+        role = ANONYMOUS if principal is None else str(principal.role)
+        return Charge(requested, role, caller_key(principal, address), self.limits.get(role))
 
     async def charge(self, charge: Charge) -> None:
         """Takes the requested cost from the bucket, or raises Throttled having taken none."""

@@ -22,8 +22,6 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from api.auth.principal import Principal
-
 log = logging.getLogger(__name__)
 
 # A place not renewed for this long is free again (its process is gone).
@@ -39,13 +37,6 @@ redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
 return 1
 """
-
-
-def holder(principal: Principal | None, address: str | None) -> str:
-    """Whose places a subscription takes: the principal's, or its client address's."""
-    if principal is None:
-        return f"ANONYMOUS:{address or '-'}"
-    return f"{principal.role}:{principal.subject_id}"
 
 
 class SubscriptionPlaces:

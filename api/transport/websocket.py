@@ -26,6 +26,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 from strawberry.types.unset import UnsetType
 
 from api.auth.credentials import Authenticator, bearer_token
+from api.auth.principal import caller_key
 from api.errors import Unauthenticated
 from api.graphql.context import Context
 from api.internals.strawberry_private import BaseGraphQLTransportWSHandler, Operation, aclosing
@@ -33,7 +34,7 @@ from api.settings import Settings
 from api.transport.contexts import ContextFactory
 from api.transport.errors import bad_request
 from api.transport.pipeline import GraphQLRequest, Pipeline, RequestError
-from api.transport.subscriptions import SubscriptionPlaces, holder
+from api.transport.subscriptions import SubscriptionPlaces
 from api.transport.watch import ConnectionWatch
 from api.web.graphiql import graphiql_page
 
@@ -98,7 +99,7 @@ class PipelineHandler(BaseGraphQLTransportWSHandler[Context, None]):
         """A place among its principal's subscriptions; None, the refusal sent, when all of
         them are held (on any of its connections, on any process)."""
         places = self.view.places
-        owner = holder(self.context.principal, self.context.client_address)
+        owner = caller_key(self.context.principal, self.context.client_address)
         place = await places.take(owner)
         if place is None:
             error = bad_request(
