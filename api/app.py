@@ -19,7 +19,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from api import db
 from api.auth.credentials import Authenticator
-from api.auth.throttle import LoginThrottle, ThrottlePolicy
+from api.auth.throttle import SignInThrottle, ThrottlePolicy
 from api.events import EventBus, RedisEventBus, event_bus
 from api.graphql.schema import build_schema
 from api.metrics import CONTENT_TYPE, Metrics, MetricsMiddleware, multiprocess_mode
@@ -27,7 +27,7 @@ from api.observability import RequestIdMiddleware
 from api.reports import routes as report_routes
 from api.security import cors, response_headers
 from api.services import gateways, protocol_sessions
-from api.services.live import PAYLOADS
+from api.services.event_payloads import PAYLOADS
 from api.settings import Settings
 from api.transport.budget import Budget
 from api.transport.contexts import ContextFactory
@@ -88,7 +88,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # The one Redis client of the process, when there is one: events, throttles, budgets, places.
     redis = events.redis if isinstance(events, RedisEventBus) else None
     authenticator = Authenticator(settings, gateways.gateway_principal)
-    throttle = LoginThrottle(
+    throttle = SignInThrottle(
         ThrottlePolicy.of(settings),
         redis=redis,
         prefix=settings.redis_channel,

@@ -152,7 +152,7 @@ def _read_new_password() -> str:
 
 
 def create_system_admin(args: argparse.Namespace) -> None:
-    from api.services.sessions import create_system_admin as create
+    from api.services.sign_ins import create_system_admin as create
 
     settings = _settings()
     password = _read_new_password()
@@ -233,7 +233,7 @@ def repair_mapi_ews_counts(_: argparse.Namespace) -> None:
 
 def reclaim_idle(_: argparse.Namespace) -> None:
     from api.events import event_bus
-    from api.services.live import PAYLOADS
+    from api.services.event_payloads import PAYLOADS
     from api.services.reclaim import reclaim_by_policy
 
     settings = _settings()

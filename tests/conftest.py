@@ -40,7 +40,7 @@ from api.events import EventBus
 from api.graphql.context import Context
 from api.models import Account, Domain, SystemAdmin
 from api.services.domains import count_enabled
-from api.services.sessions import account_principal
+from api.services.sign_ins import account_principal
 from api.settings import Settings
 from api.transport.pipeline import GraphQLRequest, Pipeline
 from api.transport.plans import EXPECTED_REFUSALS, PARITY

@@ -15,7 +15,7 @@ from api.auth.principal import Principal, Role
 from api.auth.tokens import issue_access_token
 from api.events import EventBus
 from api.models import Account, Domain, SystemAdmin
-from api.services.sessions import account_principal
+from api.services.sign_ins import account_principal
 from api.settings import Settings
 from tests.conftest import _empty_tables
 from tests.servers import metric, serving

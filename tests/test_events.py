@@ -15,7 +15,7 @@ from api.errors import FellBehind
 from api.events import REDIS_CONNECTIONS, Event, EventBus, RedisEventBus, Topic
 from api.models import MailProtocol
 from api.services.domains import Usage
-from api.services.live import PAYLOADS, AccountSnapshot, LoginReported, MapiEwsChanged
+from api.services.event_payloads import PAYLOADS, AccountSnapshot, LoginReported, MapiEwsChanged
 from api.transport.executor import PlainFieldExecutor
 from tests.conftest import REDIS_URL, Factory, run_subscription
 from tests.servers import RedisProcess, free_port

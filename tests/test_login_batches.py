@@ -13,7 +13,7 @@ from api import db
 from api.events import EventBus, Topic
 from api.models import Account, Domain, LoginEvent, MailProtocol, ProtocolSession
 from api.services import logins
-from api.services.live import AccountSnapshot
+from api.services.event_payloads import AccountSnapshot
 from tests.conftest import Factory, GraphQLClient, StatementCounter
 
 BATCH = """

@@ -15,7 +15,7 @@ from tortoise.transactions import in_transaction
 from api.db import connection
 from api.models import Domain, LoginEvent
 from api.services import login_history, login_partitions
-from api.services.login_statements import _PG_REPORT
+from api.services.login_sql import PG_REPORT
 from tests.conftest import Factory, GraphQLClient, fresh_postgres_database
 from tests.servers import run_cli
 
@@ -247,7 +247,7 @@ async def test_a_report_reads_and_updates_only_its_windows_partitions(make: Fact
     now = datetime.now(UTC)
     values = ["example.com", "alice", now, "MAPI", None, None, now, now - timedelta(minutes=5)]
     async with in_transaction("default") as tx:
-        plan = await tx.execute_query_dict("EXPLAIN " + _PG_REPORT, values)
+        plan = await tx.execute_query_dict("EXPLAIN " + PG_REPORT, values)
     text = "\n".join(row["QUERY PLAN"] for row in plan)
     touched = set(re.findall(r"login_event_p\d{8}", text))
 

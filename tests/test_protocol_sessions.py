@@ -18,7 +18,7 @@ from api.models import (
     SessionEndReason,
 )
 from api.services import connected, protocol_sessions
-from api.services.live import SessionChanged, SessionCommand
+from api.services.event_payloads import SessionChanged, SessionCommand
 from tests.conftest import Factory, GraphQLClient, StatementCounter
 
 REPORT = """

@@ -11,9 +11,10 @@ import pytest
 from tortoise.transactions import in_transaction
 
 from api import db
-from api.models import Account, AccountRecency, Domain
+from api.models import Account, AccountRecency, Domain, MailProtocol
 from api.services import accounts, login_batches, reclaim
-from api.services.login_statements import _PG_REPORT
+from api.services.login_sql import PG_REPORT
+from api.services.login_store import Report
 from tests.conftest import Factory, GraphQLClient
 
 ENABLE = (
@@ -178,14 +179,14 @@ async def test_a_login_report_updates_its_account_without_touching_its_indexes(
     now = datetime.now(UTC)
     single = ["example.com", "alice", now, "MAPI", None, None, now, now - timedelta(minutes=5)]
     async with in_transaction("default") as tx:
-        await tx.execute_query(_PG_REPORT, single)
+        await tx.execute_query(PG_REPORT, single)
         stats = "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = $1"
         account_single = await tx.execute_query_dict(stats, ["account"])
         recency_single = await tx.execute_query_dict(stats, ["account_recency"])
         # The batch's statement, on this transaction's connection so its counts show here.
         monkeypatch.setattr(login_batches, "gateway_connection", lambda: tx)
         batch = [
-            login_batches.Report(name, "example.com", login_batches.MailProtocol.EWS, now, None)
+            Report(name, "example.com", MailProtocol.EWS, now, None)
             for name in ("alice", "bob")
         ]
         await login_batches.write_reports(batch, None, timedelta(minutes=5), timedelta(0))

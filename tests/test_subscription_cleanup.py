@@ -14,7 +14,7 @@ from api.app import create_app
 from api.auth.tokens import issue_access_token
 from api.events import EventBus, Subscriber
 from api.models import Account, Domain
-from api.services.sessions import account_principal
+from api.services.sign_ins import account_principal
 from api.settings import Settings
 from tests.conftest import _empty_tables
 from tests.servers import serving

@@ -14,7 +14,7 @@ from asgi_lifespan import LifespanManager
 
 from api.app import create_app
 from api.auth import passwords
-from api.services import sessions
+from api.services import sign_ins
 from api.settings import Settings
 from tests.conftest import PASSWORD, REDIS_URL, Factory
 from tests.servers import Server, running_server
@@ -136,7 +136,7 @@ async def test_a_throttled_attempt_checks_no_password(
         checks.append(password)
         return await verify(password_hash, password)
 
-    monkeypatch.setattr(sessions, "verify_password", counted)
+    monkeypatch.setattr(sign_ins, "verify_password", counted)
     async with server(settings) as app:
         for _ in range(3):
             await sign_in(app, "alice@example.com", WRONG)

@@ -144,7 +144,7 @@ return '0'
 """
 
 
-class LoginThrottle:
+class SignInThrottle:
     def __init__(
         self,
         policy: ThrottlePolicy,

@@ -27,7 +27,7 @@ from api.graphql.types import (
 )
 from api.models import MailProtocol
 from api.services import gateways, login_history, logins
-from api.services.live import LoginReported
+from api.services.event_payloads import LoginReported
 from api.services.paging import PageRequest
 
 

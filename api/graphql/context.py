@@ -11,7 +11,7 @@ from starlette.websockets import WebSocket
 from strawberry.types import Info as StrawberryInfo
 
 from api.auth.principal import Principal
-from api.auth.throttle import LoginThrottle
+from api.auth.throttle import SignInThrottle
 from api.errors import Unauthenticated, UserError, UserErrors
 from api.events import EventBus
 from api.internals.strawberry_private import resolve_info
@@ -53,7 +53,7 @@ class Context:
     settings: Settings
     principal: Principal | None
     events: EventBus
-    throttle: LoginThrottle | None = None
+    throttle: SignInThrottle | None = None
     # The client's IP address (the proxy's, unless uvicorn trusts its X-Forwarded-For).
     client_address: str | None = None
     # WebSocket only: the upgrade request's Authorization header and the connection_init payload.

@@ -22,7 +22,7 @@ from api.graphql.activity import MapiEwsLoginEvent, login_event_reported
 from api.graphql.context import Info, tenant_of
 from api.graphql.directives import auth
 from api.graphql.types import Account, MapiEwsUsage, account_of, usage_of
-from api.services.live import MapiEwsChanged
+from api.services.event_payloads import MapiEwsChanged
 
 T = TypeVar("T")
 P = TypeVar("P")

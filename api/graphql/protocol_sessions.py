@@ -30,7 +30,7 @@ from api.graphql.types import (
 )
 from api.models import MailProtocol, SessionEndReason
 from api.services import connected, protocol_sessions
-from api.services.live import SessionChanged, SessionCommand, SessionSnapshot
+from api.services.event_payloads import SessionChanged, SessionCommand, SessionSnapshot
 from api.services.paging import PageRequest
 
 strawberry.enum(SessionEndReason, name="SessionEndReason")  # the model's enum, registered

@@ -14,7 +14,7 @@ from api.graphql.live import LiveSubscription
 from api.graphql.nodes import NodeQuery
 from api.graphql.protocol_sessions import SessionMutation, SessionQuery, SessionSubscription
 from api.graphql.seats import SeatsMutation
-from api.graphql.sessions import SignInMutation, SignInQuery
+from api.graphql.sign_in import SignInMutation, SignInQuery
 from api.graphql.usage import UsageQuery, UsageSubscription
 
 Query = merge_types(

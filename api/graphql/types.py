@@ -15,7 +15,7 @@ from api.errors import UserError as ServiceUserError
 from api.errors import UserErrorCode, UserErrors
 from api.models import AuditAction, MailProtocol
 from api.services.domains import Usage
-from api.services.live import AccountSnapshot
+from api.services.event_payloads import AccountSnapshot
 from api.services.paging import Counter, Window
 
 # The services' enums are GraphQL enums too: strawberry.enum registers the class itself.

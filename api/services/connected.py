@@ -14,7 +14,7 @@ from tortoise.queryset import QuerySet
 from api.events import Event, Topic
 from api.models import Account, GatewayToken, ProtocolSession, SessionEndReason
 from api.services import validation
-from api.services.live import AccountSnapshot, SessionChanged, SessionSnapshot
+from api.services.event_payloads import AccountSnapshot, SessionChanged, SessionSnapshot
 from api.services.paging import PageRequest, SortSpec, Window, window
 from api.services.tenancy import Tenant
 

@@ -1,7 +1,7 @@
 """Logins reported by the protocol gateways: the decision, the last-login columns, the session.
 
 `record_login` sits on the gateways' hot path (every MAPI and EWS login asks it): it checks the
-report, has it written (api/services/login_statements.py: one statement on PostgreSQL) and
+report, has it written (api/services/login_store.py, its SQL in login_sql.py) and
 publishes what happened once committed. The history is api/services/login_history.py.
 """
 
@@ -16,9 +16,9 @@ from api.errors import UserError, UserErrorCode, UserErrors
 from api.events import Event, EventBus, Topic
 from api.models import MailProtocol, SessionEndReason
 from api.services import connected, validation
-from api.services.live import AccountSnapshot, LoginReported, SessionChanged
+from api.services.event_payloads import AccountSnapshot, LoginReported, SessionChanged
 from api.services.login_batches import MAX_REPORTS, write_reports
-from api.services.login_statements import Gateway, Recorded, Report, write_report
+from api.services.login_store import Gateway, Recorded, Report, write_report
 
 __all__ = [
     "CLOCK_SKEW",
@@ -258,7 +258,7 @@ async def _events(report: Report, recorded: Recorded, gateway: Gateway | None) -
         # Rare (a gateway reused an id): read what its announcement needs.
         reason = (
             SessionEndReason.ENDED_BY_GATEWAY
-            if replaced.expires_at > datetime.now(UTC)
+            if connected.is_open(replaced)
             else SessionEndReason.EXPIRED
         )
         published += connected.session_changes(

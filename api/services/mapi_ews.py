@@ -18,7 +18,7 @@ from api.events import Event, EventBus, Topic
 from api.models import Account, AuditAction, Domain, ProtocolSession, SessionEndReason
 from api.services import audit, connected, domains, protocol_sessions, usage, validation
 from api.services.domains import Usage
-from api.services.live import AccountSnapshot, MapiEwsChanged
+from api.services.event_payloads import AccountSnapshot, MapiEwsChanged
 from api.services.tenancy import Tenant
 
 _FIELD = ("input", "usernames")

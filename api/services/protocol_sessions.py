@@ -27,7 +27,7 @@ from api.internals.tortoise_private import from_row
 from api.models import ProtocolSession, SessionEndReason
 from api.services import validation
 from api.services.connected import describe, open_sql, session_changes
-from api.services.live import SessionCommand
+from api.services.event_payloads import SessionCommand
 
 MAX_IDS = 1000
 _FIELD = ("input", "sessionIds")

@@ -6,7 +6,7 @@ from starlette.types import Scope
 from starlette.websockets import WebSocket
 
 from api.auth.principal import Principal
-from api.auth.throttle import LoginThrottle
+from api.auth.throttle import SignInThrottle
 from api.events import EventBus
 from api.graphql.context import Context
 from api.settings import Settings
@@ -28,7 +28,7 @@ class ContextFactory:
         self,
         settings: Settings,
         events: EventBus,
-        throttle: LoginThrottle | None = None,
+        throttle: SignInThrottle | None = None,
     ) -> None:
         self.settings = settings
         self.events = events

@@ -26,7 +26,7 @@ from api import db
 from api.auth.credentials import Authenticator, bearer_token
 from api.auth.principal import Principal
 from api.errors import Unauthenticated
-from api.services import sessions
+from api.services import sign_ins
 from api.settings import Settings
 from api.transport.contexts import ContextFactory, authorization_header, client_address
 from api.transport.errors import bad_request, coded
@@ -81,7 +81,7 @@ class GraphQLEndpoint:
             closed = self.pipeline.metrics.ws_closed
             watch = ConnectionWatch(
                 interval=self.settings.connection_recheck_seconds,
-                still_allowed=sessions.still_allowed,
+                still_allowed=sign_ins.still_allowed,
                 closed=lambda reason: closed.labels(reason=reason).inc(),
             )
             scope["connection_watch"] = watch

@@ -10,7 +10,7 @@ from api.auth.principal import Permission, Principal, Role
 from api.errors import UserErrors
 from api.graphql.context import Info
 from api.graphql.types import UserError, named_id, refused
-from api.services import sessions, tenancy
+from api.services import sign_ins, tenancy
 from api.settings import Settings
 
 
@@ -71,20 +71,20 @@ class LoginPayload:
     user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
-def _policy(settings: Settings) -> sessions.TokenPolicy:
-    return sessions.TokenPolicy(
+def _policy(settings: Settings) -> sign_ins.TokenPolicy:
+    return sign_ins.TokenPolicy(
         key=settings.signing_key,
         access_lifetime=timedelta(minutes=settings.access_token_minutes),
         refresh_lifetime=timedelta(days=settings.refresh_token_days),
     )
 
 
-async def _payload(session: sessions.Session) -> LoginPayload:
+async def _payload(signed: sign_ins.SignIn) -> LoginPayload:
     return LoginPayload(
-        access_token=session.access_token,
-        refresh_token=session.refresh_token,
-        expires_at=session.expires_at,
-        viewer=await viewer_of(session.principal),
+        access_token=signed.access_token,
+        refresh_token=signed.refresh_token,
+        expires_at=signed.expires_at,
+        viewer=await viewer_of(signed.principal),
         user_errors=[],
     )
 
@@ -104,7 +104,7 @@ class SignInMutation:
     @strawberry.mutation
     async def login(self, info: Info, input: LoginInput) -> LoginPayload:
         try:
-            session = await sessions.login(
+            signed = await sign_ins.sign_in(
                 username=input.username,
                 password=input.password,
                 policy=_policy(info.context.settings),
@@ -113,19 +113,19 @@ class SignInMutation:
             )
         except UserErrors as refusal:
             return refused(LoginPayload, refusal)
-        return await _payload(session)
+        return await _payload(signed)
 
     @strawberry.mutation
     async def refresh_access_token(
         self, info: Info, input: RefreshAccessTokenInput
     ) -> LoginPayload:
         try:
-            session = await sessions.refresh(
+            signed = await sign_ins.refresh(
                 refresh_token=input.refresh_token, policy=_policy(info.context.settings)
             )
         except UserErrors as refusal:
             return refused(LoginPayload, refusal)
-        return await _payload(session)
+        return await _payload(signed)
 
     @strawberry.mutation(
         description=(
@@ -135,5 +135,5 @@ class SignInMutation:
         )
     )
     async def logout(self, input: LogoutInput) -> LogoutPayload:
-        await sessions.logout(refresh_token=input.refresh_token)
+        await sign_ins.sign_out(refresh_token=input.refresh_token)
         return LogoutPayload(user_errors=[])

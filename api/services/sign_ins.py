@@ -11,7 +11,7 @@ from tortoise.transactions import in_transaction
 
 from api.auth.passwords import hash_password, verify_password
 from api.auth.principal import Principal, Role
-from api.auth.throttle import LoginThrottle
+from api.auth.throttle import SignInThrottle
 from api.auth.tokens import issue_access_token, new_opaque_token, token_digest
 from api.errors import UserError, UserErrorCode, UserErrors
 from api.models import Account, Domain, GatewayToken, RefreshToken, SystemAdmin
@@ -39,7 +39,7 @@ class TokenPolicy:
 
 
 @dataclass(frozen=True, slots=True)
-class Session:
+class SignIn:
     access_token: str
     refresh_token: str
     expires_at: datetime
@@ -79,7 +79,7 @@ async def _find(username: str) -> tuple[str | None, Principal | None]:
         return None, None
 
 
-async def _start(principal: Principal, policy: TokenPolicy, family: str) -> Session:
+async def _start(principal: Principal, policy: TokenPolicy, family: str) -> SignIn:
     access, expires = issue_access_token(principal, key=policy.key, lifetime=policy.access_lifetime)
     refresh = new_opaque_token()
     await RefreshToken.create(
@@ -89,7 +89,7 @@ async def _start(principal: Principal, policy: TokenPolicy, family: str) -> Sess
         system_admin_id=principal.subject_id if principal.is_system_admin else None,
         expires_at=datetime.now(UTC) + policy.refresh_lifetime,
     )
-    return Session(access, refresh, expires, principal)
+    return SignIn(access, refresh, expires, principal)
 
 
 def _too_many(wait: int) -> UserErrors:
@@ -98,14 +98,14 @@ def _too_many(wait: int) -> UserErrors:
     return UserErrors([UserError(UserErrorCode.TOO_MANY_ATTEMPTS, message, None)])
 
 
-async def login(
+async def sign_in(
     *,
     username: str,
     password: str,
     policy: TokenPolicy,
-    throttle: LoginThrottle | None = None,
+    throttle: SignInThrottle | None = None,
     client_address: str | None = None,
-) -> Session:
+) -> SignIn:
     """INVALID_CREDENTIALS, in the same time, whether the name is unknown or the password wrong.
     With a throttle, guessing is slowed and then locked per name and per client address; a
     refused attempt checks no password at all (api/auth/throttle.py)."""
@@ -124,7 +124,7 @@ async def login(
     return await _start(principal, policy, family=secrets.token_hex(16))
 
 
-async def refresh(*, refresh_token: str, policy: TokenPolicy) -> Session:
+async def refresh(*, refresh_token: str, policy: TokenPolicy) -> SignIn:
     """Trade a refresh token for a new pair. A token is good once: presenting a used token again
     revokes every token of its sign-in, since one of the two presenters stole it."""
     now = datetime.now(UTC)
@@ -147,7 +147,7 @@ async def refresh(*, refresh_token: str, policy: TokenPolicy) -> Session:
     return await _start(principal, policy, family=row.family)
 
 
-async def logout(*, refresh_token: str) -> None:
+async def sign_out(*, refresh_token: str) -> None:
     """Ends a sign-in: every refresh token of its family is revoked, so neither this one nor one
     already rotated out of it can start a session again. Unknown tokens are ignored: the answer
     is the same, so it tells nobody whether a token existed. Access tokens already issued run
