@@ -8,9 +8,9 @@ domains its subscriptions watch, so a dashboard or gateway on any process sees w
 caused and no process decodes events nobody there watches; without Redis, publishing feeds the
 local hub directly (the embedded, single-process setup).
 
-An event's payload is a dataclass (api/services/event_payloads.py names one per topic). Events travel as
-JSON in both modes, read back into the payload class of their topic, so what a subscriber sees
-does not depend on the mode. One `Event` object reaches every local subscriber of its audience;
+An event's payload is a dataclass (api/services/event_payloads.py names one per topic). Events
+travel as JSON in both modes, read back into the payload class of their topic, so what a
+subscriber sees does not depend on the mode. One `Event` object reaches every local subscriber of its audience;
 `memo` lets the GraphQL layer convert and render it once for all of them (api/graphql/live.py).
 """
 
