@@ -10,8 +10,9 @@ local hub directly (the embedded, single-process setup).
 
 An event's payload is a dataclass (api/services/event_payloads.py names one per topic). Events
 travel as JSON in both modes, read back into the payload class of their topic, so what a
-subscriber sees does not depend on the mode. One `Event` object reaches every local subscriber of its audience;
-`memo` lets the GraphQL layer convert and render it once for all of them (api/graphql/live.py).
+subscriber sees does not depend on the mode. One `Event` object reaches every local subscriber
+of its audience; `memo` lets the GraphQL layer convert and render it once for all of them
+(api/graphql/streams.py).
 """
 
 from __future__ import annotations

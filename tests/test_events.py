@@ -55,7 +55,7 @@ async def test_every_local_subscriber_gets_the_same_event_object() -> None:
 
         first, second = await anext(a), await anext(b)
 
-    assert first is second  # so it is converted and rendered once (api.graphql.live)
+    assert first is second  # so it is converted and rendered once (api.graphql.streams)
 
 
 async def test_a_slow_subscriber_is_cut_off_without_holding_up_the_others() -> None:

@@ -1,4 +1,4 @@
-"""The MAPI/EWS tab: the account lists and the enable/disable mutations."""
+"""The accounts of a domain: the MAPI/EWS tab's lists, and creating an account."""
 
 from __future__ import annotations
 
@@ -7,24 +7,19 @@ from typing import Annotated, Any
 import strawberry
 
 from api import models
-from api.auth.principal import Permission, Role
-from api.errors import UserErrors
+from api.auth.principal import Role
 from api.graphql.context import Info, asks_for, tenant_of
 from api.graphql.directives import auth
-from api.graphql.inputs import plain_input
+from api.graphql.mutations import mutation
 from api.graphql.types import (
     Account,
-    AccountConnection,
-    AccountEdge,
-    MapiEwsUsage,
+    Connection,
     SortDirection,
     UserError,
     account_of,
-    page_info_of,
-    refused,
-    usage_of,
+    connection_of,
 )
-from api.services import accounts, mapi_ews
+from api.services import accounts
 from api.services.accounts import AccountSortField
 from api.services.paging import Page, PageRequest
 from api.services.tenancy import Tenant
@@ -36,66 +31,6 @@ strawberry.enum(AccountSortField, name="AccountSortField")  # the service's enum
 class AccountOrder:
     field: AccountSortField
     direction: SortDirection = SortDirection.ASC
-
-
-@plain_input
-@strawberry.input
-class EnableMapiEwsInput:
-    domain: str | None = strawberry.field(
-        default=None,
-        description="Defaults to the caller's own domain; a system administrator must name one.",
-    )
-    usernames: list[str] = strawberry.field(
-        description="Usernames (or full addresses within the domain). All are enabled, or none is."
-    )
-
-
-@plain_input
-@strawberry.input
-class DisableMapiEwsInput:
-    domain: str | None = None
-    usernames: list[str] = strawberry.field(
-        description="Usernames (or full addresses within the domain). All are disabled, or none is."
-    )
-
-
-@strawberry.type
-class EnableMapiEwsPayload:
-    accounts: list[Account] = strawberry.field(
-        default_factory=list,
-        description="The named accounts as they now stand; empty when userErrors is not.",
-    )
-    usage: MapiEwsUsage | None = None
-    user_errors: list[UserError] = strawberry.field(default_factory=list)
-
-
-@strawberry.type
-class DisableMapiEwsPayload:
-    accounts: list[Account] = strawberry.field(default_factory=list)
-    usage: MapiEwsUsage | None = None
-    sessions_ending: int = strawberry.field(
-        default=0,
-        description="Open sessions of the disabled accounts that their gateways were told to end.",
-    )
-    user_errors: list[UserError] = strawberry.field(default_factory=list)
-
-
-@plain_input
-@strawberry.input
-class DisconnectMapiEwsInput:
-    domain: str | None = None
-    usernames: list[str] = strawberry.field(
-        description="Usernames (or full addresses within the domain) whose open sessions should "
-        "end."
-    )
-
-
-@strawberry.type
-class DisconnectMapiEwsPayload:
-    sessions_ending: int = strawberry.field(
-        default=0, description="Open sessions that their gateways were told to end."
-    )
-    user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
 @strawberry.input
@@ -114,17 +49,14 @@ class AccountPayload:
 
 def _connection(
     page: Page[models.Account], tenant: Tenant, sessions: dict[int, int]
-) -> AccountConnection:
-    return AccountConnection(
-        edges=[
-            AccountEdge(
-                cursor=cursor,
-                node=account_of(row, tenant.domain, active_sessions=sessions.get(row.id, 0)),
-            )
-            for cursor, row in zip(page.cursors, page.items, strict=True)
-        ],
-        page_info=page_info_of(page),
-        count=page.count,
+) -> Connection[Account]:
+    return connection_of(
+        page,
+        (
+            account_of(row, tenant.domain, active_sessions=sessions.get(row.id, 0))
+            for row in page.items
+        ),
+        page.count,
     )
 
 
@@ -136,7 +68,7 @@ async def _list(
     order_by: AccountOrder | None,
     request: PageRequest,
     idle_for_days: int | None = None,
-) -> AccountConnection:
+) -> Connection[Account]:
     tenant = tenant_of(info)
     settings = info.context.settings
     order = order_by or AccountOrder(field=AccountSortField.USERNAME)
@@ -189,7 +121,7 @@ class AccountQuery:
                 "one that never logged in counts from when MAPI/EWS was enabled for it."
             ),
         ] = None,
-    ) -> AccountConnection:
+    ) -> Connection[Account]:
         return await _list(
             info,
             enabled=True,
@@ -215,7 +147,7 @@ class AccountQuery:
         after: str | None = None,
         last: int | None = None,
         before: str | None = None,
-    ) -> AccountConnection:
+    ) -> Connection[Account]:
         return await _list(
             info,
             enabled=mapi_ews_enabled,
@@ -225,90 +157,23 @@ class AccountQuery:
         )
 
 
-async def _set(
-    info: Info, usernames: list[str], *, enabled: bool
-) -> tuple[list[Account], MapiEwsUsage, int]:
-    tenant = tenant_of(info)
-    done = await mapi_ews.set_mapi_ews(
-        events=info.context.events,
-        actor=info.context.require_principal().username,
-        tenant=tenant,
-        usernames=usernames,
-        enabled=enabled,
-        max_batch=info.context.settings.batch_size_max,
-    )
-    changed = [
-        account_of(row, tenant.domain, active_sessions=done.open_sessions.get(row.id, 0))
-        for row in done.accounts
-    ]
-    return changed, usage_of(done.usage), done.sessions_ending
-
-
 @strawberry.type
 class AccountMutation:
-    @strawberry.mutation(
-        extensions=auth(Role.DOMAIN_ADMIN, Permission.MANAGE_MAPI_EWS, domain_input=_DOMAIN)
-    )
-    async def enable_mapi_ews(self, info: Info, input: EnableMapiEwsInput) -> EnableMapiEwsPayload:
-        try:
-            changed, usage, _ = await _set(info, input.usernames, enabled=True)
-        except UserErrors as refusal:
-            return refused(EnableMapiEwsPayload, refusal)
-        return EnableMapiEwsPayload(accounts=changed, usage=usage, user_errors=[])
-
-    @strawberry.mutation(
-        extensions=auth(Role.DOMAIN_ADMIN, Permission.MANAGE_MAPI_EWS, domain_input=_DOMAIN)
-    )
-    async def disable_mapi_ews(
-        self, info: Info, input: DisableMapiEwsInput
-    ) -> DisableMapiEwsPayload:
-        try:
-            changed, usage, ending = await _set(info, input.usernames, enabled=False)
-        except UserErrors as refusal:
-            return refused(DisableMapiEwsPayload, refusal)
-        return DisableMapiEwsPayload(
-            accounts=changed, usage=usage, sessions_ending=ending, user_errors=[]
-        )
-
-    @strawberry.mutation(
-        extensions=auth(Role.DOMAIN_ADMIN, Permission.MANAGE_MAPI_EWS, domain_input=_DOMAIN),
-        description="Tell the gateways to end every open MAPI/EWS session of these accounts now "
-        "(MAPI/EWS stays enabled: the clients may sign in again). All the accounts exist, or "
-        "nothing is done; audited per account.",
-    )
-    async def disconnect_mapi_ews(
-        self, info: Info, input: DisconnectMapiEwsInput
-    ) -> DisconnectMapiEwsPayload:
-        try:
-            ending = await mapi_ews.disconnect(
-                events=info.context.events,
-                actor=info.context.require_principal().username,
-                tenant=tenant_of(info),
-                usernames=input.usernames,
-                max_batch=info.context.settings.batch_size_max,
-            )
-        except UserErrors as refusal:
-            return refused(DisconnectMapiEwsPayload, refusal)
-        return DisconnectMapiEwsPayload(sessions_ending=ending, user_errors=[])
-
-    @strawberry.mutation(
+    @mutation(
         extensions=auth(
             Role.DOMAIN_ADMIN, domain_of=_email_domain, domain_input=("input", "emailAddress")
         )
     )
     async def create_account(self, info: Info, input: CreateAccountInput) -> AccountPayload:
-        try:
-            tenant = tenant_of(info)
-            row = await accounts.create_account(
-                actor=info.context.require_principal().username,
-                tenant=tenant,
-                email_address=input.email_address,
-                name=input.name,
-                password=input.password,
-                is_domain_admin=input.is_domain_admin,
-            )
-        except UserErrors as refusal:
-            return refused(AccountPayload, refusal)
+        tenant = tenant_of(info)
+        row = await accounts.create_account(
+            actor=info.context.require_principal().username,
+            tenant=tenant,
+            email_address=input.email_address,
+            name=input.name,
+            password=input.password,
+            is_domain_admin=input.is_domain_admin,
+        )
         # A new account has no session yet.
         return AccountPayload(
             account=account_of(row, tenant.domain, active_sessions=0), user_errors=[]

@@ -1,7 +1,8 @@
-"""Login activity: gateway tokens, gateway reports and the login history."""
+"""Login activity: the gateways' reports, the login history, and its live updates."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from datetime import datetime
 from typing import Any
 
@@ -9,24 +10,24 @@ import strawberry
 
 from api import models
 from api.auth.principal import Role
-from api.errors import UserErrors
+from api.events import Topic
 from api.graphql.context import Info, asks_for, tenant_of
 from api.graphql.directives import auth
 from api.graphql.inputs import plain_input
+from api.graphql.mutations import mutation
+from api.graphql.streams import follow
 from api.graphql.types import (
     Account,
-    Counted,
+    Connection,
     Node,
-    PageInfo,
     UserError,
     account_of,
+    connection_of,
     global_id,
-    page_info_of,
-    refused,
     user_errors_of,
 )
 from api.models import MailProtocol
-from api.services import gateways, login_history, logins
+from api.services import login_history, logins
 from api.services.event_payloads import LoginReported
 from api.services.paging import PageRequest
 
@@ -55,7 +56,7 @@ class MapiEwsLoginEvent(Node):
         "on one event; occurredAt is the first of them, lastOccurredAt the latest."
     )
     last_occurred_at: datetime
-    # Shared by every subscriber this event reaches on this process (api.graphql.live).
+    # Shared by every subscriber this event reaches on this process (api.graphql.streams).
     render_memo: strawberry.Private[dict[Any, Any] | None] = None
 
 
@@ -100,31 +101,6 @@ def login_event_of(
         count=row.count,
         last_occurred_at=row.last_occurred_at or row.occurred_at,
     )
-
-
-@strawberry.type
-class MapiEwsLoginEventEdge:
-    cursor: str
-    node: MapiEwsLoginEvent
-
-
-@strawberry.type
-class MapiEwsLoginEventConnection(Counted):
-    edges: list[MapiEwsLoginEventEdge]
-    page_info: PageInfo
-
-
-@strawberry.input
-class CreateGatewayTokenInput:
-    name: str
-
-
-@strawberry.type
-class CreateGatewayTokenPayload:
-    token: str | None = strawberry.field(
-        default=None, description="Shown once; only a hash of it is stored."
-    )
-    user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
 @plain_input
@@ -191,7 +167,7 @@ class ActivityQuery:
         username: str | None = None,
         first: int | None = None,
         after: str | None = None,
-    ) -> MapiEwsLoginEventConnection:
+    ) -> Connection[MapiEwsLoginEvent]:
         tenant = tenant_of(info)
         settings = info.context.settings
         page, accounts, sessions = await login_history.login_events(
@@ -206,61 +182,43 @@ class ActivityQuery:
         async def count() -> int:
             return await login_history.count_login_events(tenant=tenant, username=username)
 
-        return MapiEwsLoginEventConnection(
-            edges=[
-                MapiEwsLoginEventEdge(
-                    cursor=cursor,
-                    node=login_event_of(
-                        row,
-                        tenant.domain,
-                        accounts.get(row.account_id) if row.account_id is not None else None,
-                        sessions.get(row.account_id or 0, 0),
-                    ),
+        return connection_of(
+            page,
+            (
+                login_event_of(
+                    row,
+                    tenant.domain,
+                    accounts.get(row.account_id) if row.account_id is not None else None,
+                    sessions.get(row.account_id or 0, 0),
                 )
-                for cursor, row in zip(page.cursors, page.items, strict=True)
-            ],
-            page_info=page_info_of(page),
-            count=count,
+                for row in page.items
+            ),
+            count,
         )
 
 
 @strawberry.type
 class ActivityMutation:
-    @strawberry.mutation(extensions=auth(Role.SYSTEM_ADMIN))
-    async def create_gateway_token(
-        self, info: Info, input: CreateGatewayTokenInput
-    ) -> CreateGatewayTokenPayload:
-        try:
-            token = await gateways.create_gateway_token(
-                actor=info.context.require_principal().username, name=input.name
-            )
-        except UserErrors as refusal:
-            return refused(CreateGatewayTokenPayload, refusal)
-        return CreateGatewayTokenPayload(token=token, user_errors=[])
-
-    @strawberry.mutation(extensions=auth(Role.GATEWAY))
+    @mutation(extensions=auth(Role.GATEWAY))
     async def record_protocol_login(
         self, info: Info, input: RecordProtocolLoginInput
     ) -> RecordProtocolLoginPayload:
         gateway = info.context.require_principal()
-        try:
-            allowed = await logins.record_login(
-                events=info.context.events,
-                email_address=input.email_address,
-                protocol=input.protocol,
-                client_address=input.client_address,
-                occurred_at=input.occurred_at,
-                client_name=input.client_name,
-                session_id=input.session_id,
-                gateway=logins.Gateway(gateway.subject_id, gateway.username),
-                session_ttl=info.context.settings.session_ttl,
-                coalesce=info.context.settings.login_event_coalesce,
-            )
-        except UserErrors as refusal:
-            return refused(RecordProtocolLoginPayload, refusal)
+        allowed = await logins.record_login(
+            events=info.context.events,
+            email_address=input.email_address,
+            protocol=input.protocol,
+            client_address=input.client_address,
+            occurred_at=input.occurred_at,
+            client_name=input.client_name,
+            session_id=input.session_id,
+            gateway=logins.Gateway(gateway.subject_id, gateway.username),
+            session_ttl=info.context.settings.session_ttl,
+            coalesce=info.context.settings.login_event_coalesce,
+        )
         return RecordProtocolLoginPayload(allowed=allowed, user_errors=[])
 
-    @strawberry.mutation(
+    @mutation(
         extensions=auth(Role.GATEWAY),
         description="Up to 500 logins at once, for a busy gateway: one round trip, each report "
         "answered as recordProtocolLogin would answer it.",
@@ -270,26 +228,23 @@ class ActivityMutation:
     ) -> RecordProtocolLoginsPayload:
         gateway = info.context.require_principal()
         settings = info.context.settings
-        try:
-            answers = await logins.record_logins(
-                events=info.context.events,
-                reports=[
-                    logins.ReportInput(
-                        email_address=report.email_address,
-                        protocol=report.protocol,
-                        client_address=report.client_address,
-                        occurred_at=report.occurred_at,
-                        client_name=report.client_name,
-                        session_id=report.session_id,
-                    )
-                    for report in input.reports
-                ],
-                gateway=logins.Gateway(gateway.subject_id, gateway.username),
-                session_ttl=settings.session_ttl,
-                coalesce=settings.login_event_coalesce,
-            )
-        except UserErrors as refusal:
-            return refused(RecordProtocolLoginsPayload, refusal)
+        answers = await logins.record_logins(
+            events=info.context.events,
+            reports=[
+                logins.ReportInput(
+                    email_address=report.email_address,
+                    protocol=report.protocol,
+                    client_address=report.client_address,
+                    occurred_at=report.occurred_at,
+                    client_name=report.client_name,
+                    session_id=report.session_id,
+                )
+                for report in input.reports
+            ],
+            gateway=logins.Gateway(gateway.subject_id, gateway.username),
+            session_ttl=settings.session_ttl,
+            coalesce=settings.login_event_coalesce,
+        )
         return RecordProtocolLoginsPayload(
             results=[
                 RecordProtocolLoginPayload(
@@ -299,3 +254,19 @@ class ActivityMutation:
             ],
             user_errors=[],
         )
+
+
+@strawberry.type
+class ActivitySubscription:
+    @strawberry.subscription(
+        extensions=auth(Role.DOMAIN_ADMIN),
+        description="Every MAPI/EWS login reported in a domain, allowed or refused, as it "
+        "happens, from any server process.",
+    )
+    async def mapi_ews_login_updates(
+        self, info: Info, domain: str | None = None
+    ) -> AsyncGenerator[MapiEwsLoginEvent, None]:
+        events = follow(info, Topic.LOGINS, login_event_reported)
+        del info  # not kept while the subscription lasts (follow)
+        async for event in events:
+            yield event

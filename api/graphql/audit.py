@@ -7,7 +7,7 @@ import strawberry
 from api.auth.principal import Role
 from api.graphql.context import Info, tenant_of
 from api.graphql.directives import auth
-from api.graphql.types import AuditEntryConnection, AuditEntryEdge, audit_entry_of, page_info_of
+from api.graphql.types import AuditEntry, Connection, audit_entry_of, connection_of
 from api.services import audit
 from api.services.paging import PageRequest
 
@@ -24,7 +24,7 @@ class AuditQuery:
         domain: str | None = None,
         first: int | None = None,
         after: str | None = None,
-    ) -> AuditEntryConnection:
+    ) -> Connection[AuditEntry]:
         tenant = tenant_of(info)
         settings = info.context.settings
         page = await audit.entries(
@@ -33,11 +33,6 @@ class AuditQuery:
             default_size=settings.page_size_default,
             max_size=settings.page_size_max,
         )
-        return AuditEntryConnection(
-            edges=[
-                AuditEntryEdge(cursor=cursor, node=audit_entry_of(row, tenant.domain))
-                for cursor, row in zip(page.cursors, page.items, strict=True)
-            ],
-            page_info=page_info_of(page),
-            count=page.count,
+        return connection_of(
+            page, (audit_entry_of(row, tenant.domain) for row in page.items), page.count
         )

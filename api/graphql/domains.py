@@ -7,18 +7,16 @@ from typing import Any
 import strawberry
 
 from api.auth.principal import Role
-from api.errors import UserErrors
 from api.graphql.context import Info, optional_tenant_of, tenant_of
 from api.graphql.directives import auth
+from api.graphql.mutations import mutation
 from api.graphql.types import (
-    Counted,
+    Connection,
     MapiEwsUsage,
     Node,
-    PageInfo,
     UserError,
+    connection_of,
     global_id,
-    page_info_of,
-    refused,
     usage_of,
 )
 from api.models import Domain as DomainRow
@@ -61,18 +59,6 @@ def domain_of(row: DomainRow) -> Domain:
         pk=row.id,
         enabled=row.mapi_ews_enabled_count,
     )
-
-
-@strawberry.type
-class DomainEdge:
-    cursor: str
-    node: Domain
-
-
-@strawberry.type
-class DomainConnection(Counted):
-    edges: list[DomainEdge]
-    page_info: PageInfo
 
 
 @strawberry.input
@@ -134,7 +120,7 @@ class DomainQuery:
         search: str | None = None,
         first: int | None = None,
         after: str | None = None,
-    ) -> DomainConnection:
+    ) -> Connection[Domain]:
         settings = info.context.settings
         page = await domains.list_domains(
             search=search,
@@ -142,50 +128,35 @@ class DomainQuery:
             default_size=settings.page_size_default,
             max_size=settings.page_size_max,
         )
-        return DomainConnection(
-            edges=[
-                DomainEdge(cursor=c, node=domain_of(r))
-                for c, r in zip(page.cursors, page.items, strict=True)
-            ],
-            page_info=page_info_of(page),
-            count=page.count,
-        )
+        return connection_of(page, (domain_of(r) for r in page.items), page.count)
 
 
 @strawberry.type
 class DomainMutation:
-    @strawberry.mutation(extensions=auth(Role.SYSTEM_ADMIN))
+    @mutation(extensions=auth(Role.SYSTEM_ADMIN))
     async def create_domain(self, info: Info, input: CreateDomainInput) -> DomainPayload:
-        try:
-            row = await domains.create_domain(
-                actor=info.context.require_principal().username,
-                name=input.name,
-                max_mapi_ews_accounts=input.max_mapi_ews_accounts,
-                mapi_ews_account_management=input.mapi_ews_account_management,
-                mapi_ews_idle_reclaim_days=input.mapi_ews_idle_reclaim_days,
-            )
-        except UserErrors as refusal:
-            return refused(DomainPayload, refusal)
+        row = await domains.create_domain(
+            actor=info.context.require_principal().username,
+            name=input.name,
+            max_mapi_ews_accounts=input.max_mapi_ews_accounts,
+            mapi_ews_account_management=input.mapi_ews_account_management,
+            mapi_ews_idle_reclaim_days=input.mapi_ews_idle_reclaim_days,
+        )
         return DomainPayload(domain=domain_of(row), user_errors=[])
 
-    @strawberry.mutation(extensions=auth(Role.SYSTEM_ADMIN))
+    @mutation(extensions=auth(Role.SYSTEM_ADMIN))
     async def update_domain(self, info: Info, input: UpdateDomainInput) -> DomainPayload:
         limit = input.max_mapi_ews_accounts
         management = input.mapi_ews_account_management
         idle = input.mapi_ews_idle_reclaim_days
-        try:
-            row = await domains.update_domain(
-                actor=info.context.require_principal().username,
-                name=input.name,
-                max_mapi_ews_accounts=domains.KEEP if limit is strawberry.UNSET else limit,
-                mapi_ews_account_management=(
-                    domains.KEEP
-                    if management is strawberry.UNSET or management is None
-                    else management
-                ),
-                mapi_ews_idle_reclaim_days=domains.KEEP if idle is strawberry.UNSET else idle,
-                events=info.context.events,
-            )
-        except UserErrors as refusal:
-            return refused(DomainPayload, refusal)
+        row = await domains.update_domain(
+            actor=info.context.require_principal().username,
+            name=input.name,
+            max_mapi_ews_accounts=domains.KEEP if limit is strawberry.UNSET else limit,
+            mapi_ews_account_management=(
+                domains.KEEP if management is strawberry.UNSET or management is None else management
+            ),
+            mapi_ews_idle_reclaim_days=domains.KEEP if idle is strawberry.UNSET else idle,
+            events=info.context.events,
+        )
         return DomainPayload(domain=domain_of(row), user_errors=[])

@@ -11,22 +11,20 @@ from typing import Any
 import strawberry
 
 from api.auth.principal import Role
-from api.errors import UserErrors
 from api.events import Topic
 from api.graphql.context import Info, tenant_of
 from api.graphql.directives import auth
 from api.graphql.inputs import plain_input
-from api.graphql.live import follow, shared
+from api.graphql.mutations import mutation
+from api.graphql.streams import follow, shared
 from api.graphql.types import (
     Account,
-    Counted,
+    Connection,
     Node,
-    PageInfo,
     UserError,
     account_of,
+    connection_of,
     global_id,
-    page_info_of,
-    refused,
 )
 from api.models import MailProtocol, SessionEndReason
 from api.services import connected, protocol_sessions
@@ -80,18 +78,6 @@ def session_of(session: SessionSnapshot) -> MapiEwsSession:
     )
 
 
-@strawberry.type
-class MapiEwsSessionEdge:
-    cursor: str
-    node: MapiEwsSession
-
-
-@strawberry.type
-class MapiEwsSessionConnection(Counted):
-    edges: list[MapiEwsSessionEdge]
-    page_info: PageInfo
-
-
 @strawberry.type(description="A session opened or ended in a domain.")
 class MapiEwsSessionChange:
     kind: MapiEwsSessionChangeKind
@@ -100,7 +86,7 @@ class MapiEwsSessionChange:
         description="Why it ended; null when it started."
     )
     occurred_at: datetime
-    # Shared by every subscriber this event reaches on this process (api.graphql.live).
+    # Shared by every subscriber this event reaches on this process (api.graphql.streams).
     render_memo: strawberry.Private[dict[Any, Any] | None] = None
 
 
@@ -169,7 +155,7 @@ class TouchProtocolSessionsPayload:
 
 
 @strawberry.type
-class SessionQuery:
+class ProtocolSessionQuery:
     @strawberry.field(
         extensions=auth(Role.DOMAIN_ADMIN),
         description="Open MAPI/EWS sessions in a domain, newest first; optionally one account's.",
@@ -181,7 +167,7 @@ class SessionQuery:
         username: str | None = None,
         first: int | None = None,
         after: str | None = None,
-    ) -> MapiEwsSessionConnection:
+    ) -> Connection[MapiEwsSession]:
         tenant = tenant_of(info)
         settings = info.context.settings
         page, described = await connected.open_sessions(
@@ -195,19 +181,12 @@ class SessionQuery:
         async def count() -> int:
             return await connected.count_open_sessions(tenant=tenant, username=username)
 
-        return MapiEwsSessionConnection(
-            edges=[
-                MapiEwsSessionEdge(cursor=cursor, node=session_of(session.snapshot))
-                for cursor, session in zip(page.cursors, described, strict=True)
-            ],
-            page_info=page_info_of(page),
-            count=count,
-        )
+        return connection_of(page, (session_of(session.snapshot) for session in described), count)
 
 
 @strawberry.type
-class SessionMutation:
-    @strawberry.mutation(
+class ProtocolSessionMutation:
+    @mutation(
         extensions=auth(Role.GATEWAY),
         description="The gateway confirms these sessions are still open (every minute or so); "
         "the answer names those to close.",
@@ -215,35 +194,27 @@ class SessionMutation:
     async def touch_protocol_sessions(
         self, info: Info, input: SessionIdsInput
     ) -> TouchProtocolSessionsPayload:
-        try:
-            touched, end_now = await protocol_sessions.touch(
-                gateway_id=info.context.require_principal().subject_id,
-                session_ids=input.session_ids,
-                ttl=info.context.settings.session_ttl,
-            )
-        except UserErrors as refusal:
-            return refused(TouchProtocolSessionsPayload, refusal)
+        touched, end_now = await protocol_sessions.touch(
+            gateway_id=info.context.require_principal().subject_id,
+            session_ids=input.session_ids,
+            ttl=info.context.settings.session_ttl,
+        )
         return TouchProtocolSessionsPayload(touched=touched, end_now=end_now, user_errors=[])
 
-    @strawberry.mutation(
-        extensions=auth(Role.GATEWAY), description="The gateway closed these sessions."
-    )
+    @mutation(extensions=auth(Role.GATEWAY), description="The gateway closed these sessions.")
     async def end_protocol_sessions(
         self, info: Info, input: SessionIdsInput
     ) -> EndProtocolSessionsPayload:
-        try:
-            ended = await protocol_sessions.end(
-                events=info.context.events,
-                gateway_id=info.context.require_principal().subject_id,
-                session_ids=input.session_ids,
-            )
-        except UserErrors as refusal:
-            return refused(EndProtocolSessionsPayload, refusal)
+        ended = await protocol_sessions.end(
+            events=info.context.events,
+            gateway_id=info.context.require_principal().subject_id,
+            session_ids=input.session_ids,
+        )
         return EndProtocolSessionsPayload(ended=ended, user_errors=[])
 
 
 @strawberry.type
-class SessionSubscription:
+class ProtocolSessionSubscription:
     @strawberry.subscription(
         extensions=auth(Role.DOMAIN_ADMIN),
         description="Sessions opening and ending in a domain.",
@@ -252,7 +223,7 @@ class SessionSubscription:
         self, info: Info, domain: str | None = None
     ) -> AsyncGenerator[MapiEwsSessionChange, None]:
         changes = follow(info, Topic.SESSION_CHANGES, session_change_reported)
-        del info  # not kept while the subscription lasts (api.graphql.live.follow)
+        del info  # not kept while the subscription lasts (api.graphql.streams.follow)
         async for change in changes:
             yield change
 
@@ -267,7 +238,7 @@ class SessionSubscription:
     ) -> AsyncGenerator[ProtocolSessionCommand, None]:
         gateway_id = info.context.require_principal().subject_id
         bus = info.context.events
-        del info  # not kept while the subscription lasts (api.graphql.live.follow)
+        del info  # not kept while the subscription lasts (api.graphql.streams.follow)
         # Listening starts before the backlog is read, so a command issued in between is
         # received (perhaps twice: closing a closed session is nothing).
         async with bus.subscribe(Topic.SESSION_COMMANDS, gateway_id) as live:

@@ -6,14 +6,18 @@ import strawberry
 from strawberry.tools import merge_types
 
 from api.graphql.accounts import AccountMutation, AccountQuery
-from api.graphql.activity import ActivityMutation, ActivityQuery
+from api.graphql.activity import ActivityMutation, ActivityQuery, ActivitySubscription
 from api.graphql.audit import AuditQuery
 from api.graphql.directives import AuthDirective
 from api.graphql.domains import DomainMutation, DomainQuery
-from api.graphql.live import LiveSubscription
+from api.graphql.gateways import GatewayMutation
 from api.graphql.nodes import NodeQuery
-from api.graphql.protocol_sessions import SessionMutation, SessionQuery, SessionSubscription
-from api.graphql.seats import SeatsMutation
+from api.graphql.protocol_sessions import (
+    ProtocolSessionMutation,
+    ProtocolSessionQuery,
+    ProtocolSessionSubscription,
+)
+from api.graphql.seats import SeatsMutation, SeatsSubscription
 from api.graphql.sign_in import SignInMutation, SignInQuery
 from api.graphql.usage import UsageQuery, UsageSubscription
 
@@ -25,7 +29,7 @@ Query = merge_types(
         ActivityQuery,
         DomainQuery,
         AuditQuery,
-        SessionQuery,
+        ProtocolSessionQuery,
         UsageQuery,
         NodeQuery,
     ),
@@ -34,15 +38,17 @@ Mutation = merge_types(
     "Mutation",
     (
         SignInMutation,
+        SeatsMutation,
         AccountMutation,
         DomainMutation,
+        GatewayMutation,
         ActivityMutation,
-        SessionMutation,
-        SeatsMutation,
+        ProtocolSessionMutation,
     ),
 )
 Subscription = merge_types(
-    "Subscription", (LiveSubscription, SessionSubscription, UsageSubscription)
+    "Subscription",
+    (ActivitySubscription, SeatsSubscription, ProtocolSessionSubscription, UsageSubscription),
 )
 
 

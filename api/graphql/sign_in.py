@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 import strawberry
 
 from api.auth.principal import Permission, Principal, Role
-from api.errors import UserErrors
 from api.graphql.context import Info
-from api.graphql.types import UserError, named_id, refused
+from api.graphql.mutations import mutation
+from api.graphql.types import UserError, named_id
 from api.services import sign_ins, tenancy
 from api.settings import Settings
 
@@ -101,33 +101,27 @@ class SignInQuery:
 
 @strawberry.type
 class SignInMutation:
-    @strawberry.mutation
+    @mutation()
     async def login(self, info: Info, input: LoginInput) -> LoginPayload:
-        try:
-            signed = await sign_ins.sign_in(
-                username=input.username,
-                password=input.password,
-                policy=_policy(info.context.settings),
-                throttle=info.context.throttle,
-                client_address=info.context.client_address,
-            )
-        except UserErrors as refusal:
-            return refused(LoginPayload, refusal)
+        signed = await sign_ins.sign_in(
+            username=input.username,
+            password=input.password,
+            policy=_policy(info.context.settings),
+            throttle=info.context.throttle,
+            client_address=info.context.client_address,
+        )
         return await _payload(signed)
 
-    @strawberry.mutation
+    @mutation()
     async def refresh_access_token(
         self, info: Info, input: RefreshAccessTokenInput
     ) -> LoginPayload:
-        try:
-            signed = await sign_ins.refresh(
-                refresh_token=input.refresh_token, policy=_policy(info.context.settings)
-            )
-        except UserErrors as refusal:
-            return refused(LoginPayload, refusal)
+        signed = await sign_ins.refresh(
+            refresh_token=input.refresh_token, policy=_policy(info.context.settings)
+        )
         return await _payload(signed)
 
-    @strawberry.mutation(
+    @mutation(
         description=(
             "Signs out: the refresh token and every token rotated from the same sign-in stop "
             "working. The answer is the same for an unknown token. An access token already "

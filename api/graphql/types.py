@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import strawberry
 
 from api import models
 from api.errors import UserError as ServiceUserError
-from api.errors import UserErrorCode, UserErrors
+from api.errors import UserErrorCode
 from api.models import AuditAction, MailProtocol
 from api.services.domains import Usage
 from api.services.event_payloads import AccountSnapshot
@@ -28,9 +28,6 @@ strawberry.enum(UserErrorCode, name="UserErrorCode")
 class SortDirection(StrEnum):
     ASC = "ASC"
     DESC = "DESC"
-
-
-P = TypeVar("P")
 
 
 def global_id(kind: str, pk: int) -> strawberry.ID:
@@ -153,13 +150,6 @@ def user_errors_of(errors: list[ServiceUserError]) -> list[UserError]:
     ]
 
 
-def refused(payload: Callable[..., P], refusal: UserErrors, **known: object) -> P:
-    """The payload of a mutation that changed nothing, as every mutation answers it: the
-    service's userErrors, every other field at its default (each payload's defaults read as
-    nothing done: empty lists, nulls, zeros), or as `known` says."""
-    return payload(**known, user_errors=user_errors_of(list(refusal.errors)))
-
-
 @strawberry.type(description="One administrative change, kept for as long as the domain exists.")
 class AuditEntry(Node):
     occurred_at: datetime
@@ -202,25 +192,30 @@ class Counted:
         return await self.count()
 
 
+NodeT = TypeVar("NodeT")
+
+
 @strawberry.type
-class AccountEdge:
+class Edge(Generic[NodeT]):
+    """One item of a list and its cursor; named after its node (AccountEdge, DomainEdge ...)."""
+
     cursor: str
-    node: Account
+    node: NodeT
 
 
 @strawberry.type
-class AccountConnection(Counted):
-    edges: list[AccountEdge]
+class Connection(Counted, Generic[NodeT]):
+    """A page of a list (Connection[Account], Connection[Domain] ...): every list is one."""
+
+    edges: list[Edge[NodeT]]
     page_info: PageInfo
 
 
-@strawberry.type
-class AuditEntryEdge:
-    cursor: str
-    node: AuditEntry
-
-
-@strawberry.type
-class AuditEntryConnection(Counted):
-    edges: list[AuditEntryEdge]
-    page_info: PageInfo
+def connection_of(window: Window[Any], nodes: Iterable[NodeT], count: Counter) -> Connection[NodeT]:
+    """A page as GraphQL answers it: `nodes` are the window's items converted, in its order;
+    `count` counts the whole list, only if a client selects totalCount."""
+    return Connection(
+        edges=[Edge(cursor=c, node=n) for c, n in zip(window.cursors, nodes, strict=True)],
+        page_info=page_info_of(window),
+        count=count,
+    )

@@ -12,8 +12,8 @@ from api.auth.principal import Role
 from api.events import Topic
 from api.graphql.context import Info, tenant_of
 from api.graphql.directives import auth
-from api.graphql.live import follow
-from api.graphql.types import Counted, MapiEwsUsage, PageInfo, page_info_of, usage_of
+from api.graphql.streams import follow
+from api.graphql.types import Connection, MapiEwsUsage, connection_of, usage_of
 from api.services import domains, usage
 from api.services.paging import PageRequest
 
@@ -63,18 +63,6 @@ def month_of(used: usage.MonthUse) -> MapiEwsMonthlyUsage:
 
 
 @strawberry.type
-class MapiEwsMonthlyUsageEdge:
-    cursor: str
-    node: MapiEwsMonthlyUsage
-
-
-@strawberry.type
-class MapiEwsMonthlyUsageConnection(Counted):
-    edges: list[MapiEwsMonthlyUsageEdge]
-    page_info: PageInfo
-
-
-@strawberry.type
 class UsageQuery:
     @strawberry.field(
         extensions=auth(Role.DOMAIN_ADMIN),
@@ -99,7 +87,7 @@ class UsageQuery:
     )
     async def mapi_ews_usage_report(
         self, info: Info, month: str, first: int | None = None, after: str | None = None
-    ) -> MapiEwsMonthlyUsageConnection:
+    ) -> Connection[MapiEwsMonthlyUsage]:
         settings = info.context.settings
         page, used = await usage.report(
             month=month,
@@ -107,14 +95,7 @@ class UsageQuery:
             default_size=settings.page_size_default,
             max_size=settings.page_size_max,
         )
-        return MapiEwsMonthlyUsageConnection(
-            edges=[
-                MapiEwsMonthlyUsageEdge(cursor=cursor, node=month_of(item))
-                for cursor, item in zip(page.cursors, used, strict=True)
-            ],
-            page_info=page_info_of(page),
-            count=page.count,
-        )
+        return connection_of(page, (month_of(item) for item in used), page.count)
 
 
 def usage_reported(used: domains.Usage, _: dict[Any, Any]) -> MapiEwsUsage:
@@ -131,6 +112,6 @@ class UsageSubscription:
         self, info: Info, domain: str | None = None
     ) -> AsyncGenerator[MapiEwsUsage, None]:
         updates = follow(info, Topic.USAGE, usage_reported)
-        del info  # not kept while the subscription lasts (api.graphql.live.follow)
+        del info  # not kept while the subscription lasts (api.graphql.streams.follow)
         async for used in updates:
             yield used

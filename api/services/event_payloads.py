@@ -1,9 +1,9 @@
 """What services publish when something happens: one dataclass per kind of event.
 
 They say what happened in the domain's own terms, never in GraphQL's field names; the GraphQL
-side converts each with the one converter of its type (api/graphql/live.py). Between processes
-they travel as JSON: orjson writes dataclasses as they are, and the bus reads each back into the
-class its topic names (PAYLOADS).
+side converts each with the one converter of its type (in its area of api/graphql/). Between
+processes they travel as JSON: orjson writes dataclasses as they are, and the bus reads each
+back into the class its topic names (PAYLOADS).
 """
 
 from __future__ import annotations
