@@ -186,8 +186,7 @@ async def test_a_login_report_updates_its_account_without_touching_its_indexes(
         # The batch's statement, on this transaction's connection so its counts show here.
         monkeypatch.setattr(login_batches, "gateway_connection", lambda: tx)
         batch = [
-            Report(name, "example.com", MailProtocol.EWS, now, None)
-            for name in ("alice", "bob")
+            Report(name, "example.com", MailProtocol.EWS, now, None) for name in ("alice", "bob")
         ]
         await login_batches.write_reports(batch, None, timedelta(minutes=5), timedelta(0))
         account_both = await tx.execute_query_dict(stats, ["account"])
