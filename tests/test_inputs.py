@@ -8,7 +8,7 @@ import pytest
 from graphql import GraphQLInputObjectType, coerce_input_value
 from strawberry.types.arguments import convert_argument
 
-from api.graphql.accounts import DisableMapiEwsInput, DisconnectMapiEwsInput, EnableMapiEwsInput
+from api.graphql.seats import DisableMapiEwsInput, DisconnectMapiEwsInput, EnableMapiEwsInput
 from api.graphql.activity import RecordProtocolLoginInput, RecordProtocolLoginsInput
 from api.graphql.protocol_sessions import SessionIdsInput
 from api.graphql.schema import build_schema
