@@ -8,10 +8,10 @@ import pytest
 from graphql import GraphQLInputObjectType, coerce_input_value
 from strawberry.types.arguments import convert_argument
 
-from api.graphql.seats import DisableMapiEwsInput, DisconnectMapiEwsInput, EnableMapiEwsInput
 from api.graphql.activity import RecordProtocolLoginInput, RecordProtocolLoginsInput
 from api.graphql.protocol_sessions import SessionIdsInput
 from api.graphql.schema import build_schema
+from api.graphql.seats import DisableMapiEwsInput, DisconnectMapiEwsInput, EnableMapiEwsInput
 
 SCHEMA = build_schema()
 SAMPLES: list[tuple[type, dict[str, Any]]] = [
