@@ -91,3 +91,18 @@ def test_every_payload_reads_as_nothing_done_with_its_user_errors_alone() -> Non
     for name, payload in built.items():
         values = [v for k, v in vars(payload).items() if k != "user_errors"]
         assert all(v in (None, 0, False, []) for v in values), (name, values)
+
+
+def test_every_mutation_answers_its_refusals_as_its_payload_innermost() -> None:
+    """api/graphql/mutations.py: a mutation declared with `mutation(...)` turns UserErrors into
+    its payload, inside its @auth; one declared with strawberry.mutation would raise them."""
+    mutation_type = build_schema()._schema.mutation_type
+    assert mutation_type is not None
+
+    first = {
+        name: type(field.extensions["strawberry-definition"].extensions[0]).__name__
+        for name, field in mutation_type.fields.items()
+    }
+
+    assert len(first) >= 15
+    assert {name for name, kind in first.items() if kind != "AnswerRefusals"} == set()
