@@ -128,8 +128,10 @@ class Settings(BaseSettings):
     # One log line per HTTP request (uvicorn's access log); off saves a gateway-heavy process work.
     access_log: bool = True
 
-    # Password guessing (README, Operations): failures per username and per client address
-    # before each attempt must wait (1, 2, 4 ... s), and before a lock of login_lock_seconds.
+    # Password guessing when signing in (auth.throttle.SignInThrottle; README, Operations):
+    # failures per username and per client address before each attempt must wait (1, 2, 4 ...
+    # s), and before a lock of login_lock_seconds. "login" here is signing in, not a gateway's
+    # MAPI/EWS login: the names stay, as the documented MAPI_EWS_LOGIN_* variables.
     login_free_failures: int = Field(default=5, ge=1)
     login_lock_failures: int = Field(default=10, ge=1)
     login_address_free_failures: int = Field(default=20, ge=1)
