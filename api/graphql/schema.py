@@ -17,6 +17,7 @@ from api.graphql.protocol_sessions import (
     ProtocolSessionQuery,
     ProtocolSessionSubscription,
 )
+from api.graphql.provisioning import ProvisioningMutation
 from api.graphql.seats import SeatsMutation, SeatsSubscription
 from api.graphql.sign_in import SignInMutation, SignInQuery
 from api.graphql.usage import UsageQuery, UsageSubscription
@@ -44,6 +45,7 @@ Mutation = merge_types(
         GatewayMutation,
         ActivityMutation,
         ProtocolSessionMutation,
+        ProvisioningMutation,
     ),
 )
 Subscription = merge_types(

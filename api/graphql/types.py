@@ -67,6 +67,11 @@ class Account(Node):
         description="True when both MAPI and EWS are enabled "
         "(they are enabled and disabled together)."
     )
+    external_id: str | None = strawberry.field(
+        description="The mail server's own id for this account, when the mail server supplied "
+        "one (upsertAccounts, sync-accounts). A changed username with the same externalId is a "
+        "rename."
+    )
     mapi_ews_enabled_at: datetime | None
     last_login: datetime | None = strawberry.field(
         description="The Last Login column: the most recent allowed login over either protocol; "
@@ -97,6 +102,7 @@ def account_of(
         domain=domain,
         is_domain_admin=row.is_domain_admin,
         mapi_ews_enabled=row.mapi_ews_enabled,
+        external_id=row.external_id,
         mapi_ews_enabled_at=row.mapi_ews_enabled_at,
         last_login=row.last_login,
         last_login_protocol=row.last_login_protocol,

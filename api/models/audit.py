@@ -20,6 +20,11 @@ class AuditAction(StrEnum):
     ACCOUNT_CREATED = "ACCOUNT_CREATED"
     GATEWAY_TOKEN_CREATED = "GATEWAY_TOKEN_CREATED"  # noqa: S105 - a name, not a secret
     GATEWAY_TOKEN_REVOKED = "GATEWAY_TOKEN_REVOKED"  # noqa: S105
+    # The mail server changed an account (upsertAccounts, sync-accounts).
+    ACCOUNT_UPDATED = "ACCOUNT_UPDATED"
+    ACCOUNT_RENAMED = "ACCOUNT_RENAMED"
+    ACCOUNT_REMOVED = "ACCOUNT_REMOVED"
+    DOMAIN_REMOVED = "DOMAIN_REMOVED"
 
 
 class AuditEntry(Model):

@@ -26,6 +26,10 @@ class Domain(Model):
     # read one row whatever the domain's size. `repair-mapi-ews-counts` recounts after an import.
     mapi_ews_enabled_count = fields.IntField(default=0)
     created_at = fields.DatetimeField(auto_now_add=True)
+    # Set when the mail server's domain was removed (removeDomain): its accounts are gone, and
+    # the row stays for the monthly report (a removed domain is billed for the months it
+    # existed in) and its audit. Creating the domain again brings the row back.
+    removed_at = fields.DatetimeField(null=True)
 
     accounts: fields.ReverseRelation[Account]
 
@@ -42,6 +46,10 @@ class Account(Model):
     # Stored lower-case: usernames compare without case.
     username = fields.CharField(max_length=64)
     name = fields.CharField(max_length=256, null=True)
+    # The mail server's own id for the account (upsertAccounts, sync-accounts), when it gave
+    # one: the same id under a new username is a rename. Unique within the domain.
+    external_id = fields.CharField(max_length=255, null=True)
+    # Empty for an account the mail server provisioned: it cannot sign in until one is set.
     password_hash = fields.CharField(max_length=255)
     is_domain_admin = fields.BooleanField(default=False)
     mapi_ews_enabled = fields.BooleanField(default=False)
@@ -56,7 +64,7 @@ class Account(Model):
 
     class Meta:
         table = "account"
-        unique_together = (("domain", "username"),)
+        unique_together = (("domain", "username"), ("domain", "external_id"))
         # The MAPI/EWS tab filters on (domain, enabled) and sorts by one column, id breaking ties.
         # No index here names a column a login report writes (the last-login columns): a report's
         # UPDATE then changes no indexed column, so PostgreSQL writes it as a heap-only tuple and

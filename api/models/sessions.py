@@ -36,10 +36,12 @@ class ProtocolSession(Model):
         "api.Domain", related_name=False, on_delete=fields.CASCADE
     )
     domain_id: int
-    account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
-        "api.Account", related_name=False, on_delete=fields.CASCADE
+    # Null once the account is removed (removeAccounts): the session, told to end with
+    # ACCOUNT_REMOVED, stays until its gateway closes it, as a disabled account's does.
+    account: fields.ForeignKeyNullableRelation[Account] = fields.ForeignKeyField(
+        "api.Account", null=True, related_name=False, on_delete=fields.SET_NULL
     )
-    account_id: int
+    account_id: int | None
     username = fields.CharField(max_length=64)
     protocol = fields.CharEnumField(MailProtocol, max_length=8)
     client_address = fields.CharField(max_length=45, null=True)

@@ -13,7 +13,7 @@ from tortoise.transactions import in_transaction
 
 from api.auth.passwords import hash_password
 from api.errors import UserError, UserErrorCode, UserErrors
-from api.models import Account, AuditAction
+from api.models import Account, AuditAction, Domain
 from api.services import audit, connected, domains, reclaim, validation
 from api.services.paging import Page, PageRequest, SortSpec, paginate
 from api.services.tenancy import Tenant
@@ -155,6 +155,17 @@ async def create_account(
             )
         ]
     )
+    if not await Domain.exists(id=tenant.domain_id, removed_at=None):
+        # A domain administrator's token outlives its removed domain by minutes at most.
+        raise UserErrors(
+            [
+                UserError(
+                    UserErrorCode.NOT_FOUND,
+                    f"No domain {tenant.domain}.",
+                    ("input", "emailAddress"),
+                )
+            ]
+        )
     if await Account.exists(domain_id=tenant.domain_id, username=username):
         raise exists
     password_hash = await hash_password(password)

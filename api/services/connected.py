@@ -12,7 +12,7 @@ from tortoise.functions import Count
 from tortoise.queryset import QuerySet
 
 from api.events import Event, Topic
-from api.models import Account, GatewayToken, ProtocolSession, SessionEndReason
+from api.models import Account, Domain, GatewayToken, ProtocolSession, SessionEndReason
 from api.services import validation
 from api.services.event_payloads import AccountSnapshot, SessionChanged, SessionSnapshot
 from api.services.paging import PageRequest, SortSpec, Window, window
@@ -76,10 +76,11 @@ class Described:
 
 async def describe(rows: Sequence[ProtocolSession]) -> list[Described]:
     """Snapshots of `rows` with their gateway's name and their account as it stands now: three
-    reads, whatever the number of rows (none for no rows)."""
+    reads, whatever the number of rows (none for no rows); a fourth for the domain's name only
+    when a row's account was removed."""
     if not rows:
         return []
-    account_ids = {row.account_id for row in rows}
+    account_ids = {row.account_id for row in rows if row.account_id is not None}
     accounts = {
         account.id: account
         for account in await Account.filter(id__in=account_ids).select_related("domain")
@@ -88,10 +89,14 @@ async def describe(rows: Sequence[ProtocolSession]) -> list[Described]:
     gateways = dict(
         await GatewayToken.filter(id__in={row.gateway_id for row in rows}).values_list("id", "name")
     )
+    orphans = {row.domain_id for row in rows if row.account_id not in accounts}
+    names: dict[int, str] = (
+        dict(await Domain.filter(id__in=orphans).values_list("id", "name")) if orphans else {}
+    )
     described = []
     for row in rows:
-        account = accounts.get(row.account_id)
-        domain = account.domain.name if account is not None else ""
+        account = accounts.get(row.account_id) if row.account_id is not None else None
+        domain = account.domain.name if account is not None else names.get(row.domain_id, "")
         described.append(
             Described(
                 row.domain_id,

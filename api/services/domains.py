@@ -140,17 +140,25 @@ async def create_domain(
     exists = UserErrors(
         [UserError(UserErrorCode.ALREADY_EXISTS, f"{normal} already exists.", ("input", "name"))]
     )
-    if await Domain.exists(name=normal):
+    settings = {
+        "max_mapi_ews_accounts": max_mapi_ews_accounts,
+        "mapi_ews_account_management": mapi_ews_account_management,
+        "mapi_ews_idle_reclaim_days": mapi_ews_idle_reclaim_days,
+    }
+    known = await Domain.filter(name=normal).only("id", "removed_at").first()
+    if known is not None and known.removed_at is None:
         raise exists
     try:
         async with in_transaction("default") as conn:
-            domain = await Domain.create(
-                name=normal,
-                max_mapi_ews_accounts=max_mapi_ews_accounts,
-                mapi_ews_account_management=mapi_ews_account_management,
-                mapi_ews_idle_reclaim_days=mapi_ews_idle_reclaim_days,
-                using_db=conn,
-            )
+            if known is None:
+                domain = await Domain.create(name=normal, **settings, using_db=conn)
+            else:
+                # A removed domain comes back: its row, billing history and audit with it.
+                domain = await lock_domain(conn, known.id)
+                if domain.removed_at is None:
+                    raise exists  # brought back by a racing request since the check above
+                domain.update_from_dict({**settings, "removed_at": None})
+                await domain.save(using_db=conn, update_fields=[*settings, "removed_at"])
             await usage.record(
                 conn,
                 domain_id=domain.id,
@@ -198,7 +206,7 @@ async def update_domain(
         changes["mapi_ews_idle_reclaim_days"] = mapi_ews_idle_reclaim_days
     new_limit: Usage | None = None
     async with in_transaction("default") as conn:
-        found = await Domain.filter(name=normal).using_db(conn).only("id").first()
+        found = await Domain.filter(name=normal, removed_at=None).using_db(conn).only("id").first()
         if found is None:
             raise UserErrors(
                 [UserError(UserErrorCode.NOT_FOUND, f"No domain {normal}.", ("input", "name"))]
@@ -234,13 +242,13 @@ async def update_domain(
 
 
 async def get_domain(*, domain_id: int) -> Domain | None:
-    return await Domain.filter(id=domain_id).first()
+    return await Domain.filter(id=domain_id, removed_at=None).first()
 
 
 async def list_domains(
     *, search: str | None, request: PageRequest, default_size: int, max_size: int
 ) -> Page[Domain]:
-    queryset = Domain.all()
+    queryset = Domain.filter(removed_at=None)
     if text := validation.search_argument(search):
         queryset = queryset.filter(name__icontains=text)
     return await paginate(

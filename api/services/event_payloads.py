@@ -34,6 +34,7 @@ class AccountRow(NamedTuple):
     last_login_protocol: MailProtocol | None
     last_mapi_login: datetime | None
     last_ews_login: datetime | None
+    external_id: str | None
 
     @classmethod
     def read(cls, data: dict[str, Any]) -> AccountRow:
@@ -51,6 +52,7 @@ class AccountRow(NamedTuple):
             last_login_protocol=MailProtocol(protocol) if protocol is not None else None,
             last_mapi_login=_time(data["last_mapi_login"]),
             last_ews_login=_time(data["last_ews_login"]),
+            external_id=data["external_id"],
         )
 
 
@@ -83,6 +85,8 @@ class AccountSnapshot:
     last_ews_login: datetime | None
     # Its sessions open at that moment (api/services/protocol_sessions.py).
     active_session_count: int
+    # Last: a process that does not know it yet still reads the others' events.
+    external_id: str | None = None
 
     @classmethod
     def of(cls, account: AccountColumns, domain: str, *, active_sessions: int) -> AccountSnapshot:

@@ -116,7 +116,9 @@ async def reclaim_by_policy(
     """Every domain with an idle policy (mapi_ews_idle_reclaim_days), by name: its idle accounts
     reclaimed with the actor POLICY_ACTOR. A second run finds nothing left to take."""
     results = []
-    for domain in await Domain.filter(mapi_ews_idle_reclaim_days__isnull=False).order_by("name"):
+    for domain in await Domain.filter(
+        mapi_ews_idle_reclaim_days__isnull=False, removed_at=None
+    ).order_by("name"):
         days = domain.mapi_ews_idle_reclaim_days
         if days is None:  # the policy was removed meanwhile
             continue

@@ -72,7 +72,9 @@ async def _find(username: str) -> tuple[str | None, Principal | None]:
             )
             if account is None:
                 return None, None
-            return account.password_hash, account_principal(account, account.domain)
+            # No password (an account the mail server provisioned): no sign-in, in the time
+            # an unknown name takes.
+            return account.password_hash or None, account_principal(account, account.domain)
         admin = await SystemAdmin.filter(username=validation.system_admin_name(username)).first()
         return (admin.password_hash, _admin_principal(admin)) if admin else (None, None)
     except ValueError:

@@ -28,7 +28,7 @@ async def resolve_tenant(principal: Principal, requested: str | None) -> Tenant 
             name = validation.domain_name(requested)
         except ValueError as error:
             raise BadUserInput(str(error)) from None
-        row = await Domain.filter(name=name).only("id").first()
+        row = await Domain.filter(name=name, removed_at=None).only("id").first()
         return Tenant(domain_id=row.id, domain=name) if row else None
     if principal.domain_id is None or principal.domain is None:
         raise Forbidden("This principal does not belong to a domain.")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import Q
 from tortoise.functions import Max
 from tortoise.queryset import QuerySet
 
@@ -184,10 +185,14 @@ _BY_NAME = SortSpec(column="name")
 
 
 def _existing_in(month: str) -> QuerySet[Domain]:
-    """The domains created before the month ended."""
-    _, last = parse_month(month)
+    """The domains created before the month ended and not removed before it began: a removed
+    domain is billed for every month it existed in, its last one in part."""
+    first, last = parse_month(month)
     before = datetime.combine(last + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
-    return Domain.filter(created_at__lt=before)
+    began = datetime.combine(first, datetime.min.time(), tzinfo=UTC)
+    return Domain.filter(
+        Q(removed_at__isnull=True) | Q(removed_at__gte=began), created_at__lt=before
+    )
 
 
 async def report(

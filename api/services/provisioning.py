@@ -1,0 +1,279 @@
+"""The mail server's accounts mirrored here: created, updated and renamed in batches.
+
+The mail server owns the accounts. `upsert_accounts` applies a batch of its records to one domain,
+all or nothing, under the domain's lock (the lock every change of its seats takes): a new
+username is created (with no password: it cannot sign in here until one is set), a known one
+updated, and a known external id under a new username renamed, which keeps the account's row and
+so its seat, protocols, sessions, last logins, history and audit. Nothing is written for a record
+that changes nothing. Removal is api/services/removals.py; the whole-domain sync
+(`mapi-ews-admin sync-accounts`) is api/sync_accounts.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
+
+from api.errors import UserError, UserErrorCode, UserErrors
+from api.models import Account, AuditAction, Domain, ProtocolSession
+from api.services import audit, domains, validation
+
+MAX_RECORDS = 500
+MAX_EXTERNAL_ID = 255
+_FIELD = ("input", "accounts")
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRecord:
+    """An account as the mail server has it. `is_domain_admin` None: unchanged (False when
+    new)."""
+
+    username: str
+    name: str | None = None
+    external_id: str | None = None
+    is_domain_admin: bool | None = None
+
+
+@dataclass(slots=True)
+class Upserted:
+    """What a batch did, record by record."""
+
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    renamed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+
+def external_id(value: str | None) -> str | None:
+    """The mail server's id as given, trimmed; None for none."""
+    if value is None:
+        return None
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("An externalId must not contain control characters.")
+    normal = value.strip()
+    if not normal:
+        raise ValueError("An externalId is 1 to 255 characters; leave it out for none.")
+    if len(normal) > MAX_EXTERNAL_ID:
+        raise ValueError(f"An externalId is at most {MAX_EXTERNAL_ID} characters.")
+    return normal
+
+
+def parse_records(records: Sequence[AccountRecord], *, domain: str) -> list[AccountRecord]:
+    """The records, checked and normalized; UserErrors pointing at each bad one (and at a
+    username or externalId that a batch names twice)."""
+    if not records:
+        raise UserErrors([UserError(UserErrorCode.INVALID_INPUT, "Send at least one.", _FIELD)])
+    if len(records) > MAX_RECORDS:
+        message = f"At most {MAX_RECORDS} accounts at once; {len(records)} were given."
+        raise UserErrors([UserError(UserErrorCode.INVALID_INPUT, message, _FIELD)])
+    parsed: list[AccountRecord] = []
+    problems: list[UserError] = []
+    usernames: set[str] = set()
+    ids: set[str] = set()
+    for index, record in enumerate(records):
+        at = (*_FIELD, str(index))
+        try:
+            username = validation.username_in_domain(record.username, domain)
+        except ValueError as error:
+            problems.append(UserError(UserErrorCode.INVALID_INPUT, str(error), (*at, "username")))
+            continue
+        try:
+            name = validation.display_name(record.name)
+        except ValueError as error:
+            problems.append(UserError(UserErrorCode.INVALID_INPUT, str(error), (*at, "name")))
+            continue
+        try:
+            given = external_id(record.external_id)
+        except ValueError as error:
+            problems.append(UserError(UserErrorCode.INVALID_INPUT, str(error), (*at, "externalId")))
+            continue
+        if username in usernames:
+            message = f"{username} is named twice in this batch."
+            problems.append(UserError(UserErrorCode.INVALID_INPUT, message, (*at, "username")))
+        if given is not None and given in ids:
+            message = f"externalId {given[:80]!r} is named twice in this batch."
+            problems.append(UserError(UserErrorCode.INVALID_INPUT, message, (*at, "externalId")))
+        usernames.add(username)
+        if given is not None:
+            ids.add(given)
+        parsed.append(AccountRecord(username, name, given, record.is_domain_admin))
+    if problems:
+        raise UserErrors(problems)
+    return parsed
+
+
+async def find_domain(conn: BaseDBAsyncClient, name: str) -> Domain:
+    """The named domain, if it exists and was not removed, locked for a change of its accounts;
+    UserErrors (NOT_FOUND at input.domain) otherwise."""
+    try:
+        normal = validation.domain_name(name)
+    except ValueError as error:
+        raise UserErrors(
+            [UserError(UserErrorCode.INVALID_INPUT, str(error), ("input", "domain"))]
+        ) from None
+    found = await Domain.filter(name=normal, removed_at=None).using_db(conn).only("id").first()
+    if found is None:
+        raise UserErrors(
+            [UserError(UserErrorCode.NOT_FOUND, f"No domain {normal}.", ("input", "domain"))]
+        )
+    return await domains.lock_domain(conn, found.id)
+
+
+async def upsert_accounts(*, actor: str, domain: str, records: Sequence[AccountRecord]) -> Upserted:
+    """Apply the mail server's records to the domain: all of them, or none (UserErrors)."""
+    async with in_transaction("default") as conn:
+        row = await find_domain(conn, domain)
+        done = await apply_records(conn, row, parse_records(records, domain=row.name), actor=actor)
+    return done
+
+
+async def apply_records(
+    conn: BaseDBAsyncClient, domain: Domain, records: Sequence[AccountRecord], *, actor: str
+) -> Upserted:
+    """Inside the caller's transaction, under the domain's lock: each record created, updated or
+    renamed, one audit entry each; UserErrors for a username that belongs to another account."""
+    names = [r.username for r in records]
+    ids = [r.external_id for r in records if r.external_id is not None]
+    by_name = {
+        a.username: a
+        for a in await Account.filter(domain_id=domain.id, username__in=names).using_db(conn)
+    }
+    by_id = {
+        a.external_id: a
+        for a in await Account.filter(domain_id=domain.id, external_id__in=ids).using_db(conn)
+    }
+    plan = _plan(records, by_name, by_id, domain.name)
+    now = datetime.now(UTC)
+    done = Upserted()
+    # Renames first, through a name no username can take, so that names may be swapped or
+    # passed along a chain in one batch without meeting the (domain, username) key.
+    renames = [(account, record) for account, record in plan.renamed]
+    for account, _ in renames:
+        await Account.filter(id=account.id).using_db(conn).update(username=f"~{account.id}")
+    for account, record in renames:
+        await (
+            Account.filter(id=account.id)
+            .using_db(conn)
+            .update(username=record.username, **_changes(account, record))
+        )
+        # Its sessions, told to end or open, are listed under the name it has now.
+        await (
+            ProtocolSession.filter(account_id=account.id)
+            .using_db(conn)
+            .update(username=record.username)
+        )
+        done.renamed.append(f"{record.username}@{domain.name}")
+    for account, record in plan.updated:
+        await Account.filter(id=account.id).using_db(conn).update(**_changes(account, record))
+        done.updated.append(f"{record.username}@{domain.name}")
+    if plan.created:
+        await Account.bulk_create(
+            [
+                Account(
+                    domain_id=domain.id,
+                    username=r.username,
+                    name=r.name,
+                    external_id=r.external_id,
+                    password_hash="",
+                    is_domain_admin=bool(r.is_domain_admin),
+                )
+                for r in plan.created
+            ],
+            using_db=conn,
+        )
+        done.created = [f"{r.username}@{domain.name}" for r in plan.created]
+    done.unchanged = [f"{r.username}@{domain.name}" for r in plan.unchanged]
+    for action, targets in (
+        (AuditAction.ACCOUNT_CREATED, done.created),
+        (AuditAction.ACCOUNT_UPDATED, done.updated),
+        (AuditAction.ACCOUNT_RENAMED, done.renamed),
+    ):
+        if targets:
+            await audit.record(
+                conn=conn, actor=actor, action=action, domain_id=domain.id, targets=targets, at=now
+            )
+    return done
+
+
+@dataclass(slots=True)
+class _Plan:
+    created: list[AccountRecord] = field(default_factory=list)
+    updated: list[tuple[Account, AccountRecord]] = field(default_factory=list)
+    renamed: list[tuple[Account, AccountRecord]] = field(default_factory=list)
+    unchanged: list[AccountRecord] = field(default_factory=list)
+
+
+def _plan(
+    records: Sequence[AccountRecord],
+    by_name: dict[str, Account],
+    by_id: dict[str | None, Account],
+    domain: str,
+) -> _Plan:
+    """What each record does to the accounts as they stand; UserErrors for a record whose
+    username another account keeps (one not renamed away in the same batch), or whose known
+    account has another externalId."""
+    plan = _Plan()
+    moved = {
+        account.id
+        for record in records
+        if (account := by_id.get(record.external_id)) is not None
+        and account.username != record.username
+    }
+    problems: list[UserError] = []
+    for index, record in enumerate(records):
+        at = (*_FIELD, str(index))
+        known = by_id.get(record.external_id) if record.external_id is not None else None
+        holder = by_name.get(record.username)
+        if holder is not None and holder.id in moved and holder is not known:
+            holder = None  # renamed away by another record: the name is free for this one
+        if known is not None and known.username != record.username:
+            if holder is not None and holder.id not in moved:
+                problems.append(
+                    UserError(
+                        UserErrorCode.ALREADY_EXISTS,
+                        f"{record.username}@{domain} is another account (externalId "
+                        f"{holder.external_id!r}): remove or rename it first.",
+                        (*at, "username"),
+                    )
+                )
+                continue
+            plan.renamed.append((known, record))
+        elif (account := known or holder) is not None:
+            if record.external_id is not None and account.external_id not in (
+                None,
+                record.external_id,
+            ):
+                problems.append(
+                    UserError(
+                        UserErrorCode.ALREADY_EXISTS,
+                        f"{record.username}@{domain} has externalId {account.external_id!r}, "
+                        "not this one: remove it first to give the name to another account.",
+                        (*at, "externalId"),
+                    )
+                )
+                continue
+            if _changes(account, record):
+                plan.updated.append((account, record))
+            else:
+                plan.unchanged.append(record)
+        else:
+            plan.created.append(record)
+    if problems:
+        raise UserErrors(problems)
+    return plan
+
+
+def _changes(account: Account, record: AccountRecord) -> dict[str, object]:
+    """The columns the record changes (a rename's username apart)."""
+    changes: dict[str, object] = {}
+    if record.name != account.name:
+        changes["name"] = record.name
+    if record.external_id is not None and record.external_id != account.external_id:
+        changes["external_id"] = record.external_id
+    if record.is_domain_admin is not None and record.is_domain_admin != account.is_domain_admin:
+        changes["is_domain_admin"] = record.is_domain_admin
+    return changes
