@@ -1,5 +1,5 @@
 """mapi-ews-admin: serve, migrate, create-system-admin, gateway tokens, prune-login-events,
-reclaim-idle, repair-mapi-ews-counts, simulate-gateway, export-schema."""
+reclaim-idle, repair-mapi-ews-counts, sync-accounts, simulate-gateway, export-schema."""
 
 from __future__ import annotations
 
@@ -270,6 +270,21 @@ def reclaim_idle(_: argparse.Namespace) -> None:
         print(line)
 
 
+def sync_accounts(args: argparse.Namespace) -> None:
+    from api.sync_accounts import run
+
+    settings = _settings()
+    configure_logging(json_lines=not settings.is_development)
+    run(
+        settings,
+        domain=args.domain,
+        file=args.file,
+        remove_missing=args.remove_missing,
+        dry_run=args.dry_run,
+        actor=_cli_actor(),
+    )
+
+
 def simulate_gateway(args: argparse.Namespace) -> None:
     from api.gateway_simulator import Simulator, read_token, simulate
 
@@ -378,6 +393,25 @@ def parser() -> argparse.ArgumentParser:
         "repair-mapi-ews-counts",
         help="recount each domain's MAPI/EWS accounts (after an import that wrote them directly)",
     ).set_defaults(handler=repair_mapi_ews_counts)
+
+    syncing = commands.add_parser(
+        "sync-accounts",
+        help="make a domain's accounts match the mail server's list (CSV or JSON Lines)",
+        description="FILE is CSV with a header (username,name,externalId,isDomainAdmin) or JSON "
+        "Lines with the same keys. Accounts are created, updated and renamed (same externalId, "
+        "new username) as the file says; a bad line changes nothing.",
+    )
+    syncing.add_argument("domain")
+    syncing.add_argument("file")
+    syncing.add_argument(
+        "--remove-missing",
+        action="store_true",
+        help="also remove the domain's accounts the file does not name (their seats are freed)",
+    )
+    syncing.add_argument(
+        "--dry-run", action="store_true", help="print what would change, and change nothing"
+    )
+    syncing.set_defaults(handler=sync_accounts)
 
     sim = commands.add_parser(
         "simulate-gateway",

@@ -62,6 +62,32 @@ def external_id(value: str | None) -> str | None:
     return normal
 
 
+class RecordError(ValueError):
+    """A record the mail server sent that cannot be applied: which field, and why."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def check_record(record: AccountRecord, *, domain: str) -> AccountRecord:
+    """The record, checked and normalized (username lower-case, name and externalId trimmed);
+    RecordError for a bad field."""
+    try:
+        username = validation.username_in_domain(record.username, domain)
+    except ValueError as error:
+        raise RecordError("username", str(error)) from None
+    try:
+        name = validation.display_name(record.name)
+    except ValueError as error:
+        raise RecordError("name", str(error)) from None
+    try:
+        given = external_id(record.external_id)
+    except ValueError as error:
+        raise RecordError("externalId", str(error)) from None
+    return AccountRecord(username, name, given, record.is_domain_admin)
+
+
 def parse_records(records: Sequence[AccountRecord], *, domain: str) -> list[AccountRecord]:
     """The records, checked and normalized; UserErrors pointing at each bad one (and at a
     username or externalId that a batch names twice)."""
@@ -74,33 +100,23 @@ def parse_records(records: Sequence[AccountRecord], *, domain: str) -> list[Acco
     problems: list[UserError] = []
     usernames: set[str] = set()
     ids: set[str] = set()
-    for index, record in enumerate(records):
+    for index, given in enumerate(records):
         at = (*_FIELD, str(index))
         try:
-            username = validation.username_in_domain(record.username, domain)
-        except ValueError as error:
-            problems.append(UserError(UserErrorCode.INVALID_INPUT, str(error), (*at, "username")))
+            record = check_record(given, domain=domain)
+        except RecordError as error:
+            problems.append(UserError(UserErrorCode.INVALID_INPUT, str(error), (*at, error.field)))
             continue
-        try:
-            name = validation.display_name(record.name)
-        except ValueError as error:
-            problems.append(UserError(UserErrorCode.INVALID_INPUT, str(error), (*at, "name")))
-            continue
-        try:
-            given = external_id(record.external_id)
-        except ValueError as error:
-            problems.append(UserError(UserErrorCode.INVALID_INPUT, str(error), (*at, "externalId")))
-            continue
-        if username in usernames:
-            message = f"{username} is named twice in this batch."
+        if record.username in usernames:
+            message = f"{record.username} is named twice in this batch."
             problems.append(UserError(UserErrorCode.INVALID_INPUT, message, (*at, "username")))
-        if given is not None and given in ids:
-            message = f"externalId {given[:80]!r} is named twice in this batch."
+        if record.external_id is not None and record.external_id in ids:
+            message = f"externalId {record.external_id[:80]!r} is named twice in this batch."
             problems.append(UserError(UserErrorCode.INVALID_INPUT, message, (*at, "externalId")))
-        usernames.add(username)
-        if given is not None:
-            ids.add(given)
-        parsed.append(AccountRecord(username, name, given, record.is_domain_admin))
+        usernames.add(record.username)
+        if record.external_id is not None:
+            ids.add(record.external_id)
+        parsed.append(record)
     if problems:
         raise UserErrors(problems)
     return parsed

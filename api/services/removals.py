@@ -70,12 +70,12 @@ async def remove_accounts(
         if missing:
             raise UserErrors(missing)
         accounts = [found[name] for name in names]
-        ending = await _remove(conn, row, accounts, actor=actor, at=now)
+        ending = await remove_in(conn, row, accounts, actor=actor, at=now)
     used = Usage(
         domain=row.name, enabled=row.mapi_ews_enabled_count, limit=row.max_mapi_ews_accounts
     )
     seats = [a for a in accounts if a.mapi_ews_enabled]
-    await _announce(events, row, seats, used, ending, actor=actor, at=now)
+    await announce(events, row, seats, used, ending, actor=actor, at=now)
     return Removed(len(accounts), len(seats), len(ending), used)
 
 
@@ -107,7 +107,7 @@ async def remove_domain(*, events: EventBus, actor: str, name: str, confirm: str
                 [UserError(e.code, e.message, ("input", "name")) for e in missing.errors]
             ) from None
         accounts = await Account.filter(domain_id=row.id).using_db(conn)
-        ending = await _remove(conn, row, accounts, actor=actor, at=now)
+        ending = await remove_in(conn, row, accounts, actor=actor, at=now)
         await Domain.filter(id=row.id).using_db(conn).update(removed_at=now)
         await audit.record(
             conn=conn,
@@ -119,11 +119,11 @@ async def remove_domain(*, events: EventBus, actor: str, name: str, confirm: str
         )
     used = Usage(domain=row.name, enabled=0, limit=row.max_mapi_ews_accounts)
     seats = [a for a in accounts if a.mapi_ews_enabled]
-    await _announce(events, row, seats, used, ending, actor=actor, at=now)
+    await announce(events, row, seats, used, ending, actor=actor, at=now)
     return Removed(len(accounts), len(seats), len(ending), used)
 
 
-async def _remove(
+async def remove_in(
     conn: BaseDBAsyncClient,
     domain: Domain,
     accounts: Sequence[Account],
@@ -162,7 +162,7 @@ async def _remove(
     return ending
 
 
-async def _announce(
+async def announce(
     events: EventBus,
     domain: Domain,
     seats: Sequence[Account],
