@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from starlette.applications import Starlette
 
+from api.account_files import read_records
 from api.events import EventBus
 from api.models import Account, AuditEntry, Domain, ProtocolSession, SessionEndReason
 from api.settings import Settings
-from api.account_files import read_records
 from api.sync_accounts import BATCH, Refused, Summary, sync_accounts
 from tests.conftest import Factory, GraphQLClient
 
