@@ -148,6 +148,21 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         lambda d: {},
         subscription=True,
     ),
+    ("Mutation", "upsertAccounts"): Operation(
+        'mutation($d: String!) { upsertAccounts(input: {domain: $d, accounts: [{username: "new"}]}) '
+        "{ created userErrors { code } } }",
+        lambda d: {"d": d},
+    ),
+    ("Mutation", "removeAccounts"): Operation(
+        'mutation($d: String!) { removeAccounts(input: {domain: $d, usernames: ["alice"]}) '
+        "{ removed userErrors { code } } }",
+        lambda d: {"d": d},
+    ),
+    ("Mutation", "removeDomain"): Operation(
+        "mutation($d: String!) { removeDomain(input: {name: $d, confirm: $d}) "
+        "{ removedAccounts userErrors { code } } }",
+        lambda d: {"d": d},
+    ),
     ("Mutation", "reclaimIdleMapiEws"): Operation(
         "mutation($d: String) { reclaimIdleMapiEws(input: {domain: $d, idleForDays: 30, "
         "dryRun: true}) { dryRun userErrors { code } } }",

@@ -101,6 +101,34 @@ async def test_a_system_administrator_creates_a_domain_and_edits_its_settings(
     await expect(page.get_by_role("combobox", name="Domain")).to_contain_text(name)
 
 
+async def test_a_system_administrator_removes_a_domain_by_typing_its_name(
+    page: Page, site: Site
+) -> None:
+    name = await site.domain(enabled=2, others=1, limit=5)
+    await as_system_admin(page, site)
+    await page.get_by_role("combobox", name="Domain").select_option(name)
+    await expect(page.locator("#domain-content")).to_be_visible()
+    await page.get_by_label("Search domains").fill(name)
+
+    await page.get_by_role("button", name=f"Remove {name}").click()
+    dialog = page.get_by_role("dialog", name=f"Remove {name}?")
+    remove = dialog.get_by_role("button", name="Remove")
+    await expect(dialog.get_by_label("Type the domain's name to confirm")).to_be_focused()
+    await expect(remove).to_be_disabled()
+    await dialog.get_by_label("Type the domain's name to confirm").fill(name[:-1])
+    await expect(remove).to_be_disabled()
+    await dialog.get_by_label("Type the domain's name to confirm").fill(name.upper())
+    await shoot(page, "52-remove-domain")
+    await remove.click()
+
+    await expect(dialog).to_be_hidden()
+    await expect(page.locator("#toast")).to_have_text(f"{name} removed with 4 accounts.")
+    await expect(domain_rows(page)).to_have_count(0)
+    await expect(page.locator("#domain-content")).to_be_hidden()
+    await expect(page.get_by_role("combobox", name="Domain")).not_to_contain_text(name)
+    assert (await site.call(DOMAIN, {"n": name}))["domain"] is None
+
+
 async def test_the_monthly_report_lists_every_domain_and_downloads_as_csv(
     page: Page, site: Site, tmp_path: Path
 ) -> None:

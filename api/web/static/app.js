@@ -182,14 +182,23 @@ wireDomains({
     await openDomain(name);
     $("tab-view").scrollIntoView({ behavior: "smooth", block: "start" });
   },
-  // A domain created or changed: the picker lists it, and an open tab shows its new settings.
+  // A domain created, changed or removed (name null): the picker lists what there is, an open
+  // tab shows its new settings, and the tab of a removed domain closes.
   changed: async (name) => {
     const select = $("domain-select");
     const picked = select.value;
     const names = await domainNames();
     select.replaceChildren(new Option("Choose a domain…", ""), ...names.map((n) => new Option(n, n)));
+    if (picked && !names.includes(picked)) {
+      stopLive();
+      state.domain = null;
+      sessionStorage.removeItem(DOMAIN_KEY);
+      $("domain-content").hidden = true;
+      $("pick-domain").hidden = false;
+      return;
+    }
     select.value = picked;
-    if (state.domain === name) await load();
+    if (name !== null && state.domain === name) await load();
   },
 });
 window.addEventListener("unhandledrejection", (event) => {

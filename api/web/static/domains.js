@@ -7,7 +7,7 @@
 
 import { SessionExpired } from "./graphql.js";
 import { $, api, showError, toast } from "./page.js";
-import { CREATE_DOMAIN, DOMAINS, UPDATE_DOMAIN } from "./queries.js";
+import { CREATE_DOMAIN, DOMAINS, REMOVE_DOMAIN, UPDATE_DOMAIN } from "./queries.js";
 
 const PAGE = 25;
 const view = { all: [], search: "", sort: { key: "name", descending: false }, offset: 0 };
@@ -111,7 +111,13 @@ function row(domain) {
   edit.textContent = "Edit";
   edit.setAttribute("aria-label", `Edit ${domain.name}`);
   edit.addEventListener("click", () => openDialog(domain));
-  actions.append(open, " ", edit);
+  const remove = document.createElement("button");
+  remove.type = "button";
+  remove.className = "link";
+  remove.textContent = "Remove…";
+  remove.setAttribute("aria-label", `Remove ${domain.name}`);
+  remove.addEventListener("click", () => openRemoval(domain));
+  actions.append(open, " ", edit, " ", remove);
   tr.append(name, use, manage, idle, actions);
   return tr;
 }
@@ -164,6 +170,45 @@ async function save(event) {
   }
 }
 
+const removal = $("remove-domain-dialog");
+let removing = null; // the domain whose removal is being confirmed
+
+function openRemoval(domain) {
+  removing = domain;
+  $("remove-domain-form").reset();
+  $("remove-domain-error").hidden = true;
+  $("remove-domain-title").textContent = `Remove ${domain.name}?`;
+  $("remove-domain-submit").disabled = true;
+  removal.showModal();
+  $("remove-domain-confirm").focus();
+}
+
+async function remove(event) {
+  event.preventDefault();
+  const typed = $("remove-domain-confirm").value.trim();
+  $("remove-domain-submit").disabled = true;
+  try {
+    const data = await api.request(REMOVE_DOMAIN, { name: removing.name, confirm: typed });
+    const payload = data.removeDomain;
+    if (payload.userErrors.length) {
+      showError($("remove-domain-error"), new Error(payload.userErrors.map((e) => e.message).join(" ")));
+      return;
+    }
+    removal.close();
+    const accounts = `${payload.removedAccounts} account${payload.removedAccounts === 1 ? "" : "s"}`;
+    const ending = payload.sessionsEnding
+      ? `; ${payload.sessionsEnding} open session${payload.sessionsEnding === 1 ? "" : "s"} told to end`
+      : "";
+    toast(`${removing.name} removed with ${accounts}${ending}.`);
+    await loadDomains();
+    onChanged(null);
+  } catch (failure) {
+    if (!(failure instanceof SessionExpired)) showError($("remove-domain-error"), failure);
+  } finally {
+    $("remove-domain-submit").disabled = $("remove-domain-confirm").value.trim().toLowerCase() !== removing?.name;
+  }
+}
+
 export function wireDomains({ open, changed }) {
   onOpen = open;
   onChanged = changed;
@@ -196,4 +241,10 @@ export function wireDomains({ open, changed }) {
   $("new-domain").addEventListener("click", () => openDialog(null));
   $("domain-form").addEventListener("submit", save);
   $("domain-form-cancel").addEventListener("click", () => dialog.close());
+  $("remove-domain-confirm").addEventListener("input", () => {
+    const typed = $("remove-domain-confirm").value.trim().toLowerCase().replace(/\.$/, "");
+    $("remove-domain-submit").disabled = typed !== removing?.name;
+  });
+  $("remove-domain-form").addEventListener("submit", remove);
+  $("remove-domain-cancel").addEventListener("click", () => removal.close());
 }

@@ -102,7 +102,8 @@ export function wireHistory() {
       protocol.append(badge);
       tr.append(
         timeCell(event.occurredAt),
-        cell(event.username, "account"),
+        // No account: it was removed since (the mail server no longer has it).
+        cell(event.account ? event.username : `${event.username} (removed)`, "account"),
         protocol,
         cell(event.clientName ?? "—"),
         cell(event.clientAddress ?? "—"),

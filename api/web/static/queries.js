@@ -27,6 +27,11 @@ export const UPDATE_DOMAIN = `mutation UpdateDomain($name: String!, $max: Int, $
     userErrors { field code message }
   }
 }`;
+export const REMOVE_DOMAIN = `mutation RemoveDomain($name: String!, $confirm: String!) {
+  removeDomain(input: {name: $name, confirm: $confirm}) {
+    removedAccounts sessionsEnding userErrors { field code message }
+  }
+}`;
 export const MONTHLY_REPORT = `query MonthlyReport($month: String!, $after: String) {
   mapiEwsUsageReport(month: $month, first: 50, after: $after) {
     totalCount
@@ -48,7 +53,7 @@ export const TAB = `query Tab($domain: String!, $search: String, $orderBy: Accou
 export const HISTORY = `query History($domain: String!, $username: String, $after: String) {
   mapiEwsLoginEvents(domain: $domain, username: $username, first: 25, after: $after) {
     pageInfo { hasNextPage endCursor }
-    edges { node { id username protocol occurredAt clientName clientAddress allowed count lastOccurredAt } }
+    edges { node { id username protocol occurredAt clientName clientAddress allowed count lastOccurredAt account { id } } }
   }
 }`;
 export const AUDIT = `query Audit($domain: String!, $after: String) {
