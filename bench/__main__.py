@@ -1,6 +1,6 @@
 """`make bench`: every figure against a baseline measured in the same run, on PostgreSQL.
 
-    python -m bench [list] [ingest] [sessions] [fanout] [growth] [history]   (all: none named)
+    python -m bench [list] [ingest] [sessions] [fanout] [growth] [history] [sync]   (all: none)
 
 A fresh PostgreSQL database with 10,000 accounts (5,000 with MAPI/EWS), grown to 1,000,000 by
 `growth`; one uvicorn worker
@@ -24,10 +24,10 @@ import tempfile
 from pathlib import Path
 
 from api.settings import Settings
-from bench import fanout, growth, history, ingest, list_query, sessions
+from bench import fanout, growth, history, ingest, list_query, sessions, sync
 from bench.common import REDIS_URL, SECRET, fresh_database, redis_answers, seed, server, server_env
 
-PARTS = ("list", "ingest", "sessions", "fanout", "growth", "history")
+PARTS = ("list", "ingest", "sessions", "fanout", "growth", "history", "sync")
 
 
 def main(argv: list[str]) -> None:
@@ -40,10 +40,12 @@ def main(argv: list[str]) -> None:
     redis = redis_answers()
     if not redis:
         print(f"bench: no Redis at {REDIS_URL}: events stay in process (embedded mode)")
-    if set(parts) - {"history"}:
+    if set(parts) - {"history", "sync"}:
         _seeded_parts(parts, redis)
     if "history" in parts:
         history.run(redis)
+    if "sync" in parts:
+        sync.run()
 
 
 def _seeded_parts(parts: list[str], redis: bool) -> None:
