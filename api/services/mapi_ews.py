@@ -53,7 +53,7 @@ def parse_usernames(usernames: Sequence[str], *, domain: str, max_batch: int) ->
     return parsed
 
 
-async def _named_accounts(
+async def named_accounts(
     conn: BaseDBAsyncClient, tenant: Tenant, names: Sequence[str]
 ) -> dict[str, Account]:
     """The named accounts of the domain by username; UserErrors (NOT_FOUND, pointing at each
@@ -107,7 +107,7 @@ async def set_mapi_ews(
     now = datetime.now(UTC)
     async with in_transaction("default") as conn:
         domain = await domains.lock_domain(conn, tenant.domain_id)
-        found = await _named_accounts(conn, tenant, names)
+        found = await named_accounts(conn, tenant, names)
         changing = [found[name] for name in wanted if found[name].mapi_ews_enabled is not enabled]
         in_use = domain.mapi_ews_enabled_count
         limit = domain.max_mapi_ews_accounts
@@ -223,7 +223,7 @@ async def disconnect(
     wanted = list(dict.fromkeys(names))
     now = datetime.now(UTC)
     async with in_transaction("default") as conn:
-        found = await _named_accounts(conn, tenant, names)
+        found = await named_accounts(conn, tenant, names)
         ending = await protocol_sessions.mark_ending(
             conn,
             account_ids=[found[name].id for name in wanted],

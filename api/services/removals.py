@@ -28,8 +28,9 @@ from api.models import Account, AuditAction, Domain, ProtocolSession, SessionEnd
 from api.services import audit, domains, protocol_sessions, usage, validation
 from api.services.domains import Usage
 from api.services.event_payloads import AccountSnapshot, MapiEwsChanged
-from api.services.mapi_ews import parse_usernames
+from api.services.mapi_ews import named_accounts, parse_usernames
 from api.services.provisioning import find_domain
+from api.services.tenancy import Tenant
 
 _REASON = SessionEndReason.ACCOUNT_REMOVED
 
@@ -54,21 +55,7 @@ async def remove_accounts(
         row = await find_domain(conn, domain)
         parsed = parse_usernames(usernames, domain=row.name, max_batch=max_batch)
         names = list(dict.fromkeys(parsed))
-        found = {
-            a.username: a
-            for a in await Account.filter(domain_id=row.id, username__in=names).using_db(conn)
-        }
-        missing = [
-            UserError(
-                UserErrorCode.NOT_FOUND,
-                f"No account {name}@{row.name}.",
-                ("input", "usernames", str(index)),
-            )
-            for index, name in enumerate(parsed)
-            if name not in found
-        ]
-        if missing:
-            raise UserErrors(missing)
+        found = await named_accounts(conn, Tenant(row.id, row.name), parsed)
         accounts = [found[name] for name in names]
         ending = await remove_in(conn, row, accounts, actor=actor, at=now)
     used = Usage(
