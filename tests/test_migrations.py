@@ -49,3 +49,22 @@ async def test_protocol_sessions_keep_their_indexes_and_outlive_their_account(
         "domain_id": "CASCADE",
         "gateway_id": "CASCADE",
     }
+
+
+async def test_an_external_id_is_unique_in_its_domain_and_no_username_lookup_can_use_it(
+    app: Starlette,
+) -> None:
+    conn = db.connection()
+    if db.is_sqlite(conn):
+        rows = await conn.execute_query_dict(
+            "SELECT sql FROM sqlite_master WHERE name = 'account_external_id'"
+        )
+        definition = rows[0]["sql"]
+    else:
+        rows = await conn.execute_query_dict(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'account_external_id'"
+        )
+        definition = rows[0]["indexdef"]
+
+    assert "UNIQUE" in definition.upper()
+    assert "WHERE" in definition.upper() and "external_id IS NOT NULL" in definition

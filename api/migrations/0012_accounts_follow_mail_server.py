@@ -3,7 +3,6 @@ from tortoise.migrations import operations as ops
 from tortoise.fields.base import OnDelete
 from tortoise import fields
 from tortoise.indexes import Index
-from tortoise.migrations.constraints import UniqueConstraint
 
 # Accounts follow the mail server: an account may carry the mail server's id (unique within its
 # domain), a domain may be removed (its row stays for billing and audit), and a session outlives
@@ -40,8 +39,19 @@ SQLITE_SESSION_INDEXES = [
 ]
 
 
-async def sessions_outlive_accounts(apps, schema_editor):
+# The mail server's id is unique within a domain where there is one. Partial, so that no lookup
+# by username can pick it: without statistics (a domain filling up in one transaction, as an
+# import does), a (domain_id, external_id) index looked as good as (domain_id, username) for a
+# username, and each lookup read the whole domain.
+EXTERNAL_ID_INDEX = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS account_external_id ON account (domain_id, external_id) "
+    "WHERE external_id IS NOT NULL"
+)
+
+
+async def follow_the_mail_server(apps, schema_editor):
     client = schema_editor.client
+    await client.execute_script(EXTERNAL_ID_INDEX)
     if client.capabilities.dialect == "postgres":
         await client.execute_script(SESSION_ACCOUNT_SET_NULL.format(action="SET NULL"))
     else:
@@ -49,8 +59,9 @@ async def sessions_outlive_accounts(apps, schema_editor):
             await client.execute_script(statement)
 
 
-async def sessions_go_with_accounts(apps, schema_editor):
+async def stop_following_the_mail_server(apps, schema_editor):
     client = schema_editor.client
+    await client.execute_script("DROP INDEX IF EXISTS account_external_id")
     if client.capabilities.dialect == "postgres":
         await client.execute_script(SESSION_ACCOUNT_SET_NULL.format(action="CASCADE"))
     else:
@@ -69,10 +80,6 @@ class Migration(migrations.Migration):
             name='external_id',
             field=fields.CharField(null=True, max_length=255),
         ),
-        ops.AddConstraint(
-            model_name='Account',
-            constraint=UniqueConstraint(fields=('domain', 'external_id'), name=None),
-        ),
         ops.AlterModelOptions(
             name='AccountRecency',
             options={'table': 'account_recency', 'app': 'api', 'indexes': [Index(fields=['domain_id', 'mapi_ews_enabled', 'last_login', 'account_id'])], 'pk_attr': 'account_id', 'table_description': 'The columns the tab orders and finds idle accounts by, in a narrow row of their own.'},
@@ -87,5 +94,5 @@ class Migration(migrations.Migration):
             name='account',
             field=fields.ForeignKeyField('api.Account', source_field='account_id', null=True, db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.SET_NULL),
         ),
-        ops.RunPython(sessions_outlive_accounts, sessions_go_with_accounts),
+        ops.RunPython(follow_the_mail_server, stop_following_the_mail_server),
     ]

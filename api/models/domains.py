@@ -64,7 +64,9 @@ class Account(Model):
 
     class Meta:
         table = "account"
-        unique_together = (("domain", "username"), ("domain", "external_id"))
+        # (domain, external_id) is unique too, where there is one: a partial index that
+        # migration 0012 makes (Tortoise declares no partial ones).
+        unique_together = (("domain", "username"),)
         # The MAPI/EWS tab filters on (domain, enabled) and sorts by one column, id breaking ties.
         # No index here names a column a login report writes (the last-login columns): a report's
         # UPDATE then changes no indexed column, so PostgreSQL writes it as a heap-only tuple and
