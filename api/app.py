@@ -20,13 +20,13 @@ from starlette.routing import Route, WebSocketRoute
 from api import db
 from api.auth.credentials import Authenticator
 from api.auth.throttle import SignInThrottle, ThrottlePolicy
-from api.events import EventBus, RedisEventBus, event_bus
+from api.events import EventBus, RedisEventBus, Topic, event_bus
 from api.graphql.schema import build_schema
 from api.metrics import CONTENT_TYPE, Metrics, MetricsMiddleware, multiprocess_mode
 from api.observability import RequestIdMiddleware
 from api.reports import routes as report_routes
 from api.security import cors, response_headers
-from api.services import gateways, protocol_sessions
+from api.services import gateways, protocol_sessions, sign_ins
 from api.services.event_payloads import PAYLOADS
 from api.settings import Settings
 from api.transport.budget import Budget
@@ -87,7 +87,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     # The one Redis client of the process, when there is one: events, throttles, budgets, places.
     redis = events.redis if isinstance(events, RedisEventBus) else None
-    authenticator = Authenticator(settings, gateways.gateway_principal)
+    authenticator = Authenticator(settings, gateways.gateway_principal, sign_ins.still_allowed)
     throttle = SignInThrottle(
         ThrottlePolicy.of(settings),
         redis=redis,
@@ -115,6 +115,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await events.start()
         sweeper = asyncio.create_task(_sweep_sessions(settings, events), name="session-sweeper")
         refunds = asyncio.create_task(budget.run(), name="cost-refunds")
+        # Every process hears that a domain's signed-in accounts were removed or changed role,
+        # and checks their access tokens again; after losing Redis, every token once.
+        await events.listen(
+            Topic.PRINCIPALS, 0, lambda event: authenticator.forget(event.payload.domain_id)
+        )
+        events.after_outage.append(authenticator.forget_all)
         leases = asyncio.create_task(places.run(), name="subscription-leases")
         # Everything alive now (schema, ORM metadata, modules) lives as long as the process:
         # keep it out of the collector's full passes, which otherwise scan it every time

@@ -22,7 +22,7 @@ import collections
 import contextlib
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -53,6 +53,8 @@ class Topic(StrEnum):
     USAGE = "usage"
     # Addressed to one gateway (its token's id), not to a domain.
     SESSION_COMMANDS = "session-commands"
+    # Signed-in accounts of a domain removed or changed in role: to every process (audience 0).
+    PRINCIPALS = "principals"
 
 
 @dataclass(slots=True, eq=False)
@@ -120,13 +122,18 @@ class Subscriber:
 _BEHIND = Event(Topic.LOGINS, 0, None)
 
 
+Listener = Callable[[Event], None]
+
+
 class Hub:
-    """The subscriptions open on this process, by (topic, audience)."""
+    """The subscriptions open on this process, by (topic, audience), and the process's own
+    listeners (called as each event arrives; not subscriptions: no queue, not counted)."""
 
     def __init__(self, queue_size: int, metrics: Metrics) -> None:
         self.queue_size = queue_size
         self.metrics = metrics
         self._subscribers: dict[tuple[Topic, int], set[Subscriber]] = {}
+        self._listeners: dict[tuple[Topic, int], list[Listener]] = {}
 
     @property
     def delivered(self) -> int:
@@ -141,13 +148,23 @@ class Hub:
         return int(self.metrics.value("mapi_ews_subscriptions_fell_behind_total"))
 
     def wants(self, topic: Topic, audience: int) -> bool:
-        return (topic, audience) in self._subscribers
+        key = (topic, audience)
+        return key in self._subscribers or key in self._listeners
 
     def idle(self) -> bool:
-        return not self._subscribers
+        return not self._subscribers and not self._listeners
+
+    def listen(self, topic: Topic, audience: int, listener: Listener) -> None:
+        self._listeners.setdefault((topic, audience), []).append(listener)
 
     def deliver(self, event: Event) -> None:
-        group = self._subscribers.get((event.topic, event.audience), ())
+        key = (event.topic, event.audience)
+        for listener in self._listeners.get(key, ()):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("a listener of %s failed", event.topic)
+        group = self._subscribers.get(key, ())
         for subscriber in group:
             subscriber.offer(event)
         self.metrics.events_delivered.inc(len(group))
@@ -255,6 +272,8 @@ class EventBus:
         self.metrics = metrics = metrics or Metrics()
         self.hub = Hub(queue_size, metrics)
         self.codec = Codec(payloads or {})
+        # Called when events may have been missed: the bus is back after losing Redis.
+        self.after_outage: list[Callable[[], None]] = []
 
     @property
     def published(self) -> int:
@@ -276,13 +295,19 @@ class EventBus:
         if not events:
             return
         self.metrics.events_published.inc(len(events))
-        if self.hub.idle():
+        wanted = [e for e in events if self.hub.wants(e.topic, e.audience)]
+        if not wanted:
             return
-        for event in self.codec.decode(_encode(events), self.hub):
+        for event in self.codec.decode(_encode(wanted), self.hub):
             self.hub.deliver(event)
 
     def subscribe(self, topic: Topic, audience: int) -> Subscription:
         return self.hub.subscribe(topic, audience)
+
+    async def listen(self, topic: Topic, audience: int, listener: Listener) -> None:
+        """Call `listener` with each such event, whichever process published it, for as long as
+        the process runs (the process's own use, not a client's subscription)."""
+        self.hub.listen(topic, audience, listener)
 
 
 class RedisEventBus(EventBus):
@@ -353,6 +378,8 @@ class RedisEventBus(EventBus):
     def channel_of(self, topic: Topic, audience: int) -> str:
         if topic is Topic.SESSION_COMMANDS:
             return f"{self.channel}:gateways"
+        if topic is Topic.PRINCIPALS:
+            return f"{self.channel}:principals"
         return f"{self.channel}:domain:{audience}"
 
     def listened(self) -> set[str]:
@@ -361,6 +388,10 @@ class RedisEventBus(EventBus):
 
     def subscribe(self, topic: Topic, audience: int) -> Subscription:
         return _RedisSubscription(self, topic, audience)
+
+    async def listen(self, topic: Topic, audience: int, listener: Listener) -> None:
+        await super().listen(topic, audience, listener)
+        await self.join(self.channel_of(topic, audience))
 
     async def join(self, channel: str) -> None:
         count = self._wanted.get(channel, 0)
@@ -497,6 +528,8 @@ class RedisEventBus(EventBus):
         self.metrics.redis_listening.set(1)
         if delay > 0.1:
             log.info("listening to Redis again")
+            for missed_events in self.after_outage:
+                missed_events()
         missed = set(self._wanted) - asked
         if missed:
             await pubsub.subscribe(*missed)

@@ -8,10 +8,11 @@ import pytest
 
 from api import db
 from api.auth.credentials import Authenticator
-from api.auth.tokens import token_digest
+from api.auth.principal import Principal, Role
+from api.auth.tokens import issue_access_token, token_digest
 from api.errors import Unauthenticated
 from api.models import Account, AuditAction, AuditEntry, Domain, GatewayToken, LoginEvent
-from api.services import gateways, login_history
+from api.services import gateways, login_history, sign_ins
 from api.settings import Settings
 from tests.conftest import Factory, GraphQLClient, StatementCounter
 
@@ -352,10 +353,14 @@ async def test_a_revoked_gateway_token_stops_working_once_its_cache_entry_expire
 ) -> None:
     token = await make.gateway("ews-frontend")
     cached = Authenticator(
-        settings.model_copy(update={"gateway_token_cache_seconds": 30}), gateways.gateway_principal
+        settings.model_copy(update={"gateway_token_cache_seconds": 30}),
+        gateways.gateway_principal,
+        sign_ins.still_allowed,
     )
     uncached = Authenticator(
-        settings.model_copy(update={"gateway_token_cache_seconds": 0}), gateways.gateway_principal
+        settings.model_copy(update={"gateway_token_cache_seconds": 0}),
+        gateways.gateway_principal,
+        sign_ins.still_allowed,
     )
     assert (await cached.principal(token)).username == "ews-frontend"
     assert (await uncached.principal(token)).username == "ews-frontend"
@@ -489,7 +494,7 @@ async def test_unknown_gateway_tokens_from_one_address_stop_costing_lookups(
     make: Factory, settings: Settings, sql: StatementCounter
 ) -> None:
     real = await make.gateway("ews-frontend")
-    authenticator = Authenticator(settings, gateways.gateway_principal)
+    authenticator = Authenticator(settings, gateways.gateway_principal, sign_ins.still_allowed)
     await authenticator.principal(real, address="198.51.100.9")  # a gateway at work, cached
     for attempt in range(20):
         with pytest.raises(Unauthenticated, match="unknown or revoked"):
@@ -506,3 +511,42 @@ async def test_unknown_gateway_tokens_from_one_address_stop_costing_lookups(
 
     assert refused_cost == 0
     assert known.username == "ews-frontend"
+
+
+async def test_access_tokens_are_checked_only_after_their_domain_changed(
+    settings: Settings,
+) -> None:
+    asked: list[int] = []
+    removed: set[int] = set()
+
+    async def standing(principal: Principal) -> bool:
+        asked.append(principal.subject_id)
+        return principal.subject_id not in removed
+
+    authenticator = Authenticator(settings, gateways.gateway_principal, standing)
+
+    def token(subject: int, domain: int) -> str:
+        principal = Principal(
+            role=Role.DOMAIN_ADMIN, subject_id=subject, username=f"a{subject}@d", domain_id=domain
+        )
+        lifetime = timedelta(minutes=settings.access_token_minutes)
+        return issue_access_token(principal, key=settings.signing_key, lifetime=lifetime)[0]
+
+    alice, bob, carol = token(1, 10), token(2, 10), token(3, 20)
+    for each in (alice, bob, carol):
+        await authenticator.principal(each)
+    assert asked == []  # by signature alone
+
+    removed.add(1)
+    authenticator.forget(10)
+    with pytest.raises(Unauthenticated, match="Sign in again"):
+        await authenticator.principal(alice)
+    for _ in range(3):
+        await authenticator.principal(bob)
+        await authenticator.principal(carol)
+    assert asked == [1, 2]  # the changed domain's tokens, each once; not the other domain's
+
+    authenticator.forget_all()  # events may have been lost: every older token, once
+    await authenticator.principal(carol)
+    await authenticator.principal(carol)
+    assert asked == [1, 2, 3]

@@ -1,6 +1,8 @@
 """Accounts follow the mail server: upsertAccounts creates, updates and renames in batches, all
 or nothing, and writes nothing for what did not change."""
 
+import asyncio
+
 from api.models import Account, AuditEntry, Domain, LoginEvent, ProtocolSession
 from api.services import provisioning
 from tests.conftest import Factory, GraphQLClient
@@ -21,6 +23,7 @@ LOGIN = """
 mutation($u: String!) { login(input: {username: $u, password: "anything at all 1"}) {
   accessToken userErrors { code } } }
 """
+TAB = "{ mapiEwsAccounts(first: 1) { totalCount } }"
 REPORT = """
 mutation($e: String!, $s: String) {
   recordProtocolLogin(input: {emailAddress: $e, protocol: MAPI, sessionId: $s}) { allowed }
@@ -139,6 +142,30 @@ async def test_names_and_the_admin_flag_are_updated_and_audited_once_each(
     assert (await Account.get(username="bob")).is_domain_admin is False
     entries = await AuditEntry.filter(action="ACCOUNT_UPDATED").values_list("target", flat=True)
     assert entries == ["alice@example.com"]
+
+
+async def test_a_demoted_administrators_access_token_is_refused_at_once(
+    gql: GraphQLClient, make: Factory
+) -> None:
+    domain = await make.domain("example.com")
+    alice = await make.account(domain, "alice", admin=True)
+    bob = await make.account(domain, "bob", admin=True)
+    root = await make.token_for(await make.system_admin())
+    token, other = await make.token_for(alice), await make.token_for(bob)
+    assert "errors" not in await gql.post(TAB, token=token)  # trusted, and remembered
+
+    await gql.data(
+        UPSERT,
+        {"domain": "example.com", "accounts": [{"username": "alice", "isDomainAdmin": False}]},
+        token=root,
+    )
+
+    async with asyncio.timeout(1):
+        while "errors" not in (answer := await gql.post(TAB, token=token)):
+            await asyncio.sleep(0.01)
+    assert answer["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    # The domain's other administrator is asked about again, and still stands.
+    assert "errors" not in await gql.post(TAB, token=other)
 
 
 async def test_a_known_external_id_under_a_new_username_is_a_rename_that_keeps_everything(

@@ -143,3 +143,56 @@ async def test_a_killed_process_takes_nothing_down_with_it(
     assert before["payload"]["data"]["mapiEwsAccountChanges"]["account"]["username"] == picked[0]
     assert ready.status_code == 200
     assert after["payload"]["data"]["mapiEwsAccountChanges"]["account"]["username"] == picked[1]
+
+
+REMOVE = (
+    'mutation($u: [String!]!) { removeAccounts(input: {domain: "example.com", usernames: $u}) '
+    "{ removed userErrors { code } } }"
+)
+DOMAINS = "{ domains(first: 1) { totalCount } }"
+
+
+async def test_a_removed_administrator_is_refused_at_once_by_every_process(
+    tmp_path: Path, shared_environment: dict[str, str]
+) -> None:
+    env = shared_environment
+    with (
+        running_server(env, tmp_path / "a.log", "--demo") as first,
+        running_server(env, tmp_path / "b.log") as second,
+    ):
+        root = (await graphql_data(first.url, LOGIN, {"u": "sysadmin"}))["login"]["accessToken"]
+        admin = (await graphql_data(second.url, LOGIN, {"u": "admin@example.com"}))["login"][
+            "accessToken"
+        ]
+        for server in (first, second):  # trusted by both, by its signature
+            await graphql_data(server.url, ENABLED, token=admin)
+
+        removed = await graphql_data(first.url, REMOVE, {"u": ["admin"]}, token=root)
+        assert removed["removeAccounts"] == {"removed": 1, "userErrors": []}
+
+        async with httpx.AsyncClient(timeout=10) as http:
+            for server in (first, second):
+                async with asyncio.timeout(1):
+                    while True:
+                        body = (
+                            await http.post(
+                                f"{server.url}/graphql",
+                                json={"query": ENABLED},
+                                headers={"Authorization": f"Bearer {admin}"},
+                            )
+                        ).json()
+                        if "errors" in body:
+                            break
+                        await asyncio.sleep(0.02)
+                assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+            # The system administrator, on either process, is not asked about again.
+            assert (
+                "errors"
+                not in (
+                    await http.post(
+                        f"{second.url}/graphql",
+                        json={"query": DOMAINS},
+                        headers={"Authorization": f"Bearer {root}"},
+                    )
+                ).json()
+            )

@@ -93,6 +93,7 @@ class ProvisioningMutation:
         self, info: Info, input: UpsertAccountsInput
     ) -> UpsertAccountsPayload:
         done = await provisioning.upsert_accounts(
+            events=info.context.events,
             actor=info.context.require_principal().username,
             domain=input.domain,
             records=[

@@ -163,10 +163,20 @@ class SessionCommand:
     issued_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class PrincipalsChanged:
+    """Accounts of this domain that may be signed in were removed or changed role (Topic.
+    PRINCIPALS, to every process): each process asks the database again before it trusts an
+    access token of the domain (api/auth/credentials.py)."""
+
+    domain_id: int
+
+
 PAYLOADS: dict[Topic, type] = {
     Topic.LOGINS: LoginReported,
     Topic.ACCOUNT_CHANGES: MapiEwsChanged,
     Topic.SESSION_CHANGES: SessionChanged,
     Topic.SESSION_COMMANDS: SessionCommand,
     Topic.USAGE: Usage,
+    Topic.PRINCIPALS: PrincipalsChanged,
 }

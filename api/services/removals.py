@@ -5,7 +5,8 @@ of statements: the day's use (the seats freed), the domain's count, the removed 
 sessions told to end (ACCOUNT_REMOVED, as a disable's are: the rows stay for the gateway's
 backlog and endNow), one audit entry per account, then the accounts' rows. Their refresh tokens
 go with them (no refresh, no sign-in), so a removed administrator's connections close at their
-next check; their login events stay, with no account, until retention. Once committed, a
+next check, and every process refuses their access tokens from then on (Topic.PRINCIPALS);
+their login events stay, with no account, until retention. Once committed, a
 removed account that held a seat is announced as disabled (the account as it was), with the
 usage and the sessions' commands.
 
@@ -27,7 +28,7 @@ from api.events import Event, EventBus, Topic
 from api.models import Account, AuditAction, Domain, ProtocolSession, SessionEndReason
 from api.services import audit, domains, protocol_sessions, usage, validation
 from api.services.domains import Usage
-from api.services.event_payloads import AccountSnapshot, MapiEwsChanged
+from api.services.event_payloads import AccountSnapshot, MapiEwsChanged, PrincipalsChanged
 from api.services.mapi_ews import named_accounts, parse_usernames
 from api.services.provisioning import find_domain
 from api.services.tenancy import Tenant
@@ -160,7 +161,9 @@ async def announce(
     at: datetime,
 ) -> None:
     """Once committed: each removed seat as a disable (the account as it was, so open
-    dashboards drop its row), the usage, the sessions' commands and changes."""
+    dashboards drop its row), the usage, the sessions' commands and changes, and to every
+    process that the domain's signed-in accounts must be checked again (a removed
+    administrator's access tokens are refused from then on)."""
     changes = [
         Event(
             Topic.ACCOUNT_CHANGES,
@@ -176,6 +179,10 @@ async def announce(
         for account in seats
     ]
     usage_event = [Event(Topic.USAGE, domain.id, used)] if seats else []
+    signed_in = [Event(Topic.PRINCIPALS, 0, PrincipalsChanged(domain.id))]
     await events.publish(
-        changes + usage_event + await protocol_sessions.ending_events(ending, reason=_REASON, at=at)
+        changes
+        + usage_event
+        + await protocol_sessions.ending_events(ending, reason=_REASON, at=at)
+        + signed_in
     )

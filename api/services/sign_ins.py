@@ -14,8 +14,10 @@ from api.auth.principal import Principal, Role
 from api.auth.throttle import SignInThrottle
 from api.auth.tokens import issue_access_token, new_opaque_token, token_digest
 from api.errors import UserError, UserErrorCode, UserErrors
+from api.events import Event, EventBus, Topic
 from api.models import Account, Domain, GatewayToken, RefreshToken, SystemAdmin
 from api.services import validation
+from api.services.event_payloads import PrincipalsChanged
 
 _BAD_CREDENTIALS = UserErrors(
     [UserError(UserErrorCode.INVALID_CREDENTIALS, "The username or password is wrong.", None)]
@@ -164,8 +166,9 @@ async def sign_out(*, refresh_token: str) -> None:
 async def still_allowed(principal: Principal) -> bool:
     """Whether `principal` still stands as its credentials say: the account exists, in the same
     domain, with the same role; the system administrator exists; the gateway token is not
-    revoked. Long-lived connections ask this again from time to time (access tokens are not
-    looked up per request, so a change reaches HTTP requests at the token's next refresh)."""
+    revoked. Each process asks this about an access token's principal at most once per
+    `credential_check_seconds` (api/auth/credentials.py), and again at once after
+    `principals_changed`; long-lived connections ask it again from time to time."""
     if principal.role is Role.GATEWAY:
         return await GatewayToken.filter(id=principal.subject_id, revoked_at=None).exists()
     if principal.is_system_admin:
@@ -176,6 +179,13 @@ async def still_allowed(principal: Principal) -> bool:
         .first()
     )
     return account is not None and account.is_domain_admin == (principal.role is Role.DOMAIN_ADMIN)
+
+
+async def principals_changed(events: EventBus, domain_id: int) -> None:
+    """Once committed: accounts of the domain that may hold access tokens were removed or
+    changed role. Every process asks the database again before it trusts one of the domain's
+    tokens (`still_allowed`)."""
+    await events.publish([Event(Topic.PRINCIPALS, 0, PrincipalsChanged(domain_id))])
 
 
 async def create_system_admin(*, username: str, password: str) -> SystemAdmin:
