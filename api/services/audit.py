@@ -7,10 +7,18 @@ from datetime import UTC, datetime
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
+from api.db import is_sqlite
 from api.models import AuditAction, AuditEntry
 from api.services.paging import Page, PageRequest, SortSpec, paginate
 
 _NEWEST_FIRST = SortSpec(column="id", descending=True)
+_INSERT_SQLITE = (
+    "INSERT INTO audit_entry (occurred_at, actor, action, domain_id, target) VALUES (?, ?, ?, ?, ?)"
+)
+_INSERT_POSTGRES = (
+    "INSERT INTO audit_entry (occurred_at, actor, action, domain_id, target) "
+    "SELECT $1, $2, $3, $4, unnest($5::varchar[])"
+)
 
 
 async def record(
@@ -22,14 +30,23 @@ async def record(
     targets: Iterable[str | None],
     at: datetime | None = None,
 ) -> None:
-    """One entry per target, inside the caller's transaction `conn`."""
+    """One entry per target, inside the caller's transaction `conn`, in one statement (on
+    PostgreSQL; one prepared statement run per entry on SQLite): a sync writes a million, and
+    model objects for each cost more than the rows."""
     when = at or datetime.now(UTC)
-    entries = [
-        AuditEntry(occurred_at=when, actor=actor, action=action, domain_id=domain_id, target=t)
-        for t in targets
-    ]
-    if entries:
-        await AuditEntry.bulk_create(entries, using_db=conn)
+    names = list(targets)
+    if not names:
+        return
+    if is_sqlite(conn):
+        await conn.execute_many(
+            _INSERT_SQLITE,
+            [[when, actor, action.value, domain_id, name] for name in names],
+        )
+    else:
+        await conn.execute_query(
+            _INSERT_POSTGRES,
+            [when, actor, action.value, domain_id, names],
+        )
 
 
 async def entries(

@@ -14,14 +14,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from api.db import is_sqlite
 from api.errors import UserError, UserErrorCode, UserErrors
+from api.events import EventBus
 from api.models import Account, AuditAction, Domain, ProtocolSession
-from api.services import audit, domains, validation
+from api.services import audit, domains, sign_ins, validation
 
 MAX_RECORDS = 500
 MAX_EXTERNAL_ID = 255
@@ -47,6 +49,9 @@ class Upserted:
     updated: list[str] = field(default_factory=list)
     renamed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    # An account became, or stopped being, a domain administrator: its access tokens no longer
+    # stand (api.services.sign_ins.principals_changed, once committed).
+    roles_changed: bool = False
 
 
 def external_id(value: str | None) -> str | None:
@@ -140,11 +145,15 @@ async def find_domain(conn: BaseDBAsyncClient, name: str) -> Domain:
     return await domains.lock_domain(conn, found.id)
 
 
-async def upsert_accounts(*, actor: str, domain: str, records: Sequence[AccountRecord]) -> Upserted:
+async def upsert_accounts(
+    *, events: EventBus, actor: str, domain: str, records: Sequence[AccountRecord]
+) -> Upserted:
     """Apply the mail server's records to the domain: all of them, or none (UserErrors)."""
     async with in_transaction("default") as conn:
         row = await find_domain(conn, domain)
         done = await apply_records(conn, row, parse_records(records, domain=row.name), actor=actor)
+    if done.roles_changed:
+        await sign_ins.principals_changed(events, row.id)
     return done
 
 
@@ -153,16 +162,9 @@ async def apply_records(
 ) -> Upserted:
     """Inside the caller's transaction, under the domain's lock: each record created, updated or
     renamed, one audit entry each; UserErrors for a username that belongs to another account."""
-    names = [r.username for r in records]
-    ids = [r.external_id for r in records if r.external_id is not None]
-    by_name = {
-        a.username: a
-        for a in await Account.filter(domain_id=domain.id, username__in=names).using_db(conn)
-    }
-    by_id = {
-        a.external_id: a
-        for a in await Account.filter(domain_id=domain.id, external_id__in=ids).using_db(conn)
-    }
+    known = await _known(conn, domain.id, records)
+    by_name = {a.username: a for a in known}
+    by_id: dict[str | None, _Known] = {a.external_id: a for a in known if a.external_id}
     plan = _plan(records, by_name, by_id, domain.name)
     now = datetime.now(UTC)
     done = Upserted()
@@ -187,6 +189,10 @@ async def apply_records(
     for account, record in plan.updated:
         await Account.filter(id=account.id).using_db(conn).update(**_changes(account, record))
         done.updated.append(f"{record.username}@{domain.name}")
+    done.roles_changed = any(
+        "is_domain_admin" in _changes(account, record)
+        for account, record in (*plan.updated, *plan.renamed)
+    )
     if plan.created:
         await _create(conn, domain, plan.created, at=now)
         done.created = [f"{r.username}@{domain.name}" for r in plan.created]
@@ -206,45 +212,104 @@ async def apply_records(
 async def _create(
     conn: BaseDBAsyncClient, domain: Domain, records: Sequence[AccountRecord], *, at: datetime
 ) -> None:
-    """The new accounts, in one INSERT: one statement (and, on PostgreSQL, one run of the
-    recency trigger) for the batch, where Tortoise's bulk_create sends one per row."""
-    p = "?" if is_sqlite(conn) else "$"
-    width = 8
-    rows = ", ".join(
-        "(" + ", ".join(f"{p}{i * width + k + 1}" for k in range(width)) + ")"
-        for i in range(len(records))
-    )
-    values: list[object] = []
-    for r in records:
-        values += [
-            domain.id,
-            r.username,
-            r.name,
-            r.external_id,
-            "",
-            bool(r.is_domain_admin),
-            False,
-            at,
-        ]
+    """The new accounts, in one statement on PostgreSQL (and one run of its recency trigger)
+    whatever their number, where Tortoise's bulk_create sends one per row; on SQLite one
+    prepared statement run per row."""
+    if is_sqlite(conn):
+        await conn.execute_many(
+            _CREATE_SQLITE,
+            [
+                [domain.id, r.username, r.name, r.external_id, bool(r.is_domain_admin), at]
+                for r in records
+            ],
+        )
+        return
     await conn.execute_query(
-        "INSERT INTO account (domain_id, username, name, external_id, password_hash, "  # noqa: S608
-        f"is_domain_admin, mapi_ews_enabled, created_at) VALUES {rows}",
-        values,
+        _CREATE_POSTGRES,
+        [
+            domain.id,
+            at,
+            [r.username for r in records],
+            [r.name for r in records],
+            [r.external_id for r in records],
+            [bool(r.is_domain_admin) for r in records],
+        ],
     )
+
+
+_CREATE_SQLITE = (
+    "INSERT INTO account (domain_id, username, name, external_id, password_hash, "
+    "is_domain_admin, mapi_ews_enabled, created_at) VALUES (?, ?, ?, ?, '', ?, false, ?)"
+)
+_CREATE_POSTGRES = (
+    "INSERT INTO account (domain_id, username, name, external_id, password_hash, "
+    "is_domain_admin, mapi_ews_enabled, created_at) SELECT $1, r.username, r.name, "
+    "r.external_id, '', r.is_domain_admin, false, $2 FROM unnest($3::varchar[], "
+    "$4::varchar[], $5::varchar[], $6::bool[]) AS r (username, name, external_id, "
+    "is_domain_admin)"
+)
+
+
+class _Known(NamedTuple):
+    """An account a record may name: the columns a record compares and changes."""
+
+    id: int
+    username: str
+    name: str | None
+    external_id: str | None
+    is_domain_admin: bool
+
+
+async def _known(
+    conn: BaseDBAsyncClient, domain_id: int, records: Sequence[AccountRecord]
+) -> list[_Known]:
+    """The domain's accounts the records name, by username or by external id, in one read of
+    plain rows (a sync reads a million: model objects cost more than the query)."""
+    names = [r.username for r in records]
+    ids = [r.external_id for r in records if r.external_id is not None]
+    if is_sqlite(conn):
+        rows = await conn.execute_query_dict(
+            _KNOWN_SQLITE.format(
+                names=", ".join("?" for _ in names), ids=", ".join("?" for _ in ids) or "NULL"
+            ),
+            [domain_id, *names, *ids],
+        )
+    else:
+        rows = await conn.execute_query_dict(_KNOWN_POSTGRES, [domain_id, names, ids])
+    return [
+        _Known(
+            int(r["id"]),
+            r["username"],
+            r["name"],
+            r["external_id"],
+            bool(r["is_domain_admin"]),
+        )
+        for r in rows
+    ]
+
+
+_KNOWN_SQLITE = (
+    "SELECT id, username, name, external_id, is_domain_admin FROM account WHERE domain_id = ? "
+    "AND (username IN ({names}) OR external_id IN ({ids}))"
+)
+_KNOWN_POSTGRES = (
+    "SELECT id, username, name, external_id, is_domain_admin FROM account WHERE domain_id = $1 "
+    "AND (username = ANY($2::varchar[]) OR external_id = ANY($3::varchar[]))"
+)
 
 
 @dataclass(slots=True)
 class _Plan:
     created: list[AccountRecord] = field(default_factory=list)
-    updated: list[tuple[Account, AccountRecord]] = field(default_factory=list)
-    renamed: list[tuple[Account, AccountRecord]] = field(default_factory=list)
+    updated: list[tuple[_Known, AccountRecord]] = field(default_factory=list)
+    renamed: list[tuple[_Known, AccountRecord]] = field(default_factory=list)
     unchanged: list[AccountRecord] = field(default_factory=list)
 
 
 def _plan(
     records: Sequence[AccountRecord],
-    by_name: dict[str, Account],
-    by_id: dict[str | None, Account],
+    by_name: dict[str, _Known],
+    by_id: dict[str | None, _Known],
     domain: str,
 ) -> _Plan:
     """What each record does to the accounts as they stand; UserErrors for a record whose
@@ -301,7 +366,7 @@ def _plan(
     return plan
 
 
-def _changes(account: Account, record: AccountRecord) -> dict[str, object]:
+def _changes(account: _Known, record: AccountRecord) -> dict[str, object]:
     """The columns the record changes (a rename's username apart)."""
     changes: dict[str, object] = {}
     if record.name != account.name:
