@@ -37,6 +37,12 @@ from tests.browser import (
 )
 from tests.servers import free_port, graphql_data, running_server
 
+REMOVE_ACCOUNTS = """
+mutation($d: String!, $u: [String!]!) {
+  removeAccounts(input: {domain: $d, usernames: $u}) { seatsFreed userErrors { code } }
+}
+"""
+
 
 async def test_signing_in_shows_the_table_as_the_api_lists_it(page: Page, site: Site) -> None:
     domain = await site.domain(enabled=3, others=2, limit=5)
@@ -219,6 +225,21 @@ async def test_changes_made_elsewhere_appear_without_reloading(page: Page, site:
     await expect(page.locator("#activity")).to_contain_text(
         "MAPI/EWS enabled for other02 by sysadmin"
     )
+
+
+async def test_accounts_removed_by_the_mail_server_leave_the_open_page_at_once(
+    page: Page, site: Site
+) -> None:
+    domain = await site.domain(enabled=2, others=1, limit=3)
+    await signed_in(page, site, domain)
+    await expect(rows(page)).to_have_count(2)
+
+    removed = await site.call(REMOVE_ACCOUNTS, {"d": domain, "u": ["user01", "other01"]})
+
+    assert removed["removeAccounts"]["seatsFreed"] == 1
+    await expect(rows(page)).to_have_count(1)
+    await expect(rows(page).first).to_contain_text("user02")
+    await expect(page.locator("#usage")).to_have_text("1 of 3 MAPI/EWS accounts in use")
 
 
 async def test_a_read_only_domain_shows_the_list_without_enable_or_disable(
