@@ -9,7 +9,10 @@ number) changes nothing, and `--dry-run` runs everything and then rolls it back,
 prints is exactly what a real run does. Which usernames the file names is kept in a temporary
 table, not in memory: a second appearance of a username or externalId is a bad line, and
 `--remove-missing` removes every account of the domain the file does not name (as
-removeAccounts does: seats freed, sessions told to end). Memory does not grow with the file.
+removeAccounts does: seats freed, sessions told to end). An account whose username a line takes
+is parked (api.services.provisioning.parking_name) for a later line to rename, so names swap
+however far apart the file lists them; one still parked at the end refuses the file. Memory does
+not grow with the file.
 """
 
 from __future__ import annotations
@@ -117,6 +120,13 @@ async def sync_accounts(
                 batches += 1
                 if progress is not None:
                     progress()
+            for line, parked in await seen.still_parked(row.id):
+                summary.bad(
+                    line,
+                    f"{parked.username}@{row.name} is another account (externalId "
+                    f"{parked.external_id!r}) that the file does not list under another "
+                    "username: remove or rename it first.",
+                )
             if summary.bad_count:
                 raise Refused(summary)
             if remove_missing:
@@ -173,7 +183,7 @@ async def _apply(
         return
     try:
         done = await provisioning.apply_records(
-            conn, domain, [record for _, record in records], actor=actor
+            conn, domain, [record for _, record in records], actor=actor, park=True
         )
     except UserErrors as refused:
         for problem in refused.errors:
@@ -192,6 +202,7 @@ async def _apply(
     summary.renamed += len(done.renamed)
     summary.unchanged += len(done.unchanged)
     summary.roles_changed |= done.roles_changed
+    await seen.park([(records[index][0], parked) for index, parked in done.parked])
 
 
 class _Seen:
@@ -211,11 +222,35 @@ class _Seen:
                 f"CREATE TEMPORARY TABLE {table} ({column} VARCHAR(255) PRIMARY KEY, "
                 f"line INT NOT NULL){end}"
             )
+        await self.conn.execute_query(
+            "CREATE TEMPORARY TABLE sync_parked (account_id INT PRIMARY KEY, "
+            f"username VARCHAR(255) NOT NULL, external_id VARCHAR(255), line INT NOT NULL){end}"
+        )
 
     async def drop(self) -> None:
         if self.sqlite:
-            await self.conn.execute_query("DROP TABLE temp.sync_name")
-            await self.conn.execute_query("DROP TABLE temp.sync_id")
+            for table in ("sync_name", "sync_id", "sync_parked"):
+                await self.conn.execute_query(f"DROP TABLE temp.{table}")
+
+    async def park(self, parked: Sequence[tuple[int, provisioning.Parked]]) -> None:
+        """Keep the accounts a batch parked, with the line that took each one's name."""
+        rows = [[a.id, a.username, a.external_id, line] for line, a in parked]
+        if rows:
+            await self.conn.execute_many(_PARK_SQLITE if self.sqlite else _PARK_POSTGRES, rows)
+
+    async def still_parked(self, domain_id: int) -> list[tuple[int, provisioning.Parked]]:
+        """The parked accounts no later line renamed: (the line that took its name, the account
+        as it was)."""
+        rows = await self.conn.execute_query_dict(
+            _STILL_PARKED.replace("$1", "?") if self.sqlite else _STILL_PARKED, [domain_id]
+        )
+        return [
+            (
+                int(r["line"]),
+                provisioning.Parked(int(r["account_id"]), r["username"], r["external_id"]),
+            )
+            for r in rows
+        ]
 
     async def add(self, records: Sequence[tuple[int, AccountRecord]]) -> list[tuple[int, str]]:
         """Keep the records' usernames and externalIds: (line, why) for each one named
@@ -287,6 +322,16 @@ class _Seen:
             ids = [int(r["id"]) for r in rows]
             after = ids[-1]
             yield await Account.filter(id__in=ids).using_db(self.conn).order_by("id")
+
+
+_PARK_SQLITE = "INSERT INTO sync_parked VALUES (?, ?, ?, ?)"
+_PARK_POSTGRES = "INSERT INTO sync_parked VALUES ($1, $2, $3, $4)"
+# Parked and never renamed: still under its parking name (api.services.provisioning.parking_name).
+_STILL_PARKED = (
+    "SELECT s.account_id, s.username, s.external_id, s.line FROM sync_parked s "
+    "JOIN account a ON a.id = s.account_id WHERE a.domain_id = $1 "
+    "AND a.username = '~' || a.id ORDER BY s.line"
+)
 
 
 def run(

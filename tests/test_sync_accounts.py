@@ -112,8 +112,9 @@ async def test_a_dry_run_prints_the_plan_and_changes_nothing(app: Starlette, mak
 
 
 async def test_bad_lines_anywhere_are_named_by_number_and_nothing_changes(
-    app: Starlette, make: Factory
+    app: Starlette, make: Factory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr("api.sync_accounts.LINES_AT_ONCE", BATCH)
     await make.domain("example.com")
     good = "".join(f"user{i}\n" for i in range(BATCH + 10))  # the bad lines come after a batch
     text = f"username,isDomainAdmin\n{good}bad name,\nuser1,\nzed,maybe\n"
@@ -129,6 +130,63 @@ async def test_bad_lines_anywhere_are_named_by_number_and_nothing_changes(
         f"line {first + 2}: isDomainAdmin is true or false, not 'maybe'",
     ]
     assert await Account.all().count() == 0
+
+
+async def test_names_swap_between_accounts_however_far_apart_the_file_lists_them(
+    app: Starlette, make: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("api.sync_accounts.LINES_AT_ONCE", 2)  # each pair in its own batch
+    domain = await make.domain("example.com", limit=5)
+    await sync(app, CSV)
+    await Account.filter(username="bob").update(mapi_ews_enabled=True)
+    await Account.filter(username="carol").update(external_id="g-3")
+    await Domain.filter(id=domain.id).update(mapi_ews_enabled_count=1)
+    # alice and bob swap names; carol's name goes to a new account (g-9), and carol (g-3) is
+    # renamed carol.old three batches later.
+    text = (
+        "username,externalId\nbob,g-1\nfiller1,\ncarol,g-9\nfiller2,\nalice,g-2\n"
+        "filler3,\ncarol.old,g-3\n"
+    )
+    final = "username,name,externalId\nbob,,g-1\nalice,,g-2\ncarol,,g-9\ncarol.old,,g-3\n"
+
+    with pytest.raises(Refused) as refused:  # this carol.old is new: carol (g-3) has no name
+        await sync(app, text.replace("carol.old,g-3", "carol.old,"))
+    done, plan = await sync(app, text)
+    again, _ = await sync(app, final)
+
+    assert refused.value.summary.bad_lines == [
+        "line 4: carol@example.com is another account (externalId 'g-3') that the file does not "
+        "list under another username: remove or rename it first."
+    ]
+    assert (done.renamed, done.created, done.updated) == (3, 4, 0)
+    assert ("rename", "carol.old@example.com") in plan
+    assert await Account.exclude(username__startswith="filler").order_by("username").values_list(
+        "username", "external_id", "mapi_ews_enabled"
+    ) == [
+        ("alice", "g-2", True),  # bob's seat went with him to his new name
+        ("bob", "g-1", False),
+        ("carol", "g-9", False),
+        ("carol.old", "g-3", False),
+    ]
+    assert (again.renamed, again.created, again.updated) == (0, 0, 0)
+
+
+async def test_an_account_whose_name_the_file_gives_away_and_never_renames_refuses_the_file(
+    app: Starlette, make: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("api.sync_accounts.LINES_AT_ONCE", 1)
+    await make.domain("example.com")
+    await sync(app, CSV)
+    before = await accounts()
+
+    with pytest.raises(Refused) as refused:
+        await sync(app, "username,externalId\nbob,g-1\nalice,g-7\ncarol,\n")
+
+    assert refused.value.summary.bad_lines == [
+        "line 2: bob@example.com is another account (externalId 'g-2') that the file does not "
+        "list under another username: remove or rename it first."
+    ]
+    assert await accounts() == before
 
 
 async def test_a_file_that_is_not_a_list_of_accounts_is_refused(

@@ -49,6 +49,9 @@ class Upserted:
     updated: list[str] = field(default_factory=list)
     renamed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    # With `park`: accounts whose username a record took (index of the record, the account as it
+    # was), now under a name no username can take until a later batch renames them.
+    parked: list[tuple[int, Parked]] = field(default_factory=list)
     # An account became, or stopped being, a domain administrator: its access tokens no longer
     # stand (api.services.sign_ins.principals_changed, once committed).
     roles_changed: bool = False
@@ -158,21 +161,32 @@ async def upsert_accounts(
 
 
 async def apply_records(
-    conn: BaseDBAsyncClient, domain: Domain, records: Sequence[AccountRecord], *, actor: str
+    conn: BaseDBAsyncClient,
+    domain: Domain,
+    records: Sequence[AccountRecord],
+    *,
+    actor: str,
+    park: bool = False,
 ) -> Upserted:
     """Inside the caller's transaction, under the domain's lock: each record created, updated or
-    renamed, one audit entry each; UserErrors for a username that belongs to another account."""
+    renamed, one audit entry each; UserErrors for a username that belongs to another account.
+
+    With `park` (a sync, which reads the whole list in several batches), such an account is
+    instead moved under a parking name (`parking_name`) for a later batch to rename: names can
+    then be swapped between accounts however far apart the file lists them. The caller refuses
+    the whole list if one is still parked at its end (`Upserted.parked`)."""
     known = await _known(conn, domain.id, records)
     by_name = {a.username: a for a in known}
     by_id: dict[str | None, _Known] = {a.external_id: a for a in known if a.external_id}
-    plan = _plan(records, by_name, by_id, domain.name)
+    plan = _plan(records, by_name, by_id, domain.name, park=park)
     now = datetime.now(UTC)
     done = Upserted()
     # Renames first, through a name no username can take, so that names may be swapped or
     # passed along a chain in one batch without meeting the (domain, username) key.
     renames = [(account, record) for account, record in plan.renamed]
-    for account, _ in renames:
-        await Account.filter(id=account.id).using_db(conn).update(username=f"~{account.id}")
+    for account in [*(a for a, _ in renames), *(a for _, a in plan.parked)]:
+        await Account.filter(id=account.id).using_db(conn).update(username=parking_name(account.id))
+    done.parked = [(index, Parked(a.id, a.username, a.external_id)) for index, a in plan.parked]
     for account, record in renames:
         await (
             Account.filter(id=account.id)
@@ -250,6 +264,19 @@ _CREATE_POSTGRES = (
 )
 
 
+def parking_name(account_id: int) -> str:
+    """A name no username can take (usernames start with a letter or digit)."""
+    return f"~{account_id}"
+
+
+class Parked(NamedTuple):
+    """An account whose username another account took in a sync, as it was."""
+
+    id: int
+    username: str
+    external_id: str | None
+
+
 class _Known(NamedTuple):
     """An account a record may name: the columns a record compares and changes."""
 
@@ -304,6 +331,7 @@ class _Plan:
     updated: list[tuple[_Known, AccountRecord]] = field(default_factory=list)
     renamed: list[tuple[_Known, AccountRecord]] = field(default_factory=list)
     unchanged: list[AccountRecord] = field(default_factory=list)
+    parked: list[tuple[int, _Known]] = field(default_factory=list)
 
 
 def _plan(
@@ -311,10 +339,12 @@ def _plan(
     by_name: dict[str, _Known],
     by_id: dict[str | None, _Known],
     domain: str,
+    *,
+    park: bool,
 ) -> _Plan:
     """What each record does to the accounts as they stand; UserErrors for a record whose
     username another account keeps (one not renamed away in the same batch), or whose known
-    account has another externalId."""
+    account has another externalId; with `park`, that other account is parked instead."""
     plan = _Plan()
     moved = {
         account.id
@@ -330,7 +360,9 @@ def _plan(
         if holder is not None and holder.id in moved and holder is not known:
             holder = None  # renamed away by another record: the name is free for this one
         if known is not None and known.username != record.username:
-            if holder is not None and holder.id not in moved:
+            if holder is not None and holder.id not in moved and park:
+                plan.parked.append((index, holder))
+            elif holder is not None and holder.id not in moved:
                 problems.append(
                     UserError(
                         UserErrorCode.ALREADY_EXISTS,
@@ -346,6 +378,10 @@ def _plan(
                 None,
                 record.external_id,
             ):
+                if park:  # the name goes to a new account; a later line may rename this one
+                    plan.parked.append((index, account))
+                    plan.created.append(record)
+                    continue
                 problems.append(
                     UserError(
                         UserErrorCode.ALREADY_EXISTS,
