@@ -27,6 +27,7 @@ from api.observability import RequestIdMiddleware
 from api.reports import routes as report_routes
 from api.security import cors, response_headers
 from api.services import gateways, protocol_sessions, sign_ins
+from api.services.access_policy import PolicyCache
 from api.services.event_payloads import PAYLOADS
 from api.settings import Settings
 from api.transport.budget import Budget
@@ -88,6 +89,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # The one Redis client of the process, when there is one: events, throttles, budgets, places.
     redis = events.redis if isinstance(events, RedisEventBus) else None
     authenticator = Authenticator(settings, gateways.gateway_principal, sign_ins.still_allowed)
+    # Each domain's client access policy, for deciding reports without a query (read again
+    # when it changes, or after the gateway-token cache time if this process missed that).
+    policies = PolicyCache(settings.gateway_token_cache_seconds)
     throttle = SignInThrottle(
         ThrottlePolicy.of(settings),
         redis=redis,
@@ -120,7 +124,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await events.listen(
             Topic.PRINCIPALS, 0, lambda event: authenticator.forget(event.payload.domain_id)
         )
+        await events.listen(
+            Topic.ACCESS_POLICY, 0, lambda event: policies.forget(event.payload.domain)
+        )
         events.after_outage.append(authenticator.forget_all)
+        events.after_outage.append(policies.forget_all)
         leases = asyncio.create_task(places.run(), name="subscription-leases")
         # Everything alive now (schema, ORM metadata, modules) lives as long as the process:
         # keep it out of the collector's full passes, which otherwise scan it every time
@@ -162,7 +170,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     schema = build_schema()
     pipeline = Pipeline(schema._schema, settings, metrics, budget)
-    contexts = ContextFactory(settings, events, throttle)
+    contexts = ContextFactory(settings, events, throttle, policies)
     graphql = GraphQLEndpoint(
         settings, GraphQLApp(settings, pipeline, contexts, authenticator, schema, places)
     )
@@ -183,6 +191,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.pipeline = pipeline
     app.state.contexts = contexts
     app.state.authenticator = authenticator
+    app.state.policies = policies
     app.state.subscription_places = places
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(

@@ -297,7 +297,7 @@ def simulate_gateway(args: argparse.Namespace) -> None:
         accounts=args.accounts,
         sessions=args.sessions or len(args.accounts),
         protocols=protocols,
-        client_name=args.client_name,
+        client_names=args.client_name or (),
         touch_seconds=args.touch_seconds,
         json_lines=args.json,
     )
@@ -425,7 +425,12 @@ def parser() -> argparse.ArgumentParser:
         "--sessions", type=_positive, default=None, help="sessions to open (default: one each)"
     )
     sim.add_argument("--protocol", choices=["MAPI", "EWS", "both"], default="both")
-    sim.add_argument("--client-name", help="default: Outlook for MAPI, Apple Mail or eM Client")
+    sim.add_argument(
+        "--client-name",
+        action="append",
+        help="the client of each session in turn (repeat it for several; default: Outlook for "
+        "MAPI, Apple Mail or eM Client for EWS)",
+    )
     sim.add_argument("--touch-seconds", type=float, default=60.0, help="confirm this often")
     sim.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     sim.add_argument("--session-prefix", help="session ids start with this (default: random)")

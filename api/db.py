@@ -20,6 +20,7 @@ MODEL_MODULES = [
     "api.models.activity",
     "api.models.sessions",
     "api.models.usage",
+    "api.models.access",
 ]
 
 

@@ -55,6 +55,8 @@ class Topic(StrEnum):
     SESSION_COMMANDS = "session-commands"
     # Signed-in accounts of a domain removed or changed in role: to every process (audience 0).
     PRINCIPALS = "principals"
+    # A domain's client access policy changed: to every process (audience 0).
+    ACCESS_POLICY = "access-policy"
 
 
 @dataclass(slots=True, eq=False)
@@ -380,6 +382,8 @@ class RedisEventBus(EventBus):
             return f"{self.channel}:gateways"
         if topic is Topic.PRINCIPALS:
             return f"{self.channel}:principals"
+        if topic is Topic.ACCESS_POLICY:
+            return f"{self.channel}:access-policy"
         return f"{self.channel}:domain:{audience}"
 
     def listened(self) -> set[str]:

@@ -47,7 +47,7 @@ CLIENTS = {
 
 REPORT = """
 mutation Report($input: RecordProtocolLoginInput!) {
-  recordProtocolLogin(input: $input) { allowed userErrors { field code message } }
+  recordProtocolLogin(input: $input) { allowed refusal userErrors { field code message } }
 }"""
 TOUCH = """
 mutation Touch($ids: [String!]!) {
@@ -78,7 +78,8 @@ class Simulator:
     accounts: Sequence[str]
     sessions: int
     protocols: Sequence[str] = ("MAPI", "EWS")
-    client_name: str | None = None
+    # Each session's client in turn; none: Outlook for MAPI, Apple Mail or eM Client for EWS.
+    client_names: Sequence[str] = ()
     touch_seconds: float = 60.0
     prefix: str = field(default_factory=lambda: f"sim-{secrets.token_hex(3)}")
     json_lines: bool = False
@@ -138,12 +139,13 @@ class Simulator:
         """The sessions to open: accounts in turn, protocols and clients in turn."""
         accounts = itertools.cycle(self.accounts)
         clients = {p: itertools.cycle(names) for p, names in CLIENTS.items()}
+        chosen = itertools.cycle(self.client_names) if self.client_names else None
         planned = []
         for number in range(1, self.sessions + 1):
             # Each round over the accounts takes the next protocol: MAPI for all, then EWS.
             rounds = (number - 1) // len(self.accounts)
             protocol = self.protocols[rounds % len(self.protocols)]
-            client = self.client_name or next(clients[protocol])
+            client = next(chosen) if chosen is not None else next(clients[protocol])
             held = Held(next(accounts), protocol, client)
             planned.append((f"{self.prefix}-{number:04d}", held))
         return planned
@@ -176,7 +178,15 @@ class Simulator:
                     clientName=held.client_name,
                 )
             else:
-                self.say("refused", f"{held.email_address}: MAPI/EWS is not enabled", **details)
+                reason = answer.get("refusal") or "MAPI_EWS_DISABLED"
+                self.say(
+                    "refused",
+                    f"{held.email_address} {held.protocol} ({held.client_name}): {reason}",
+                    **details,
+                    protocol=held.protocol,
+                    clientName=held.client_name,
+                    refusal=reason,
+                )
         self.say("holding", f"{len(self.held)} session(s)", sessions=len(self.held))
 
     async def confirm(self) -> None:

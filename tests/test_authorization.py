@@ -128,6 +128,22 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "{ sessionsEnding userErrors { code } } }",
         lambda d: {"d": d},
     ),
+    ("Mutation", "setMapiEwsProtocols"): Operation(
+        'mutation($d: String) { setMapiEwsProtocols(input: {domain: $d, usernames: ["bob"], '
+        "protocols: [EWS]}) { sessionsEnding userErrors { code } } }",
+        lambda d: {"d": d},
+    ),
+    ("Mutation", "setClientAccessPolicy"): Operation(
+        "mutation($d: String) { setClientAccessPolicy(input: {domain: $d, mode: BLOCK_LISTED, "
+        'rules: [{pattern: "x*"}]}) { sessionsEnding userErrors { code } } }',
+        lambda d: {"d": d},
+    ),
+    ("Query", "clientAccessPolicy"): Operation(
+        "query($d: String) { clientAccessPolicy(domain: $d) { mode } }", lambda d: {"d": d}
+    ),
+    ("Query", "mapiEwsClients"): Operation(
+        "query($d: String) { mapiEwsClients(domain: $d) { logins } }", lambda d: {"d": d}
+    ),
     ("Mutation", "touchProtocolSessions"): Operation(
         'mutation { touchProtocolSessions(input: {sessionIds: ["s-1"]}) '
         "{ touched endNow userErrors { code } } }",

@@ -44,7 +44,7 @@ async def test_the_views_are_tabs_the_keyboard_moves_between(page: Page, site: S
     await expect(page.locator("#usage-chart path.limit")).to_have_count(1)
     await shoot(page, "40-usage-chart")
     await page.keyboard.press("End")
-    await expect(page.get_by_role("tab", name="Audit log")).to_have_attribute(
+    await expect(page.get_by_role("tab", name="Client access")).to_have_attribute(
         "aria-selected", "true"
     )
     await page.keyboard.press("Home")

@@ -356,3 +356,43 @@ async def test_simulate_gateway_reads_its_token_from_the_environment_never_the_c
     assert b"no gateway token in $MAPI_EWS_GATEWAY_TOKEN" in refused
     async with httpx.AsyncClient() as http:
         assert (await http.get(f"{demo.url}/healthz")).status_code == 200
+
+
+POLICY = """
+mutation($rules: [ClientAccessRuleInput!]!) {
+  setClientAccessPolicy(input: {mode: BLOCK_LISTED, rules: $rules}) { sessionsEnding userErrors { code } }
+}
+"""
+
+
+async def test_blocking_a_client_closes_its_sessions_in_simulate_gateway_within_a_second(
+    demo: Demo, tmp_path: Path
+) -> None:
+    accounts = (await demo.enabled())[:4]
+    clients = ("--client-name", "Scraper 1.0", "--client-name", "Microsoft Outlook 16.0.17928")
+    options = ("--sessions", "8", "--protocol", "EWS", "--touch-seconds", "30", *clients)
+    try:
+        async with simulated_gateway(
+            demo.url, await demo.gateway(), tmp_path, accounts, *options
+        ) as simulator:
+            await simulator.until("listening")
+            opened = await simulator.until("opened", 8)
+            scraping = {line["sessionId"] for line in opened if line["clientName"] == "Scraper 1.0"}
+
+            answer = await demo.call(POLICY, {"rules": [{"pattern": "scraper*"}]}, token=demo.admin)
+            answered = time.monotonic()
+            closed = await simulator.until("closed", len(scraping))
+            late = simulator.last("closed") - answered
+        async with simulated_gateway(
+            demo.url, await demo.gateway(), tmp_path, accounts[:1], "--client-name", "Scraper 2"
+        ) as refused_one:
+            refused = (await refused_one.until("refused"))[0]
+    finally:
+        await demo.call(POLICY, {"rules": []}, token=demo.admin)
+
+    assert len(scraping) == 4
+    assert answer["setClientAccessPolicy"] == {"sessionsEnding": 4, "userErrors": []}
+    assert {line["sessionId"] for line in closed} == scraping
+    assert {line["reason"] for line in closed} == {"ACCESS_POLICY"}
+    assert late < 1.0, f"the sessions closed {late:.3f} s after the answer"
+    assert (refused["clientName"], refused["refusal"]) == ("Scraper 2", "CLIENT_NOT_ALLOWED")

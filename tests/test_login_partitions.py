@@ -245,7 +245,17 @@ async def test_a_report_reads_and_updates_only_its_windows_partitions(make: Fact
     domain = await make.domain()
     await make.account(domain, "alice", enabled=True)
     now = datetime.now(UTC)
-    values = ["example.com", "alice", now, "MAPI", None, None, now, now - timedelta(minutes=5)]
+    values = [
+        "example.com",
+        "alice",
+        now,
+        "MAPI",
+        None,
+        None,
+        now,
+        now - timedelta(minutes=5),
+        True,
+    ]
     async with in_transaction("default") as tx:
         plan = await tx.execute_query_dict("EXPLAIN " + PG_REPORT, values)
     text = "\n".join(row["QUERY PLAN"] for row in plan)

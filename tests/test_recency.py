@@ -177,7 +177,17 @@ async def test_a_login_report_updates_its_account_without_touching_its_indexes(
         assert await sqlite_rows_written(moved, alice) == 2
         return
     now = datetime.now(UTC)
-    single = ["example.com", "alice", now, "MAPI", None, None, now, now - timedelta(minutes=5)]
+    single = [
+        "example.com",
+        "alice",
+        now,
+        "MAPI",
+        None,
+        None,
+        now,
+        now - timedelta(minutes=5),
+        True,
+    ]
     async with in_transaction("default") as tx:
         await tx.execute_query(PG_REPORT, single)
         stats = "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = $1"

@@ -196,3 +196,56 @@ async def test_a_removed_administrator_is_refused_at_once_by_every_process(
                     )
                 ).json()
             )
+
+
+CLIENT_REPORT = """
+mutation($e: String!) {
+  recordProtocolLogin(input: {emailAddress: $e, protocol: EWS, clientName: "Scraper 1.0"}) {
+    allowed refusal
+  }
+}
+"""
+BLOCK = """
+mutation($rules: [ClientAccessRuleInput!]!) {
+  setClientAccessPolicy(input: {mode: BLOCK_LISTED, rules: $rules}) { userErrors { code } }
+}
+"""
+
+
+async def test_a_client_access_policy_set_through_one_process_decides_reports_on_another(
+    tmp_path: Path, shared_environment: dict[str, str]
+) -> None:
+    env = shared_environment
+    with (
+        running_server(env, tmp_path / "a.log", "--demo") as first,
+        running_server(env, tmp_path / "b.log") as second,
+    ):
+        admin = (await graphql_data(first.url, LOGIN, {"u": "admin@example.com"}))["login"][
+            "accessToken"
+        ]
+        root = (await graphql_data(first.url, LOGIN, {"u": "sysadmin"}))["login"]["accessToken"]
+        gateway = (await graphql_data(first.url, GATEWAY, token=root))["createGatewayToken"]
+        enabled = (await graphql_data(first.url, ENABLED, token=admin))["mapiEwsAccounts"]
+        address = enabled["edges"][0]["node"]["username"] + "@example.com"
+        # The second process decides by the default policy, and keeps it.
+        before = await graphql_data(
+            second.url, CLIENT_REPORT, {"e": address}, token=gateway["token"]
+        )
+
+        blocked = await graphql_data(
+            first.url, BLOCK, {"rules": [{"pattern": "scraper*"}]}, token=admin
+        )
+        await asyncio.sleep(1)  # "from one second after it commits"
+        after = await graphql_data(
+            second.url, CLIENT_REPORT, {"e": address}, token=gateway["token"]
+        )
+        await graphql_data(first.url, BLOCK, {"rules": []}, token=admin)
+        await asyncio.sleep(1)
+        again = await graphql_data(
+            second.url, CLIENT_REPORT, {"e": address}, token=gateway["token"]
+        )
+
+    assert before["recordProtocolLogin"] == {"allowed": True, "refusal": None}
+    assert blocked["setClientAccessPolicy"] == {"userErrors": []}
+    assert after["recordProtocolLogin"] == {"allowed": False, "refusal": "CLIENT_NOT_ALLOWED"}
+    assert again["recordProtocolLogin"] == {"allowed": True, "refusal": None}

@@ -26,7 +26,7 @@ from api.graphql.types import (
     global_id,
     user_errors_of,
 )
-from api.models import MailProtocol
+from api.models import LoginRefusal, MailProtocol
 from api.services import login_history, logins
 from api.services.event_payloads import LoginReported
 from api.services.paging import PageRequest
@@ -41,8 +41,10 @@ class MapiEwsLoginEvent(Node):
     occurred_at: datetime
     client_address: str | None
     allowed: bool = strawberry.field(
-        description="False when the login was refused because MAPI/EWS is not enabled for the "
-        "account."
+        description="False when the login was refused; refusal says why."
+    )
+    refusal: LoginRefusal | None = strawberry.field(
+        description="Why the login was refused; null when it was allowed."
     )
     account: Account | None = strawberry.field(
         description="The account as it stands after this login; null only if it no longer exists."
@@ -72,6 +74,7 @@ def login_event_reported(reported: LoginReported, memo: dict[Any, Any]) -> MapiE
         occurred_at=reported.occurred_at,
         client_address=reported.client_address,
         allowed=reported.allowed,
+        refusal=reported.refusal,
         account=account_of(account, reported.domain) if account is not None else None,
         client_name=reported.client_name,
         count=reported.count,
@@ -92,6 +95,7 @@ def login_event_of(
         occurred_at=row.occurred_at,
         client_address=row.client_address,
         allowed=row.allowed,
+        refusal=row.refusal,
         account=(
             account_of(account, domain, active_sessions=active_sessions)
             if account is not None
@@ -129,6 +133,11 @@ class RecordProtocolLoginInput:
 class RecordProtocolLoginPayload:
     allowed: bool = strawberry.field(
         default=False, description="Whether the gateway should let this login through."
+    )
+    refusal: LoginRefusal | None = strawberry.field(
+        default=None,
+        description="Why not; null when allowed (and when the report itself was bad: see "
+        "userErrors).",
     )
     user_errors: list[UserError] = strawberry.field(default_factory=list)
 
@@ -204,7 +213,7 @@ class ActivityMutation:
         self, info: Info, input: RecordProtocolLoginInput
     ) -> RecordProtocolLoginPayload:
         gateway = info.context.require_principal()
-        allowed = await logins.record_login(
+        refusal = await logins.record_login(
             events=info.context.events,
             email_address=input.email_address,
             protocol=input.protocol,
@@ -215,8 +224,9 @@ class ActivityMutation:
             gateway=logins.Gateway(gateway.subject_id, gateway.username),
             session_ttl=info.context.settings.session_ttl,
             coalesce=info.context.settings.login_event_coalesce,
+            policies=info.context.policies,
         )
-        return RecordProtocolLoginPayload(allowed=allowed, user_errors=[])
+        return RecordProtocolLoginPayload(allowed=refusal is None, refusal=refusal, user_errors=[])
 
     @mutation(
         extensions=auth(Role.GATEWAY),
@@ -244,11 +254,14 @@ class ActivityMutation:
             gateway=logins.Gateway(gateway.subject_id, gateway.username),
             session_ttl=settings.session_ttl,
             coalesce=settings.login_event_coalesce,
+            policies=info.context.policies,
         )
         return RecordProtocolLoginsPayload(
             results=[
                 RecordProtocolLoginPayload(
-                    allowed=answer.allowed, user_errors=user_errors_of(answer.errors)
+                    allowed=answer.allowed,
+                    refusal=answer.refusal,
+                    user_errors=user_errors_of(answer.errors),
                 )
                 for answer in answers
             ],

@@ -15,6 +15,7 @@ from api.auth.throttle import SignInThrottle
 from api.errors import Unauthenticated, UserError, UserErrors
 from api.events import EventBus
 from api.internals.strawberry_private import resolve_info
+from api.services.access_policy import PolicyCache
 from api.services.tenancy import Tenant
 from api.settings import Settings
 
@@ -54,6 +55,8 @@ class Context:
     principal: Principal | None
     events: EventBus
     throttle: SignInThrottle | None = None
+    # Each domain's client access policy, as this process decides reports by it.
+    policies: PolicyCache | None = None
     # The client's IP address (the proxy's, unless uvicorn trusts its X-Forwarded-For).
     client_address: str | None = None
     # WebSocket only: the upgrade request's Authorization header and the connection_init payload.

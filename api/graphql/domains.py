@@ -7,6 +7,7 @@ from typing import Any
 import strawberry
 
 from api.auth.principal import Role
+from api.graphql.client_access import ClientAccessPolicy, policy_of
 from api.graphql.context import Info, optional_tenant_of, tenant_of
 from api.graphql.directives import auth
 from api.graphql.mutations import mutation
@@ -20,7 +21,7 @@ from api.graphql.types import (
     usage_of,
 )
 from api.models import Domain as DomainRow
-from api.services import domains
+from api.services import client_access, domains
 from api.services.paging import PageRequest
 
 
@@ -41,6 +42,10 @@ class Domain(Node):
     pk: strawberry.Private[int]
     # Read with the row, which keeps it: a list of domains costs no COUNT at all.
     enabled: strawberry.Private[int]
+
+    @strawberry.field(description="Which clients may use MAPI/EWS in this domain.")
+    async def client_access_policy(self) -> ClientAccessPolicy:
+        return policy_of(await client_access.get_policy(self.pk), self.name)
 
     @strawberry.field
     def mapi_ews_usage(self) -> MapiEwsUsage:

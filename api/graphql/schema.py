@@ -8,6 +8,7 @@ from strawberry.tools import merge_types
 from api.graphql.accounts import AccountMutation, AccountQuery
 from api.graphql.activity import ActivityMutation, ActivityQuery, ActivitySubscription
 from api.graphql.audit import AuditQuery
+from api.graphql.client_access import ClientAccessMutation, ClientAccessQuery
 from api.graphql.directives import AuthDirective
 from api.graphql.domains import DomainMutation, DomainQuery
 from api.graphql.gateways import GatewayMutation
@@ -32,6 +33,7 @@ Query = merge_types(
         AuditQuery,
         ProtocolSessionQuery,
         UsageQuery,
+        ClientAccessQuery,
         NodeQuery,
     ),
 )
@@ -46,6 +48,7 @@ Mutation = merge_types(
         ActivityMutation,
         ProtocolSessionMutation,
         ProvisioningMutation,
+        ClientAccessMutation,
     ),
 )
 Subscription = merge_types(

@@ -25,6 +25,7 @@ from api.graphql.types import (
     account_of,
     usage_of,
 )
+from api.models import MailProtocol
 from api.services import mapi_ews, reclaim
 from api.services.event_payloads import MapiEwsChanged
 
@@ -38,6 +39,11 @@ class EnableMapiEwsInput:
     )
     usernames: list[str] = strawberry.field(
         description="Usernames (or full addresses within the domain). All are enabled, or none is."
+    )
+    protocols: list[MailProtocol] | None = strawberry.field(
+        default=None,
+        description="The protocols they may use; absent: both. Accounts already enabled get "
+        "these too.",
     )
 
 
@@ -149,7 +155,11 @@ _DOMAIN = ("input", "domain")
 
 
 async def _set(
-    info: Info, usernames: list[str], *, enabled: bool
+    info: Info,
+    usernames: list[str],
+    *,
+    enabled: bool,
+    protocols: list[MailProtocol] | None = None,
 ) -> tuple[list[Account], MapiEwsUsage, int]:
     tenant = tenant_of(info)
     done = await mapi_ews.set_mapi_ews(
@@ -159,6 +169,7 @@ async def _set(
         usernames=usernames,
         enabled=enabled,
         max_batch=info.context.settings.batch_size_max,
+        protocols=protocols,
     )
     changed = [
         account_of(row, tenant.domain, active_sessions=done.open_sessions.get(row.id, 0))
@@ -171,7 +182,9 @@ async def _set(
 class SeatsMutation:
     @mutation(extensions=auth(Role.DOMAIN_ADMIN, Permission.MANAGE_MAPI_EWS, domain_input=_DOMAIN))
     async def enable_mapi_ews(self, info: Info, input: EnableMapiEwsInput) -> EnableMapiEwsPayload:
-        changed, usage, _ = await _set(info, input.usernames, enabled=True)
+        changed, usage, _ = await _set(
+            info, input.usernames, enabled=True, protocols=input.protocols
+        )
         return EnableMapiEwsPayload(accounts=changed, usage=usage, user_errors=[])
 
     @mutation(extensions=auth(Role.DOMAIN_ADMIN, Permission.MANAGE_MAPI_EWS, domain_input=_DOMAIN))

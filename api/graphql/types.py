@@ -13,7 +13,7 @@ import strawberry
 from api import models
 from api.errors import UserError as ServiceUserError
 from api.errors import UserErrorCode
-from api.models import AuditAction, MailProtocol
+from api.models import AuditAction, LoginRefusal, MailProtocol, protocols_of
 from api.services.domains import Usage
 from api.services.event_payloads import AccountSnapshot
 from api.services.paging import Counter, Window
@@ -21,6 +21,7 @@ from api.services.paging import Counter, Window
 # The services' enums are GraphQL enums too: strawberry.enum registers the class itself.
 strawberry.enum(MailProtocol, name="MailProtocol")
 strawberry.enum(AuditAction, name="AuditAction")
+strawberry.enum(LoginRefusal, name="LoginRefusal", description="Why a gateway was told no.")
 strawberry.enum(UserErrorCode, name="UserErrorCode")
 
 
@@ -64,8 +65,13 @@ class Account(Node):
     domain: str
     is_domain_admin: bool
     mapi_ews_enabled: bool = strawberry.field(
-        description="True when both MAPI and EWS are enabled "
-        "(they are enabled and disabled together)."
+        description="True when the account holds a MAPI/EWS seat. Enabling gives it both "
+        "protocols unless the administrator names fewer (mapiEwsProtocols)."
+    )
+    mapi_ews_protocols: list[MailProtocol] = strawberry.field(
+        description="The protocols this account may use while MAPI/EWS is enabled: both unless "
+        "restricted (enableMapiEws' protocols, setMapiEwsProtocols); empty when MAPI/EWS is not "
+        "enabled."
     )
     external_id: str | None = strawberry.field(
         description="The mail server's own id for this account, when the mail server supplied "
@@ -102,6 +108,7 @@ def account_of(
         domain=domain,
         is_domain_admin=row.is_domain_admin,
         mapi_ews_enabled=row.mapi_ews_enabled,
+        mapi_ews_protocols=protocols_of(row.mapi_ews_protocols) if row.mapi_ews_enabled else [],
         external_id=row.external_id,
         mapi_ews_enabled_at=row.mapi_ews_enabled_at,
         last_login=row.last_login,

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from tortoise import fields
 from tortoise.models import Model
 
 from api.models.domains import Account, Domain, MailProtocol
+
+
+class LoginRefusal(StrEnum):
+    """Why a gateway was told no (the first of these that applies)."""
+
+    MAPI_EWS_DISABLED = "MAPI_EWS_DISABLED"
+    PROTOCOL_NOT_ALLOWED = "PROTOCOL_NOT_ALLOWED"
+    CLIENT_NOT_ALLOWED = "CLIENT_NOT_ALLOWED"
 
 
 # A gateway token is stored only as its SHA-256; it is shown once, when created. Revoked tokens
@@ -42,6 +52,8 @@ class LoginEvent(Model):
     occurred_at = fields.DatetimeField()
     client_address = fields.CharField(max_length=45, null=True)
     allowed = fields.BooleanField()
+    # Why it was refused; NULL when allowed. Part of the coalescing key, as `allowed` is.
+    refusal = fields.CharEnumField(LoginRefusal, max_length=24, null=True)
     # The client as it named itself to the gateway (a User-Agent, or a name and version).
     client_name = fields.CharField(max_length=256, null=True)
     count = fields.IntField(default=1)

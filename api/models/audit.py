@@ -25,6 +25,9 @@ class AuditAction(StrEnum):
     ACCOUNT_RENAMED = "ACCOUNT_RENAMED"
     ACCOUNT_REMOVED = "ACCOUNT_REMOVED"
     DOMAIN_REMOVED = "DOMAIN_REMOVED"
+    # Who may connect, and with what: an account's protocols, a domain's client access policy.
+    MAPI_EWS_PROTOCOLS_CHANGED = "MAPI_EWS_PROTOCOLS_CHANGED"
+    CLIENT_ACCESS_POLICY_CHANGED = "CLIENT_ACCESS_POLICY_CHANGED"
 
 
 class AuditEntry(Model):

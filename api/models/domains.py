@@ -13,6 +13,26 @@ class MailProtocol(StrEnum):
     EWS = "EWS"
 
 
+# An account's protocols, as bits of `Account.mapi_ews_protocols`.
+PROTOCOL_BITS = {MailProtocol.MAPI: 1, MailProtocol.EWS: 2}
+BOTH_PROTOCOLS = 3
+
+
+def protocols_of(mask: int) -> list[MailProtocol]:
+    """The protocols a `mapi_ews_protocols` value holds, MAPI first."""
+    return [protocol for protocol, bit in PROTOCOL_BITS.items() if mask & bit]
+
+
+def mask_of(protocols: list[MailProtocol] | None) -> int:
+    """The `mapi_ews_protocols` value of these protocols; None: both."""
+    if protocols is None:
+        return BOTH_PROTOCOLS
+    mask = 0
+    for protocol in protocols:
+        mask |= PROTOCOL_BITS[protocol]
+    return mask
+
+
 class Domain(Model):
     id = fields.IntField(primary_key=True)
     # Stored lower-case: domain names compare without case.
@@ -54,6 +74,9 @@ class Account(Model):
     is_domain_admin = fields.BooleanField(default=False)
     mapi_ews_enabled = fields.BooleanField(default=False)
     mapi_ews_enabled_at = fields.DatetimeField(null=True)
+    # The protocols it may use while MAPI/EWS is enabled (PROTOCOL_BITS): both unless an
+    # administrator named fewer. Enabling without naming any sets both again.
+    mapi_ews_protocols = fields.SmallIntField(default=BOTH_PROTOCOLS, db_default=BOTH_PROTOCOLS)
     last_login = fields.DatetimeField(null=True)
     last_login_protocol = fields.CharEnumField(MailProtocol, max_length=8, null=True)
     last_mapi_login = fields.DatetimeField(null=True)

@@ -15,6 +15,8 @@ class SessionEndReason(StrEnum):
     MAPI_EWS_DISABLED = "MAPI_EWS_DISABLED"
     DISCONNECTED_BY_ADMIN = "DISCONNECTED_BY_ADMIN"
     ACCOUNT_REMOVED = "ACCOUNT_REMOVED"
+    # A protocol taken from the account, or a client access policy that refuses its client.
+    ACCESS_POLICY = "ACCESS_POLICY"
     ENDED_BY_GATEWAY = "ENDED_BY_GATEWAY"
     EXPIRED = "EXPIRED"
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from api.events import Topic
-from api.models import Account, MailProtocol, SessionEndReason
+from api.models import BOTH_PROTOCOLS, Account, LoginRefusal, MailProtocol, SessionEndReason
 from api.services.domains import Usage
 
 
@@ -35,6 +35,7 @@ class AccountRow(NamedTuple):
     last_mapi_login: datetime | None
     last_ews_login: datetime | None
     external_id: str | None
+    mapi_ews_protocols: int
 
     @classmethod
     def read(cls, data: dict[str, Any]) -> AccountRow:
@@ -53,6 +54,7 @@ class AccountRow(NamedTuple):
             last_mapi_login=_time(data["last_mapi_login"]),
             last_ews_login=_time(data["last_ews_login"]),
             external_id=data["external_id"],
+            mapi_ews_protocols=data["mapi_ews_protocols"],
         )
 
 
@@ -85,8 +87,9 @@ class AccountSnapshot:
     last_ews_login: datetime | None
     # Its sessions open at that moment (api/services/protocol_sessions.py).
     active_session_count: int
-    # Last: a process that does not know it yet still reads the others' events.
+    # Last: a process that does not know them yet still reads the others' events.
     external_id: str | None = None
+    mapi_ews_protocols: int = BOTH_PROTOCOLS
 
     @classmethod
     def of(cls, account: AccountColumns, domain: str, *, active_sessions: int) -> AccountSnapshot:
@@ -113,6 +116,7 @@ class LoginReported:
     account: AccountSnapshot | None
     count: int = 1
     last_occurred_at: datetime | None = None
+    refusal: LoginRefusal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +176,15 @@ class PrincipalsChanged:
     domain_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class AccessPolicyChanged:
+    """A domain's client access policy changed (Topic.ACCESS_POLICY, to every process): each
+    process reads it again before it decides the domain's next report."""
+
+    domain_id: int
+    domain: str
+
+
 PAYLOADS: dict[Topic, type] = {
     Topic.LOGINS: LoginReported,
     Topic.ACCOUNT_CHANGES: MapiEwsChanged,
@@ -179,4 +192,5 @@ PAYLOADS: dict[Topic, type] = {
     Topic.SESSION_COMMANDS: SessionCommand,
     Topic.USAGE: Usage,
     Topic.PRINCIPALS: PrincipalsChanged,
+    Topic.ACCESS_POLICY: AccessPolicyChanged,
 }

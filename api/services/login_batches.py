@@ -9,8 +9,11 @@ waits for that statement, not for a transaction's round trips. Python's part is 
 batch's groups of repeats go in, and its answer (a row per account, event group and session, as
 JSON) comes back as each report's Recorded.
 
-A report is refused exactly when its account has MAPI/EWS off as the statement locks it. SQLite
-writes the reports one after another, each as a single report.
+A report is refused exactly when, as the statement locks its account, MAPI/EWS is off, the
+account may not use the report's protocol, or the domain's policy does not let its client in
+(each report's `client_ok`, the process's decision). The decision is a function of the login
+(account, protocol, client name), so a group of repeats shares it. SQLite writes the reports one
+after another, each as a single report.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import orjson
 
 from api.db import gateway_connection, is_sqlite
 from api.internals.tortoise_private import from_row, time_columns
-from api.models import ProtocolSession
+from api.models import LoginRefusal, ProtocolSession
 from api.services.event_payloads import AccountRow
 from api.services.login_sql import PG_BATCH, SESSION_COLUMNS
 from api.services.login_store import Gateway, Logged, Recorded, Report, write_report
@@ -63,7 +66,13 @@ async def write_reports(
         [
             orjson.dumps(
                 [
-                    {"d": r.domain, "u": r.username, "t": r.occurred_at, "p": r.protocol.value}
+                    {
+                        "d": r.domain,
+                        "u": r.username,
+                        "t": r.occurred_at,
+                        "p": r.protocol.value,
+                        "ok": r.client_ok,
+                    }
                     for r in reports
                 ]
             ).decode(),
@@ -76,6 +85,7 @@ async def write_reports(
                         "p": g.protocol,
                         "c": g.client_address,
                         "n": g.client_name,
+                        "ok": members[g][0].client_ok,
                         "first": first,
                         "last": max(r.occurred_at for r in members[g]),
                         "reports": len(members[g]),
@@ -97,6 +107,7 @@ async def write_reports(
                         "p": s.protocol.value,
                         "c": s.client_address,
                         "n": s.client_name,
+                        "ok": s.client_ok,
                         "t": started,
                     }
                     for s, started in sessions
@@ -164,28 +175,24 @@ def _sessions(reports: list[Report]) -> list[tuple[Report, datetime]]:
 def _read(
     rows: Sequence[dict[str, Any]], keyed: list[_Group]
 ) -> tuple[
-    dict[tuple[str, str], tuple[AccountRow, int, bool]],
+    dict[tuple[str, str], tuple[AccountRow, int]],
     dict[_Group, dict[str, Any]],
     dict[str, tuple[ProtocolSession, ProtocolSession | None]],
 ]:
     """The statement's rows: each account (by domain and username) with its open sessions
-    before the batch and whether its reports were allowed; each group's event as it was; each
+    before the batch; each group's event as it was, and why its reports were refused; each
     session after and before."""
     # JSON carries times as ISO text: parsed in C (datetime.fromisoformat), not by Tortoise's
     # generic parser, which cost a batch a third.
     session_times = time_columns(ProtocolSession)
-    accounts: dict[tuple[str, str], tuple[AccountRow, int, bool]] = {}
+    accounts: dict[tuple[str, str], tuple[AccountRow, int]] = {}
     events: dict[_Group, dict[str, Any]] = {}
     opened: dict[str, tuple[ProtocolSession, ProtocolSession | None]] = {}
     for row in rows:
         data = orjson.loads(row["data"])
         if row["kind"] == "account":
             account = AccountRow.read(data)
-            accounts[(data["d"], account.username)] = (
-                account,
-                int(data["open_before"]),
-                bool(data["allowed"]),
-            )
+            accounts[(data["d"], account.username)] = (account, int(data["open_before"]))
         elif row["kind"] == "event":
             data["occurred_at"] = datetime.fromisoformat(data["occurred_at"])
             if data["last_before"] is not None:
@@ -210,7 +217,7 @@ def _parse_times(data: dict[str, Any], names: list[str]) -> None:
 
 def _answers(
     reports: list[Report],
-    accounts: dict[tuple[str, str], tuple[AccountRow, int, bool]],
+    accounts: dict[tuple[str, str], tuple[AccountRow, int]],
     group_of: dict[int, _Group],
     events: dict[_Group, dict[str, Any]],
     sessions: dict[str, tuple[ProtocolSession, ProtocolSession | None]],
@@ -224,9 +231,10 @@ def _answers(
         if named is None:
             answers.append(None)
             continue
-        account, open_before, allowed = named
+        account, open_before = named
         group = group_of[index]
         row = events[group]
+        refusal = row["refusal"]
         count, last = seen.get(group, (int(row["count_before"]), row["last_before"]))
         count, last = count + 1, max(filter(None, (last, report.occurred_at)))
         seen[group] = (count, last)
@@ -240,10 +248,11 @@ def _answers(
             Recorded(
                 account=account,
                 event=Logged(int(row["id"]), count, row["occurred_at"], last),
-                allowed=allowed,
+                allowed=refusal is None,
                 open_before=open_before,
                 session=session,
                 previous=previous,
+                refusal=LoginRefusal(refusal) if refusal is not None else None,
             )
         )
     return answers

@@ -5,6 +5,9 @@ api/services/login_batches.py (PostgreSQL's batch). The rules, each one template
 with the placeholders of the statement that uses it:
 
 - FORWARD: the last-login columns only move forward (the same text in both dialects);
+- _PERMITTED and _REFUSAL: whether a login may go through, and if not why: MAPI/EWS on, the
+  protocol among the account's, the client let in by the domain's policy ({ok}: the process
+  decided that, api/services/access_policy.py);
 - _SAME_LOGIN and _WINDOW: which earlier event a report repeats (the coalescing key and window),
   and _BUMP: how a repeat is counted on it;
 - _INSERT_EVENT: a new event's columns;
@@ -58,11 +61,22 @@ FORWARD = """
     last_ews_login = CASE WHEN {te} IS NOT NULL
         AND (last_ews_login IS NULL OR last_ews_login < {te}) THEN {te} ELSE last_ews_login END
 """
+# The protocol's bit of an account's mapi_ews_protocols (api.models.PROTOCOL_BITS).
+_BIT = "(CASE {p} WHEN 'MAPI' THEN 1 ELSE 2 END)"
+# A login may go through when the account ({en}: MAPI/EWS on, {pr}: its protocols) may use the
+# protocol {p} and the domain's policy lets the client in ({ok}); otherwise the first reason
+# that applies (api.models.LoginRefusal), NULL when none does.
+_PERMITTED = "({en} AND ({pr} & " + _BIT + ") <> 0 AND {ok})"
+_REFUSAL = (
+    "CASE WHEN NOT {en} THEN 'MAPI_EWS_DISABLED' WHEN ({pr} & "
+    + _BIT
+    + ") = 0 THEN 'PROTOCOL_NOT_ALLOWED' WHEN NOT {ok} THEN 'CLIENT_NOT_ALLOWED' END"
+)
 # The same login as an earlier event {e}: same account, protocol, client and decision. {same}
 # is the dialect's null-safe equality (PostgreSQL: IS NOT DISTINCT FROM; SQLite: IS).
 _SAME_LOGIN = (
     "{e}.account_id = {a} AND {e}.protocol = {p} AND {e}.client_address {same} {c} "
-    "AND {e}.client_name {same} {n} AND {e}.allowed = {allowed}"
+    "AND {e}.client_name {same} {n} AND {e}.allowed = {allowed} AND {e}.refusal {same} {r}"
 )
 # Within the coalescing window: first reported less than the window before the report, and not
 # after it. On PostgreSQL the bounds also prune login_event's partitions to the window's.
@@ -74,7 +88,7 @@ _BUMP = (
 )
 _INSERT_EVENT = (
     "INSERT INTO login_event (domain_id, account_id, username, protocol, occurred_at, "
-    "client_address, client_name, allowed, count, last_occurred_at) "
+    "client_address, client_name, allowed, refusal, count, last_occurred_at) "
 )
 _SESSION_UPSERT = (
     "INSERT INTO protocol_session (gateway_id, session_id, domain_id, account_id, username, "
@@ -119,7 +133,9 @@ _UPDATE_ONE = (
     + _fill(FORWARD, tm=_IF_MAPI, te=_IF_EWS)
     + " WHERE "
     + _WHERE_NAMED
-    + " AND mapi_ews_enabled RETURNING *"
+    + " AND "
+    + _fill(_PERMITTED, en="mapi_ews_enabled", pr="mapi_ews_protocols")
+    + " RETURNING *"
 )
 _PG_ONE = {
     "d": "$1",
@@ -130,11 +146,20 @@ _PG_ONE = {
     "n": "$6::varchar",
     "now": "$7::timestamptz",
     "since": "$8::timestamptz",
-    "g": "$9::int",
-    "s": "$10::varchar",
-    "exp": "$11::timestamptz",
+    "ok": "$9::bool",
+    "g": "$10::int",
+    "s": "$11::varchar",
+    "exp": "$12::timestamptz",
 }
 _ALLOWED = "EXISTS (SELECT 1 FROM changed)"
+# Why the report was refused, read from `target` (NULL when `changed` took it).
+_REFUSED_ONE = (
+    "CASE WHEN "
+    + _ALLOWED
+    + " THEN NULL ELSE COALESCE("
+    + _fill(_REFUSAL, en="target.mapi_ews_enabled", pr="target.mapi_ews_protocols")
+    + ", 'MAPI_EWS_DISABLED') END"
+)
 # `changed` is the allowed case; otherwise `target` reads the account as it is, and the event is
 # stored either way, with `allowed` saying which. No row at all: no such account. `recent` is the
 # event this report repeats: `bumped` counts the report on it, under its row lock, and only
@@ -145,7 +170,14 @@ _PG_LOGGED = (
     + _WHERE_NAMED
     + " AND NOT EXISTS (SELECT 1 FROM changed)), "
     "recent AS (SELECT e.id, e.occurred_at FROM login_event e, target WHERE "
-    + _fill(_SAME_LOGIN, e="e", a="target.id", same="IS NOT DISTINCT FROM", allowed=_ALLOWED)
+    + _fill(
+        _SAME_LOGIN,
+        e="e",
+        a="target.id",
+        same="IS NOT DISTINCT FROM",
+        allowed=_ALLOWED,
+        r=_REFUSED_ONE,
+    )
     + " AND "
     + _fill(_WINDOW, e="e")
     + " ORDER BY e.occurred_at DESC LIMIT 1), "
@@ -153,24 +185,27 @@ _PG_LOGGED = (
     + _fill(_BUMP, e="e", reports="1", greatest="GREATEST", last="{t}")
     + " FROM recent WHERE e.id = recent.id AND e.occurred_at = recent.occurred_at AND "
     + _fill(_WINDOW, e="e")
-    + " RETURNING e.id, e.allowed, e.count, e.occurred_at, e.last_occurred_at), "
+    + " RETURNING e.id, e.allowed, e.refusal, e.count, e.occurred_at, e.last_occurred_at), "
     "inserted AS ("
     + _INSERT_EVENT
     + "SELECT domain_id, id, username, {p}, {t}, {c}, {n}, "
     + _ALLOWED
+    + ", "
+    + _REFUSED_ONE
     + ", 1, {t} FROM target WHERE NOT EXISTS (SELECT 1 FROM bumped) "
-    "RETURNING id, allowed, count, occurred_at, last_occurred_at), "
+    "RETURNING id, allowed, refusal, count, occurred_at, last_occurred_at), "
     "logged AS (SELECT * FROM bumped UNION ALL SELECT * FROM inserted)"
 )
 _PG_RESULT = (
     "SELECT target.*, logged.id AS event_id, logged.allowed AS event_allowed, "
+    "logged.refusal AS event_refusal, "
     "logged.count AS event_count, logged.occurred_at AS event_first, "
     "logged.last_occurred_at AS event_last, "
     + _fill(_OPEN_COUNT, a="target.id")
     + " AS open_before"
 )
 PG_REPORT = (_PG_LOGGED + " " + _PG_RESULT + " FROM target CROSS JOIN logged").format(**_PG_ONE)
-"""One report, $1-$8 as _PG_ONE names them."""
+"""One report, $1-$9 as _PG_ONE names them."""
 # With a session id, the same statement opens the session if the report is allowed, or
 # refreshes it; `previous` is that id's row as it was (the statement's snapshot), so the caller
 # can tell a new session from a refreshed one.
@@ -189,10 +224,11 @@ PG_SESSION_REPORT = (
     + ", ".join(f"previous.{column} AS previous_{column}" for column in SESSION_COLUMNS)
     + " FROM target CROSS JOIN logged LEFT JOIN opened ON true LEFT JOIN previous ON true"
 ).format(**_PG_ONE)
-"""One report with a session: $1-$11 as _PG_ONE names them."""
+"""One report with a session: $1-$12 as _PG_ONE names them."""
 
-# SQLite's twins: ?1 domain, ?2 username, ?3 time, ?4 protocol, ?5 now (the allowed UPDATE).
-_SQLITE_ONE = {"d": "?1", "u": "?2", "t": "?3", "p": "?4", "now": "?5"}
+# SQLite's twins: ?1 domain, ?2 username, ?3 time, ?4 protocol, ?5 now, ?6 the client let in
+# (the allowed UPDATE).
+_SQLITE_ONE = {"d": "?1", "u": "?2", "t": "?3", "p": "?4", "now": "?5", "ok": "?6"}
 SQLITE_ALLOWED = (
     _UPDATE_ONE + ", " + _fill(_OPEN_COUNT, a="account.id") + " AS open_before"
 ).format(**_SQLITE_ONE)
@@ -203,18 +239,18 @@ SQLITE_RECENT = (
     + " AND "
     + _WINDOW
     + " ORDER BY e.occurred_at DESC LIMIT 1"
-).format(e="e", a="?1", p="?2", c="?3", n="?4", allowed="?5", since="?6", t="?7")
+).format(e="e", a="?1", p="?2", c="?3", n="?4", allowed="?5", since="?6", t="?7", r="?8")
 """The event a report repeats: account, protocol, client address and name, allowed, the
-window's start and the report's time."""
+window's start, the report's time and why it was refused."""
 SQLITE_BUMP = (
     "UPDATE login_event AS e SET "
     + _BUMP.format(e="e", reports="1", greatest="max", last="?2")
     + " WHERE e.id = ?1 RETURNING count, last_occurred_at"
 )
 """A repeat counted on event ?1, reported at ?2."""
-SQLITE_INSERT_EVENT = _INSERT_EVENT + "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?) RETURNING id"
+SQLITE_INSERT_EVENT = _INSERT_EVENT + "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?) RETURNING id"
 """A new event: domain, account, username, protocol, time, client address and name, allowed,
-and the time again (its last report)."""
+why refused, and the time again (its last report)."""
 SQLITE_SESSION = (
     _fill(_SESSION_UPSERT, rows="VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)", now="?10")
     + "RETURNING id, started_at"
@@ -224,41 +260,59 @@ username, protocol, client address and name, time, now, expiry."""
 
 # --- A batch (PostgreSQL) --------------------------------------------------------------------
 # $1: the reports, as JSON (one text to send, where two dozen arrays cost the driver a check of
-# every element): each one's domain, username, time, protocol. The statement locks the named
+# every element): each one's domain, username, time, protocol, and whether the domain's policy
+# lets its client in. The statement locks the named
 # accounts in id order (FOR NO KEY UPDATE, as a single report's UPDATE locks its one row, so
 # batches naming the same accounts wait for each other and never deadlock) and moves each
 # allowed account's last-login columns forward to its newest reports.
 _BATCH_ACCOUNTS = (
     "r AS (SELECT * FROM json_to_recordset($1::json) "
-    "AS r(d varchar, u varchar, t timestamptz, p varchar)), "
-    "named AS (SELECT a.id, a.username, dm.name AS d FROM account a "
+    "AS r(d varchar, u varchar, t timestamptz, p varchar, ok bool)), "
+    "named AS (SELECT a.id, a.username, dm.name AS d, a.mapi_ews_enabled AS en, "
+    "a.mapi_ews_protocols AS pr FROM account a "
     "JOIN domain dm ON dm.id = a.domain_id "
     "JOIN (SELECT DISTINCT d, u FROM r) x ON dm.name = x.d AND a.username = x.u "
     "ORDER BY a.id FOR NO KEY UPDATE OF a), "
-    # Per account: its newest report, and its newest of each protocol.
+    # Per account: its newest allowed report, and its newest allowed of each protocol.
     "newest AS (SELECT named.id AS a, named.d, max(r.t) AS t, "
     "(array_agg(r.p ORDER BY r.t DESC))[1] AS p, "
     "max(r.t) FILTER (WHERE r.p = 'MAPI') AS tm, max(r.t) FILTER (WHERE r.p = 'EWS') AS te "
-    "FROM r JOIN named ON named.d = r.d AND named.username = r.u GROUP BY named.id, named.d), "
+    "FROM r JOIN named ON named.d = r.d AND named.username = r.u WHERE "
+    + _PERMITTED.format(en="named.en", pr="named.pr", p="r.p", ok="r.ok")
+    + " GROUP BY named.id, named.d), "
     "changed AS (UPDATE account SET "
     + FORWARD.format(t="newest.t", p="newest.p", tm="newest.tm", te="newest.te")
     + " FROM newest WHERE account.id = newest.a AND account.mapi_ews_enabled "
     "RETURNING account.*, newest.d), "
-    # Every named account as the batch leaves it, and whether its reports are allowed. Only the
-    # accounts left unchanged are read again: the filter runs on `named`, before the lookups.
-    "accounts AS (SELECT changed.*, true AS allowed FROM changed UNION ALL "
-    "SELECT a.*, left_alone.d, false FROM account a JOIN (SELECT * FROM named "
-    "WHERE id NOT IN (SELECT id FROM changed)) left_alone ON left_alone.id = a.id), "
+    # Every named account as the batch leaves it, with MAPI/EWS and its protocols as the
+    # statement locked them (each report's decision). Only the accounts left unchanged are read
+    # again: the filter runs on `named`, before the lookups.
+    "accounts AS (SELECT changed.*, named.en, named.pr FROM changed JOIN named "
+    "ON named.id = changed.id UNION ALL "
+    "SELECT a.*, left_alone.d, left_alone.en, left_alone.pr FROM account a JOIN (SELECT * "
+    "FROM named WHERE id NOT IN (SELECT id FROM changed)) left_alone ON left_alone.id = a.id), "
 )
 # $2: the groups, as JSON (the batch's repeats of one login within one window, Python's work),
 # $3: the window; $4, $5: the batch's whole window. `recent` is the event a login's first
 # group repeats, as for one report; the batch's bounds on the table itself keep the lookup and
 # the UPDATE to the window's partitions.
-_BATCH_SAME = {"a": "g.account_id", "p": "g.p", "c": "g.c", "n": "g.n", "allowed": "g.allowed"}
+_BATCH_SAME = {
+    "a": "g.account_id",
+    "p": "g.p",
+    "c": "g.c",
+    "n": "g.n",
+    "allowed": "g.allowed",
+    "r": "g.refusal",
+}
+_GROUP_DECISION = {"en": "accounts.en", "pr": "accounts.pr", "p": "g.p", "ok": "g.ok"}
 _BATCH_EVENTS = (
-    "g AS (SELECT g.*, accounts.id AS account_id, accounts.domain_id, accounts.allowed "
-    "FROM json_to_recordset($2::json) AS g(k int, d varchar, u varchar, p varchar, "
-    "c varchar, n varchar, first timestamptz, last timestamptz, reports int, repeats bool) "
+    "g AS (SELECT g.*, accounts.id AS account_id, accounts.domain_id, "
+    + _PERMITTED.format(**_GROUP_DECISION)
+    + " AS allowed, "
+    + _REFUSAL.format(**_GROUP_DECISION)
+    + " AS refusal FROM json_to_recordset($2::json) AS g(k int, d varchar, u varchar, "
+    "p varchar, c varchar, n varchar, ok bool, first timestamptz, last timestamptz, "
+    "reports int, repeats bool) "
     "JOIN accounts ON accounts.d = g.d AND accounts.username = g.u), "
     "recent AS (SELECT DISTINCT ON (g.k) g.k, g.reports, g.last, e.id, e.occurred_at, "
     "e.count AS count_before, COALESCE(e.last_occurred_at, e.occurred_at) AS last_before "
@@ -276,9 +330,10 @@ _BATCH_EVENTS = (
     + " RETURNING recent.k, e.id, e.occurred_at, recent.count_before, recent.last_before), "
     "inserted AS ("
     + _INSERT_EVENT
-    + "SELECT domain_id, account_id, u, p, first, c, n, allowed, reports, last FROM g "
+    + "SELECT domain_id, account_id, u, p, first, c, n, allowed, refusal, reports, last FROM g "
     "WHERE g.k NOT IN (SELECT k FROM bumped) ORDER BY g.k "
-    "RETURNING id, account_id, protocol, client_address, client_name, allowed, occurred_at), "
+    "RETURNING id, account_id, protocol, client_address, client_name, allowed, refusal, "
+    "occurred_at), "
     "logged AS (SELECT k, id, occurred_at, count_before, last_before FROM bumped UNION ALL "
     "SELECT g.k, i.id, i.occurred_at, 0, NULL FROM inserted i JOIN g ON "
     + _SAME_LOGIN.format(e="i", same="IS NOT DISTINCT FROM", **_BATCH_SAME)
@@ -290,8 +345,10 @@ _BATCH_EVENTS = (
 _BATCH_SESSIONS = (
     "s AS (SELECT s.*, accounts.id AS account_id, accounts.domain_id FROM "
     "json_to_recordset($7::json) AS s(session_id varchar, d varchar, u varchar, p varchar, "
-    "c varchar, n varchar, t timestamptz) "
-    "JOIN accounts ON accounts.d = s.d AND accounts.username = s.u AND accounts.allowed "
+    "c varchar, n varchar, ok bool, t timestamptz) "
+    "JOIN accounts ON accounts.d = s.d AND accounts.username = s.u AND "
+    + _PERMITTED.format(en="accounts.en", pr="accounts.pr", p="s.p", ok="s.ok")
+    + " "
     "WHERE $6::int IS NOT NULL), "
     "previous AS (SELECT o.* FROM protocol_session o JOIN s ON o.session_id = s.session_id "
     "WHERE o.gateway_id = $6), "
@@ -308,10 +365,11 @@ _BATCH_SESSIONS = (
 _BATCH_ANSWER = (
     "SELECT 'account' AS kind, to_jsonb(x) AS data FROM (SELECT "
     + ", ".join(f"accounts.{column}" for column in ACCOUNT_COLUMNS)
-    + ", accounts.d, accounts.allowed, "
+    + ", accounts.d, "
     + _OPEN_COUNT.format(a="accounts.id", now="$8")
     + " AS open_before FROM accounts) x "
-    "UNION ALL SELECT 'event', to_jsonb(logged) FROM logged "
+    "UNION ALL SELECT 'event', to_jsonb(z) FROM (SELECT logged.*, g.refusal FROM logged "
+    "JOIN g ON g.k = logged.k) z "
     "UNION ALL SELECT 'session', to_jsonb(y) FROM (SELECT opened.*, "
     + ", ".join(f"previous.{column} AS previous_{column}" for column in SESSION_COLUMNS)
     + " FROM opened LEFT JOIN previous ON previous.session_id = opened.session_id) y"

@@ -20,7 +20,7 @@ from tortoise.transactions import in_transaction
 
 from api.db import gateway_connection, is_sqlite
 from api.internals.tortoise_private import columns, from_row
-from api.models import Account, MailProtocol, ProtocolSession
+from api.models import PROTOCOL_BITS, Account, LoginRefusal, MailProtocol, ProtocolSession
 from api.services.connected import is_open
 from api.services.event_payloads import AccountColumns
 from api.services.login_sql import (
@@ -44,6 +44,9 @@ class Report:
     client_address: str | None
     client_name: str | None = None
     session_id: str | None = None
+    # Whether the domain's client access policy lets this client in (api/services/
+    # access_policy.py: the process decides it, the statement applies it).
+    client_ok: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +80,8 @@ class Recorded:
     session: ProtocolSession | None
     # That session id's row as it was before, if the gateway had reported it already.
     previous: ProtocolSession | None
+    # Why it was refused; None when allowed.
+    refusal: LoginRefusal | None = None
 
     @property
     def started(self) -> bool:
@@ -132,6 +137,7 @@ async def _pg_report(
         report.client_name,
         now,
         since,
+        report.client_ok,
     ]
     statement = PG_REPORT
     if gateway is not None and report.session_id is not None:
@@ -154,6 +160,7 @@ async def _pg_report(
             last_occurred_at=extra["event_last"],
         ),
         allowed=bool(extra["event_allowed"]),
+        refusal=_refusal(extra["event_refusal"]),
         open_before=int(extra["open_before"]),
         session=_opened(report, account, gateway, extra, now, ttl),
         previous=(from_row(ProtocolSession, before) if before["id"] is not None else None),
@@ -169,11 +176,17 @@ async def _sqlite_report(
     ttl: timedelta,
 ) -> Recorded | None:
     """SQLite's form of the statement, part by part, inside the report's transaction."""
-    values = [report.domain, report.username, report.occurred_at, report.protocol.value, now]
+    values = [
+        report.domain,
+        report.username,
+        report.occurred_at,
+        report.protocol.value,
+        now,
+        report.client_ok,
+    ]
     rows = await tx.execute_query_dict(SQLITE_ALLOWED, values)
-    # A refused login's account has MAPI/EWS off, so no open session: a disable tells every
-    # open one to end, and only an allowed login opens one.
     open_before = 0
+    refusal: LoginRefusal | None = None
     if rows:
         open_before = int(rows[0].pop("open_before"))
         account, allowed = from_row(Account, rows[0]), True
@@ -185,8 +198,10 @@ async def _sqlite_report(
         )
         if found is None:
             return None
-        account, allowed = found, False
-    event = await _sqlite_log(tx, report, account, allowed, since)
+        account, allowed, refusal = found, False, refusal_of(found, report)
+        if refusal is not LoginRefusal.MAPI_EWS_DISABLED:  # then it has no open session
+            open_before = await _open_count(tx, found.id, now)
+    event = await _sqlite_log(tx, report, account, refusal, since)
     previous = session = None
     if allowed and gateway is not None and report.session_id is not None:
         previous = (
@@ -195,17 +210,47 @@ async def _sqlite_report(
             .first()
         )
         session = await _sqlite_session(tx, report, account, gateway, now, ttl)
-    return Recorded(account, event, allowed, open_before, session, previous)
+    return Recorded(account, event, allowed, open_before, session, previous, refusal)
+
+
+def refusal_of(account: Account, report: Report) -> LoginRefusal | None:
+    """Why the report is refused (the first reason that applies), None if it is not: the same
+    rule as the statements' (login_sql._REFUSAL)."""
+    if not account.mapi_ews_enabled:
+        return LoginRefusal.MAPI_EWS_DISABLED
+    if not account.mapi_ews_protocols & PROTOCOL_BITS[report.protocol]:
+        return LoginRefusal.PROTOCOL_NOT_ALLOWED
+    if not report.client_ok:
+        return LoginRefusal.CLIENT_NOT_ALLOWED
+    return None
+
+
+def _refusal(value: str | None) -> LoginRefusal | None:
+    return LoginRefusal(value) if value is not None else None
+
+
+async def _open_count(tx: BaseDBAsyncClient, account_id: int, now: datetime) -> int:
+    return await (
+        ProtocolSession.filter(account_id=account_id, end_reason=None, expires_at__gt=now)
+        .using_db(tx)
+        .count()
+    )
 
 
 async def _sqlite_log(
-    tx: BaseDBAsyncClient, report: Report, account: Account, allowed: bool, since: datetime
+    tx: BaseDBAsyncClient,
+    report: Report,
+    account: Account,
+    refusal: LoginRefusal | None,
+    since: datetime,
 ) -> Logged:
     """The event: counted on the event it repeats, or a new one (the transaction holds the
     database's write lock, so no other report races for it)."""
+    allowed = refusal is None
     login = [account.id, report.protocol.value, report.client_address, report.client_name]
+    why = refusal.value if refusal is not None else None
     recent = await tx.execute_query_dict(
-        SQLITE_RECENT, [*login, allowed, since, report.occurred_at]
+        SQLITE_RECENT, [*login, allowed, since, report.occurred_at, why]
     )
     if recent:
         first = recent[0]
@@ -226,6 +271,7 @@ async def _sqlite_log(
             report.occurred_at,
             *login[2:],
             allowed,
+            why,
             report.occurred_at,
         ],
     )

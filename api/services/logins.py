@@ -8,14 +8,15 @@ publishes what happened once committed. The history is api/services/login_histor
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from api.errors import UserError, UserErrorCode, UserErrors
 from api.events import Event, EventBus, Topic
-from api.models import MailProtocol, SessionEndReason
+from api.models import LoginRefusal, MailProtocol, SessionEndReason
 from api.services import connected, validation
+from api.services.access_policy import PolicyCache
 from api.services.event_payloads import AccountSnapshot, LoginReported, SessionChanged
 from api.services.login_batches import MAX_REPORTS, write_reports
 from api.services.login_store import Gateway, Recorded, Report, write_report
@@ -102,8 +103,11 @@ async def record_login(
     gateway: Gateway | None = None,
     session_ttl: timedelta = DEFAULT_SESSION_TTL,
     coalesce: timedelta = DEFAULT_COALESCE,
-) -> bool:
-    """Whether the login may go through: exactly when MAPI/EWS is enabled for the account.
+    policies: PolicyCache | None = None,
+) -> LoginRefusal | None:
+    """Why the login may not go through, None when it may: when MAPI/EWS is enabled for the
+    account, over this protocol, and the domain's client access policy (from `policies`; without
+    one every client) lets its client in.
 
     Either way the report is stored as a login event and published once committed. An unknown
     address is NOT_FOUND and stores nothing: there is no account or domain to file it under.
@@ -118,11 +122,28 @@ async def record_login(
         client_name=client_name,
         session_id=session_id,
     )
+    [report] = await _decide([report], policies)
     recorded = await write_report(report, gateway, session_ttl, coalesce)
     if recorded is None:
         raise UserErrors([_no_account(report)])
     await events.publish(await _events(report, recorded, gateway))
-    return recorded.allowed
+    return recorded.refusal
+
+
+async def _decide(reports: list[Report], policies: PolicyCache | None) -> list[Report]:
+    """The reports, each with whether its domain's policy lets its client in."""
+    if policies is None or not reports:
+        return reports
+    deciders = await policies.deciders({r.domain for r in reports})
+    decided: list[Report] = []
+    for report in reports:
+        decider = deciders[report.domain]
+        if decider.lets_everyone_in:
+            decided.append(report)
+        else:
+            ok = decider.allows(report.protocol, report.client_name)
+            decided.append(report if ok else replace(report, client_ok=False))
+    return decided
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,10 +160,12 @@ class ReportInput:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """One report's answer: whether it may go through, or why it was not recorded."""
+    """One report's answer: whether it may go through (and if not, why), or why it was not
+    recorded."""
 
     allowed: bool
     errors: list[UserError]
+    refusal: LoginRefusal | None = None
 
 
 _BATCH_FIELD = ("input", "reports")
@@ -155,6 +178,7 @@ async def record_logins(
     gateway: Gateway | None = None,
     session_ttl: timedelta = DEFAULT_SESSION_TTL,
     coalesce: timedelta = DEFAULT_COALESCE,
+    policies: PolicyCache | None = None,
 ) -> list[Answer]:
     """Up to MAX_REPORTS reports, each answered as record_login would, in order: a bad one gets
     its own errors (pointing into input.reports) and the rest are recorded together
@@ -191,7 +215,9 @@ async def record_logins(
             )
         except UserErrors as refused:
             parsed.append([_within(error, index) for error in refused.errors])
-    valid = [report for report in parsed if isinstance(report, Report)]
+    valid = await _decide([report for report in parsed if isinstance(report, Report)], policies)
+    decided = iter(valid)
+    parsed = [next(decided) if isinstance(report, Report) else report for report in parsed]
     recorded = iter(await write_reports(valid, gateway, session_ttl, coalesce))
     answers: list[Answer] = []
     published: list[Event] = []
@@ -203,7 +229,7 @@ async def record_logins(
         if done is None:
             answers.append(Answer(False, [_within(_no_account(report), index)]))
             continue
-        answers.append(Answer(done.allowed, []))
+        answers.append(Answer(done.allowed, [], done.refusal))
         published += await _events(report, done, gateway)
     await events.publish(published)
     return answers
@@ -241,6 +267,7 @@ async def _events(report: Report, recorded: Recorded, gateway: Gateway | None) -
         client_name=report.client_name,
         allowed=recorded.allowed,
         account=account,
+        refusal=recorded.refusal,
     )
     published = [Event(Topic.LOGINS, recorded.account.domain_id, reported)]
     if recorded.started and recorded.session is not None and gateway is not None:

@@ -15,7 +15,16 @@ from tortoise.transactions import in_transaction
 
 from api.errors import UserError, UserErrorCode, UserErrors
 from api.events import Event, EventBus, Topic
-from api.models import Account, AuditAction, Domain, ProtocolSession, SessionEndReason
+from api.models import (
+    PROTOCOL_BITS,
+    Account,
+    AuditAction,
+    Domain,
+    MailProtocol,
+    ProtocolSession,
+    SessionEndReason,
+    mask_of,
+)
 from api.services import audit, connected, domains, protocol_sessions, usage, validation
 from api.services.domains import Usage
 from api.services.event_payloads import AccountSnapshot, MapiEwsChanged
@@ -96,13 +105,16 @@ async def set_mapi_ews(
     usernames: Sequence[str],
     enabled: bool,
     max_batch: int,
+    protocols: Sequence[MailProtocol] | None = None,
 ) -> MapiEwsSet:
-    """Enable (or disable) MAPI and EWS together for every named account, or for none.
+    """Enable (or disable) MAPI/EWS for every named account, or for none. An enable gives the
+    accounts `protocols` (None: both), those already enabled too when it names them.
 
     Once committed, publishes one account change per account that changed and, for a disable,
     tells the gateways to end the accounts' open sessions.
     """
     names = parse_usernames(usernames, domain=tenant.domain, max_batch=max_batch)
+    mask = parse_protocols(protocols, ("input", "protocols")) if protocols is not None else None
     wanted = list(dict.fromkeys(names))
     now = datetime.now(UTC)
     async with in_transaction("default") as conn:
@@ -124,10 +136,30 @@ async def set_mapi_ews(
                 ]
             )
         ending = await write_change(
-            conn, domain, changing, enabled=enabled, enabled_before=in_use, actor=actor, at=now
+            conn,
+            domain,
+            changing,
+            enabled=enabled,
+            enabled_before=in_use,
+            actor=actor,
+            at=now,
+            protocols=mask_of(None) if mask is None else mask,
         )
+        narrowed: list[Account] = []
+        cut: list[ProtocolSession] = []
+        if enabled and mask is not None:
+            fresh = {a.id for a in changing}
+            narrowed, cut = await write_protocols(
+                conn,
+                domain,
+                [found[n] for n in wanted if found[n].id not in fresh],
+                mask,
+                actor=actor,
+                at=now,
+            )
     used = Usage(domain=domain.name, enabled=after, limit=limit)
     await announce_change(events, domain, changing, used, ending, actor=actor, at=now)
+    await announce_protocols(events, domain, narrowed, cut, actor=actor, at=now)
     named = [found[name] for name in wanted]
     # Only an account enabled before this call can have open sessions: a disabled one's were
     # just told to end, and one enabled now has not logged in since.
@@ -149,10 +181,12 @@ async def write_change(
     enabled_before: int,
     actor: str,
     at: datetime,
+    protocols: int | None = None,
 ) -> list[ProtocolSession]:
     """Inside the change's transaction, under the domain's lock: the accounts' MAPI/EWS, one
     audit entry each, the day's use (from `enabled_before` accounts) and, for a disable, their
-    open sessions told to end (returned, to announce once committed)."""
+    open sessions told to end (returned, to announce once committed). An enable gives them
+    `protocols` (None: both)."""
     if not changing:
         return []
     after = enabled_before + len(changing) if enabled else enabled_before - len(changing)
@@ -167,13 +201,23 @@ async def write_change(
     await (
         Account.filter(id__in=[a.id for a in changing])
         .using_db(conn)
-        .update(mapi_ews_enabled=enabled, mapi_ews_enabled_at=at if enabled else None)
+        .update(
+            mapi_ews_enabled=enabled,
+            mapi_ews_enabled_at=at if enabled else None,
+            **(
+                {"mapi_ews_protocols": mask_of(None) if protocols is None else protocols}
+                if enabled
+                else {}
+            ),
+        )
     )
     await domains.count_enabled(conn, domain.id, after - enabled_before)
     domain.mapi_ews_enabled_count = after
     for account in changing:
         account.mapi_ews_enabled = enabled
         account.mapi_ews_enabled_at = at if enabled else None
+        if enabled:
+            account.mapi_ews_protocols = mask_of(None) if protocols is None else protocols
     await audit.record(
         conn=conn,
         actor=actor,
@@ -244,6 +288,100 @@ async def disconnect(
         )
     )
     return len(ending)
+
+
+def parse_protocols(protocols: Sequence[MailProtocol], field: tuple[str, ...]) -> int:
+    """The protocols' mask; UserErrors for none."""
+    if not protocols:
+        raise UserErrors(
+            [
+                UserError(
+                    UserErrorCode.INVALID_INPUT,
+                    "Name MAPI, EWS or both; to take both away, disable MAPI/EWS instead.",
+                    field,
+                )
+            ]
+        )
+    return mask_of(list(protocols))
+
+
+async def write_protocols(
+    conn: BaseDBAsyncClient,
+    domain: Domain,
+    accounts: Sequence[Account],
+    mask: int,
+    *,
+    actor: str,
+    at: datetime,
+) -> tuple[list[Account], list[ProtocolSession]]:
+    """Inside the change's transaction, under the domain's lock: the enabled accounts' protocols
+    set to `mask` (those it changes, audited one entry each), and their open sessions over a
+    protocol taken away told to end. Returns the accounts changed and the sessions ending."""
+    changing = [a for a in accounts if a.mapi_ews_enabled and a.mapi_ews_protocols != mask]
+    if not changing:
+        return [], []
+    await (
+        Account.filter(id__in=[a.id for a in changing])
+        .using_db(conn)
+        .update(mapi_ews_protocols=mask)
+    )
+    ending: list[ProtocolSession] = []
+    for protocol, bit in PROTOCOL_BITS.items():
+        losing = [a.id for a in changing if a.mapi_ews_protocols & bit and not mask & bit]
+        ending += await protocol_sessions.mark_ending_over(
+            conn,
+            account_ids=losing,
+            protocol=protocol,
+            reason=SessionEndReason.ACCESS_POLICY,
+            at=at,
+        )
+    for account in changing:
+        account.mapi_ews_protocols = mask
+    await audit.record(
+        conn=conn,
+        actor=actor,
+        action=AuditAction.MAPI_EWS_PROTOCOLS_CHANGED,
+        domain_id=domain.id,
+        targets=[f"{a.username}@{domain.name}" for a in changing],
+        at=at,
+    )
+    return changing, ending
+
+
+async def announce_protocols(
+    events: EventBus,
+    domain: Domain,
+    changed: Sequence[Account],
+    ending: Sequence[ProtocolSession],
+    *,
+    actor: str,
+    at: datetime,
+) -> None:
+    """Once committed: each account as it now stands (an ENABLED change: it still holds its
+    seat), and the sessions' commands."""
+    if not changed:
+        return
+    used = Usage(domain.name, domain.mapi_ews_enabled_count, domain.max_mapi_ews_accounts)
+    counts = await connected.open_counts([a.id for a in changed])
+    await events.publish(
+        [
+            Event(
+                Topic.ACCOUNT_CHANGES,
+                domain.id,
+                MapiEwsChanged(
+                    enabled=True,
+                    account=AccountSnapshot.of(a, domain.name, active_sessions=counts.get(a.id, 0)),
+                    actor=actor,
+                    occurred_at=at,
+                    usage=used,
+                ),
+            )
+            for a in changed
+        ]
+        + await protocol_sessions.ending_events(
+            ending, reason=SessionEndReason.ACCESS_POLICY, at=at
+        )
+    )
 
 
 def _change(account: Account, domain: str, usage: Usage, *, actor: str, at: datetime) -> Event:

@@ -24,7 +24,7 @@ from api.db import connection, is_sqlite
 from api.errors import UserError, UserErrorCode, UserErrors
 from api.events import Event, EventBus, Topic
 from api.internals.tortoise_private import from_row
-from api.models import ProtocolSession, SessionEndReason
+from api.models import MailProtocol, ProtocolSession, SessionEndReason
 from api.services import validation
 from api.services.connected import describe, open_sql, session_changes
 from api.services.event_payloads import SessionCommand
@@ -135,6 +135,88 @@ async def mark_ending(
             "RETURNING *"
         )
         values = [reason.value, at, list(account_ids)]
+    rows = await conn.execute_query_dict(sql, values)
+    return [from_row(ProtocolSession, row) for row in rows]
+
+
+async def mark_ending_over(
+    conn: BaseDBAsyncClient,
+    *,
+    account_ids: Sequence[int],
+    protocol: MailProtocol,
+    reason: SessionEndReason,
+    at: datetime,
+) -> list[ProtocolSession]:
+    """As `mark_ending`, for the accounts' open sessions over one protocol only."""
+    if not account_ids:
+        return []
+    if is_sqlite(conn):
+        placeholders = ", ".join(f"?{i + 4}" for i in range(len(account_ids)))
+        sql = (
+            "UPDATE protocol_session SET end_reason = ?1, ended_at = ?2 "  # noqa: S608
+            f"WHERE protocol = ?3 AND account_id IN ({placeholders}) AND {open_sql('?2')} "
+            "RETURNING *"
+        )
+        values: list[object] = [reason.value, at, protocol.value, *account_ids]
+    else:
+        sql = (
+            "UPDATE protocol_session SET end_reason = $1, ended_at = $2 "  # noqa: S608
+            f"WHERE protocol = $3 AND account_id = ANY($4::int[]) AND {open_sql('$2')} "
+            "RETURNING *"
+        )
+        values = [reason.value, at, protocol.value, list(account_ids)]
+    rows = await conn.execute_query_dict(sql, values)
+    return [from_row(ProtocolSession, row) for row in rows]
+
+
+async def open_clients(
+    conn: BaseDBAsyncClient, domain_id: int, at: datetime
+) -> dict[tuple[MailProtocol, str | None], int]:
+    """The domain's open sessions by (protocol, client name): how many of each."""
+    p = "?" if is_sqlite(conn) else "$"
+    rows = await conn.execute_query_dict(
+        "SELECT protocol, client_name, count(*) AS n FROM protocol_session "  # noqa: S608
+        f"WHERE domain_id = {p}1 AND {open_sql(f'{p}2')} GROUP BY protocol, client_name",
+        [domain_id, at],
+    )
+    return {(MailProtocol(r["protocol"]), r["client_name"]): int(r["n"]) for r in rows}
+
+
+async def mark_ending_clients(
+    conn: BaseDBAsyncClient,
+    *,
+    domain_id: int,
+    clients: Sequence[tuple[MailProtocol, str | None]],
+    reason: SessionEndReason,
+    at: datetime,
+) -> list[ProtocolSession]:
+    """As `mark_ending`, for the domain's open sessions of these (protocol, client name) pairs:
+    one statement whatever their number."""
+    if not clients:
+        return []
+    protocols = [protocol.value for protocol, _ in clients]
+    names = [name for _, name in clients]
+    if is_sqlite(conn):
+        pairs = " OR ".join(
+            f"(protocol = ?{4 + 2 * i} AND client_name IS ?{5 + 2 * i})"
+            for i in range(len(clients))
+        )
+        sql = (
+            "UPDATE protocol_session SET end_reason = ?1, ended_at = ?2 "  # noqa: S608
+            f"WHERE domain_id = ?3 AND ({pairs}) AND {open_sql('?2')} RETURNING *"
+        )
+        values: list[object] = [reason.value, at, domain_id]
+        for protocol, name in zip(protocols, names, strict=True):
+            values += [protocol, name]
+    else:
+        sql = (
+            "UPDATE protocol_session s SET end_reason = $1, ended_at = $2 "  # noqa: S608
+            "FROM unnest($4::varchar[], $5::varchar[]) AS c(protocol, client_name) "
+            "WHERE s.domain_id = $3 AND s.protocol = c.protocol "
+            "AND s.client_name IS NOT DISTINCT FROM c.client_name AND "
+            f"{open_sql('$2', 's')} RETURNING s.*"
+        )
+        values = [reason.value, at, domain_id, protocols, names]
     rows = await conn.execute_query_dict(sql, values)
     return [from_row(ProtocolSession, row) for row in rows]
 

@@ -9,6 +9,7 @@ from api.auth.principal import Principal
 from api.auth.throttle import SignInThrottle
 from api.events import EventBus
 from api.graphql.context import Context
+from api.services.access_policy import PolicyCache
 from api.settings import Settings
 
 
@@ -29,10 +30,12 @@ class ContextFactory:
         settings: Settings,
         events: EventBus,
         throttle: SignInThrottle | None = None,
+        policies: PolicyCache | None = None,
     ) -> None:
         self.settings = settings
         self.events = events
         self.throttle = throttle
+        self.policies = policies
 
     def for_http(self, scope: Scope, principal: Principal | None) -> Context:
         """An HTTP request's: its principal was read from the Authorization header already."""
@@ -41,6 +44,7 @@ class ContextFactory:
             principal=principal,
             events=self.events,
             throttle=self.throttle,
+            policies=self.policies,
             client_address=client_address(scope),
         )
 
@@ -51,6 +55,7 @@ class ContextFactory:
             principal=None,
             events=self.events,
             throttle=self.throttle,
+            policies=self.policies,
             client_address=client_address(scope),
             upgrade_authorization=authorization_header(dict(scope["headers"])),
             websocket=websocket,

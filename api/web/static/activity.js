@@ -1,7 +1,7 @@
 // Live updates: the page's two subscriptions, the Last Login cells and rows they change, the
 // "Live activity" list and the connection's status.
 
-import { exactTime, lastLoginCell, relativeTime } from "./format.js";
+import { exactTime, lastLoginCell, refusalText, relativeTime } from "./format.js";
 import { LiveConnection } from "./live.js";
 import { $, api, state, throttled } from "./page.js";
 import { ACCOUNT_CHANGES, LOGIN_UPDATES, SESSION_CHANGES } from "./queries.js";
@@ -85,9 +85,11 @@ export function stopLive() {
 }
 
 function loggedIn(event) {
-  const verb = event.allowed ? "signed in" : "was refused";
+  const text = event.allowed
+    ? `${event.username} signed in over ${event.protocol}`
+    : `${event.username} was refused over ${event.protocol}: ${refusalText(event.refusal)}`;
   // A repeated login comes as its event with the new count: this report is its latest.
-  activity(event.lastOccurredAt, `${event.username} ${verb} over ${event.protocol}`, event.allowed ? "login" : "refused");
+  activity(event.lastOccurredAt, text, event.allowed ? "login" : "refused");
   const account = event.account;
   if (!event.allowed || !account) return;
   const tr = $("rows").querySelector(`tr[data-username="${CSS.escape(account.username)}"]`);

@@ -2,7 +2,7 @@
 
 import { GraphQLError, SessionExpired } from "./graphql.js";
 import { $, api, showError, state, toast } from "./page.js";
-import { DISABLE, DISCONNECT, ENABLE, SUGGESTIONS } from "./queries.js";
+import { DISABLE, DISCONNECT, ENABLE, SET_PROTOCOLS, SUGGESTIONS } from "./queries.js";
 import { load, showUsage } from "./table.js";
 
 // ---- enable -------------------------------------------------------------------------------
@@ -107,12 +107,18 @@ async function saveEnable(event) {
     $("enable-username").focus();
     return;
   }
+  const protocols = chosen("enable");
+  if (!protocols) {
+    showError(error, new Error("Choose MAPI, EWS or both."));
+    return;
+  }
   closeSuggestions();
   $("enable-save").disabled = true;
   try {
     const { enableMapiEws: payload } = await api.request(ENABLE, {
       domain: state.domain,
       usernames: [username],
+      protocols: protocols.length === 2 ? null : protocols,
     });
     if (payload.userErrors.length) {
       showError(error, new Error(payload.userErrors.map((e) => e.message).join(" ")));
@@ -199,6 +205,74 @@ async function confirmDisable(event) {
   }
 }
 
+/** The protocols ticked in a dialog (`${prefix}-mapi`, `${prefix}-ews`); null for none. */
+function chosen(prefix) {
+  const protocols = [];
+  if ($(`${prefix}-mapi`).checked) protocols.push("MAPI");
+  if ($(`${prefix}-ews`).checked) protocols.push("EWS");
+  return protocols.length ? protocols : null;
+}
+
+// ---- protocols ----------------------------------------------------------------------------
+
+const protocolsDialog = $("protocols-dialog");
+
+function openProtocols() {
+  const usernames = [...state.selected].sort();
+  if (!usernames.length) return;
+  const count = usernames.length;
+  $("protocols-question").textContent =
+    `Which protocols may ${count === 1 ? "this account" : `these ${count} accounts`} use? ` +
+    "Open sessions over a protocol taken away end now; the seats stay.";
+  listNames($("protocols-list"), usernames);
+  const rows = state.rows.filter((row) => state.selected.has(row.username));
+  $("protocols-mapi").checked = rows.some((row) => row.mapiEwsProtocols.includes("MAPI"));
+  $("protocols-ews").checked = rows.some((row) => row.mapiEwsProtocols.includes("EWS"));
+  $("protocols-error").hidden = true;
+  protocolsDialog.showModal();
+  $("protocols-mapi").focus();
+}
+
+async function confirmProtocols(event) {
+  event.preventDefault();
+  const usernames = [...state.selected].sort();
+  const protocols = chosen("protocols");
+  if (!protocols) {
+    showError(
+      $("protocols-error"),
+      new Error("Choose MAPI, EWS or both; to take both away, disable MAPI/EWS instead."),
+    );
+    return;
+  }
+  $("protocols-confirm").disabled = true;
+  try {
+    const { setMapiEwsProtocols: payload } = await api.request(SET_PROTOCOLS, {
+      domain: state.domain,
+      usernames,
+      protocols,
+    });
+    if (payload.userErrors.length) {
+      showError($("protocols-error"), new Error(payload.userErrors.map((e) => e.message).join(" ")));
+      return;
+    }
+    protocolsDialog.close();
+    const count = usernames.length;
+    const ending = payload.sessionsEnding
+      ? `; ${sessionsText(payload.sessionsEnding)} told to end`
+      : "";
+    toast(
+      `${count === 1 ? usernames[0] : `${count} accounts`} may use ${protocols.join(" and ")}` +
+        `${ending}.`,
+    );
+    await load();
+  } catch (failure) {
+    if (failure instanceof SessionExpired) return;
+    showError($("protocols-error"), failure);
+  } finally {
+    $("protocols-confirm").disabled = false;
+  }
+}
+
 // ---- disconnect ---------------------------------------------------------------------------
 
 const disconnectDialog = $("disconnect-dialog");
@@ -246,6 +320,9 @@ async function confirmDisconnect(event) {
 }
 
 export function wireDialogs() {
+  $("protocols-button").addEventListener("click", openProtocols);
+  $("protocols-form").addEventListener("submit", confirmProtocols);
+  $("protocols-cancel").addEventListener("click", () => protocolsDialog.close());
   $("disconnect-button").addEventListener("click", openDisconnect);
   $("disconnect-form").addEventListener("submit", confirmDisconnect);
   $("disconnect-cancel").addEventListener("click", () => disconnectDialog.close());

@@ -44,3 +44,19 @@ export function lastLoginCell(lastLogin, protocol) {
   badge.textContent = protocol ?? "";
   return protocol ? [badge, " ", time] : [time];
 }
+
+// Why a login was refused, as an administrator reads it.
+const REFUSALS = {
+  MAPI_EWS_DISABLED: "MAPI/EWS is off",
+  PROTOCOL_NOT_ALLOWED: "protocol not allowed for this account",
+  CLIENT_NOT_ALLOWED: "client not allowed by the access policy",
+};
+
+export function refusalText(refusal) {
+  return REFUSALS[refusal] ?? REFUSALS.MAPI_EWS_DISABLED;
+}
+
+/** "EWS only" for an account restricted to one protocol; "" for both. */
+export function protocolsText(protocols) {
+  return protocols && protocols.length === 1 ? `${protocols[0]} only` : "";
+}

@@ -1,7 +1,7 @@
 // The login history (the domain's, or one account's from its row) and the audit log, newest
 // first, a page of 25 at a time.
 
-import { exactTime, relativeTime } from "./format.js";
+import { exactTime, refusalText, relativeTime } from "./format.js";
 import { SessionExpired } from "./graphql.js";
 import { $, api, showError, state } from "./page.js";
 import { AUDIT, HISTORY } from "./queries.js";
@@ -107,7 +107,7 @@ export function wireHistory() {
         protocol,
         cell(event.clientName ?? "—"),
         cell(event.clientAddress ?? "—"),
-        cell(event.allowed ? "Allowed" : "Refused: MAPI/EWS is off"),
+        cell(event.allowed ? "Allowed" : `Refused: ${refusalText(event.refusal)}`),
         countCell(event),
       );
       return tr;

@@ -1,7 +1,7 @@
 // The GraphQL documents the dashboard sends: one place to see what it asks of the API.
 
 export const ACCOUNT_FIELDS =
-  "id username emailAddress name lastLogin lastLoginProtocol activeSessionCount";
+  "id username emailAddress name lastLogin lastLoginProtocol activeSessionCount mapiEwsProtocols";
 export const USAGE_FIELDS = "enabled limit available";
 
 export const VIEWER = `query Viewer { viewer { username role domain permissions } }`;
@@ -53,7 +53,7 @@ export const TAB = `query Tab($domain: String!, $search: String, $orderBy: Accou
 export const HISTORY = `query History($domain: String!, $username: String, $after: String) {
   mapiEwsLoginEvents(domain: $domain, username: $username, first: 25, after: $after) {
     pageInfo { hasNextPage endCursor }
-    edges { node { id username protocol occurredAt clientName clientAddress allowed count lastOccurredAt account { id } } }
+    edges { node { id username protocol occurredAt clientName clientAddress allowed refusal count lastOccurredAt account { id } } }
   }
 }`;
 export const AUDIT = `query Audit($domain: String!, $after: String) {
@@ -80,8 +80,9 @@ export const SUGGESTIONS = `query Suggestions($domain: String!, $search: String)
     edges { node { id username name emailAddress } }
   }
 }`;
-export const ENABLE = `mutation Enable($domain: String!, $usernames: [String!]!) {
-  enableMapiEws(input: {domain: $domain, usernames: $usernames}) {
+export const ENABLE = `mutation Enable($domain: String!, $usernames: [String!]!,
+    $protocols: [MailProtocol!]) {
+  enableMapiEws(input: {domain: $domain, usernames: $usernames, protocols: $protocols}) {
     accounts { username }
     usage { ${USAGE_FIELDS} }
     userErrors { field code message }
@@ -117,7 +118,7 @@ export const ACCOUNT_SESSIONS = `query AccountSessions($domain: String!, $userna
 }`;
 export const LOGIN_UPDATES = `subscription Logins($domain: String) {
   mapiEwsLoginUpdates(domain: $domain) {
-    id username protocol occurredAt lastOccurredAt allowed clientAddress
+    id username protocol occurredAt lastOccurredAt allowed refusal clientName clientAddress
     account { ${ACCOUNT_FIELDS} mapiEwsEnabled }
   }
 }`;
@@ -132,5 +133,29 @@ export const SESSION_CHANGES = `subscription Sessions($domain: String) {
   mapiEwsSessionChanges(domain: $domain) {
     kind reason occurredAt
     session { username protocol clientName account { username activeSessionCount } }
+  }
+}`;
+export const SET_PROTOCOLS = `mutation SetProtocols($domain: String!, $usernames: [String!]!,
+    $protocols: [MailProtocol!]!) {
+  setMapiEwsProtocols(input: {domain: $domain, usernames: $usernames, protocols: $protocols}) {
+    accounts { ${ACCOUNT_FIELDS} }
+    sessionsEnding
+    userErrors { field code message }
+  }
+}`;
+const POLICY_FIELDS = "mode allowUnnamedClients updatedAt updatedBy rules { pattern protocol belowVersion }";
+const CLIENT_FIELDS = "clientName protocol accounts logins refusedLogins lastSeenAt allowedNow";
+export const CLIENT_ACCESS = `query ClientAccess($domain: String!) {
+  clientAccessPolicy(domain: $domain) { ${POLICY_FIELDS} }
+  mapiEwsClients(domain: $domain, days: 30) { ${CLIENT_FIELDS} }
+}`;
+export const SET_CLIENT_ACCESS = `mutation SetClientAccess($domain: String!, $mode: ClientAccessMode!,
+    $rules: [ClientAccessRuleInput!]!, $unnamed: Boolean!, $dryRun: Boolean!) {
+  setClientAccessPolicy(input: {domain: $domain, mode: $mode, rules: $rules,
+      allowUnnamedClients: $unnamed, dryRun: $dryRun}) {
+    policy { ${POLICY_FIELDS} }
+    sessionsEnding
+    refusedClients { ${CLIENT_FIELDS} }
+    userErrors { field code message }
   }
 }`;

@@ -1,6 +1,6 @@
 // The table of accounts with MAPI/EWS: loading, paging, sorting, searching, selecting.
 
-import { lastLoginCell } from "./format.js";
+import { lastLoginCell, protocolsText } from "./format.js";
 import { SessionExpired } from "./graphql.js";
 import { $, api, showError, state } from "./page.js";
 import { TAB } from "./queries.js";
@@ -138,6 +138,13 @@ export function rowElement(account) {
   username.className = "account";
   username.textContent = account.username;
   username.title = account.emailAddress;
+  const only = protocolsText(account.mapiEwsProtocols);
+  if (only) {
+    const badge = document.createElement("span");
+    badge.className = "protocols";
+    badge.textContent = only;
+    username.append(" ", badge);
+  }
   const name = document.createElement("td");
   name.className = "name";
   name.textContent = account.name ?? "";
@@ -173,6 +180,9 @@ export function updateSelection() {
   const disable = $("disable-button");
   disable.disabled = count === 0;
   disable.textContent = count ? `Disable (${count})` : "Disable";
+  const protocols = $("protocols-button");
+  protocols.disabled = count === 0;
+  protocols.textContent = count ? `Protocols… (${count})` : "Protocols…";
   const disconnect = $("disconnect-button");
   disconnect.disabled = count === 0;
   disconnect.textContent = count ? `Disconnect (${count})` : "Disconnect";
