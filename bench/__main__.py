@@ -1,6 +1,7 @@
 """`make bench`: every figure against a baseline measured in the same run, on PostgreSQL.
 
-    python -m bench [list] [ingest] [sessions] [fanout] [growth] [history] [sync]   (all: none)
+    python -m bench [list] [ingest] [policy] [sessions] [fanout] [growth] [history] [sync]
+    (all: none)
 
 A fresh PostgreSQL database with 10,000 accounts (5,000 with MAPI/EWS), grown to 1,000,000 by
 `growth`; one uvicorn worker
@@ -24,10 +25,10 @@ import tempfile
 from pathlib import Path
 
 from api.settings import Settings
-from bench import fanout, growth, history, ingest, list_query, sessions, sync
+from bench import fanout, growth, history, ingest, list_query, policy, sessions, sync
 from bench.common import REDIS_URL, SECRET, fresh_database, redis_answers, seed, server, server_env
 
-PARTS = ("list", "ingest", "sessions", "fanout", "growth", "history", "sync")
+PARTS = ("list", "ingest", "policy", "sessions", "fanout", "growth", "history", "sync")
 
 
 def main(argv: list[str]) -> None:
@@ -35,7 +36,7 @@ def main(argv: list[str]) -> None:
     unknown = set(parts) - set(PARTS)
     if unknown:
         sys.exit(f"bench: unknown part(s) {', '.join(sorted(unknown))}; choose from {PARTS}")
-    if shutil.which("wrk") is None and {"list", "ingest"} & set(parts):
+    if shutil.which("wrk") is None and {"list", "ingest", "policy"} & set(parts):
         sys.exit("bench: wrk is needed (Debian: apt-get install wrk)")
     redis = redis_answers()
     if not redis:
@@ -54,12 +55,14 @@ def _seeded_parts(parts: list[str], redis: bool) -> None:
         print("seeding 10,000 accounts ...", flush=True)
         seeded = asyncio.run(seed(Settings(database_url=url, secret_key=SECRET)))
         env = server_env(url, redis=redis)
-        if {"list", "ingest", "sessions"} & set(parts):
+        if {"list", "ingest", "policy", "sessions"} & set(parts):
             with server(env) as running:
                 if "list" in parts:
                     list_query.run(running.url, seeded, Path(scratch))
                 if "ingest" in parts:
                     ingest.run(running.url, seeded, Path(scratch), url, running.process.pid)
+                if "policy" in parts:
+                    policy.run(running.url, seeded, Path(scratch), url, running.process.pid)
                 if "sessions" in parts:
                     sessions.run(running.url, seeded, url)
         if "fanout" in parts:

@@ -25,26 +25,26 @@ _SEED = """
 INSERT INTO protocol_session (gateway_id, session_id, domain_id, account_id, username, protocol,
     client_address, client_name, started_at, last_seen_at, expires_at)
 SELECT g.id, 'open-' || n, a.domain_id, a.id, a.username, 'MAPI', '198.51.100.7',
-    'Microsoft Outlook 16.0', now(), now(), now() + interval '1 hour'
+    $2, now(), now(), now() + interval '1 hour'
 FROM generate_series(0, $1 - 1) AS n
 JOIN account a ON a.username = 'user' || lpad(((n % 5000) * 2)::text, 5, '0')
 CROSS JOIN (SELECT id FROM gateway_token WHERE name = 'bench-gateway') AS g
 """
 
 
-async def _seed(url: str, count: int) -> None:
+async def _seed(url: str, count: int, client_name: str) -> None:
     conn = await asyncpg.connect(_dsn(url))
     try:
         await conn.execute("DELETE FROM protocol_session")
-        await conn.execute(_SEED, count)
+        await conn.execute(_SEED, count, client_name)
         await conn.execute("VACUUM ANALYZE protocol_session")
     finally:
         await conn.close()
 
 
-def seed_sessions(url: str, count: int) -> None:
+def seed_sessions(url: str, count: int, client_name: str = "Microsoft Outlook 16.0") -> None:
     """`count` open sessions of the bench gateway, spread over the enabled accounts."""
-    asyncio.run(_seed(url, count))
+    asyncio.run(_seed(url, count, client_name))
 
 
 def _median_ms(http: httpx.Client, body: dict[str, object], check: str) -> float:
