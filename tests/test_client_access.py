@@ -412,3 +412,22 @@ async def test_a_domain_administrator_without_the_permission_may_read_but_not_ch
 
     assert read["clientAccessPolicy"]["mode"] == "BLOCK_LISTED"
     assert change["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_a_removed_domain_created_again_starts_with_the_default_policy(
+    gql: GraphQLClient, tab: dict[str, str], make: Factory
+) -> None:
+    await gql.data(POLICY, {"mode": "ALLOW_LISTED_ONLY", "rules": []}, token=tab["admin"])
+    root = await make.token_for(await make.system_admin())
+    remove = 'mutation { removeDomain(input: {name: "example.com", confirm: "example.com"}) { userErrors { code } } }'
+    create = 'mutation { createDomain(input: {name: "example.com"}) { userErrors { code } } }'
+    read = '{ clientAccessPolicy(domain: "example.com") { mode rules { pattern } updatedBy } }'
+
+    assert (await gql.data(remove, token=root))["removeDomain"]["userErrors"] == []
+    assert (await gql.data(create, token=root))["createDomain"]["userErrors"] == []
+
+    assert (await gql.data(read, token=root))["clientAccessPolicy"] == {
+        "mode": "BLOCK_LISTED",
+        "rules": [],
+        "updatedBy": None,
+    }

@@ -25,10 +25,22 @@ from tortoise.transactions import in_transaction
 
 from api.errors import UserError, UserErrorCode, UserErrors
 from api.events import Event, EventBus, Topic
-from api.models import Account, AuditAction, Domain, ProtocolSession, SessionEndReason
+from api.models import (
+    Account,
+    AuditAction,
+    ClientAccessPolicy,
+    Domain,
+    ProtocolSession,
+    SessionEndReason,
+)
 from api.services import audit, domains, protocol_sessions, usage, validation
 from api.services.domains import Usage
-from api.services.event_payloads import AccountSnapshot, MapiEwsChanged, PrincipalsChanged
+from api.services.event_payloads import (
+    AccessPolicyChanged,
+    AccountSnapshot,
+    MapiEwsChanged,
+    PrincipalsChanged,
+)
 from api.services.mapi_ews import named_accounts, parse_usernames
 from api.services.provisioning import find_domain
 from api.services.tenancy import Tenant
@@ -97,6 +109,8 @@ async def remove_domain(*, events: EventBus, actor: str, name: str, confirm: str
         accounts = await Account.filter(domain_id=row.id).using_db(conn)
         ending = await remove_in(conn, row, accounts, actor=actor, at=now)
         await Domain.filter(id=row.id).using_db(conn).update(removed_at=now)
+        # A domain created again under this name starts with the default policy.
+        await ClientAccessPolicy.filter(domain_id=row.id).using_db(conn).delete()
         await audit.record(
             conn=conn,
             actor=actor,
@@ -108,6 +122,7 @@ async def remove_domain(*, events: EventBus, actor: str, name: str, confirm: str
     used = Usage(domain=row.name, enabled=0, limit=row.max_mapi_ews_accounts)
     seats = [a for a in accounts if a.mapi_ews_enabled]
     await announce(events, row, seats, used, ending, actor=actor, at=now)
+    await events.publish([Event(Topic.ACCESS_POLICY, 0, AccessPolicyChanged(row.id, row.name))])
     return Removed(len(accounts), len(seats), len(ending), used)
 
 
