@@ -122,6 +122,8 @@ class Subscriber:
 
 
 _BEHIND = Event(Topic.LOGINS, 0, None)
+# Commands a gateway's subscription holds before it falls behind (see Subscription).
+GATEWAY_QUEUE_SIZE = 100_000
 
 
 Listener = Callable[[Event], None]
@@ -200,7 +202,14 @@ class Subscription:
     def __init__(self, hub: Hub, topic: Topic, audience: int) -> None:
         self.hub = hub
         self.key = (topic, audience)
-        self.subscriber = Subscriber(hub, hub.queue_size)
+        size = hub.queue_size
+        if topic is Topic.SESSION_COMMANDS:
+            # A gateway's commands: one per account whose sessions it holds, so one change
+            # (a policy that cuts off thousands of sessions) is thousands at once; a gateway is
+            # one trusted subscriber per front end, and each command is small. Dropping them
+            # would only delay them to its backlog.
+            size = max(size, GATEWAY_QUEUE_SIZE)
+        self.subscriber = Subscriber(hub, size)
 
     async def __aenter__(self) -> Subscriber:
         self.hub.add(self.key, self.subscriber)
@@ -235,6 +244,23 @@ class _RedisSubscription(Subscription):
             await self.bus.leave(self.channel)
         finally:
             await super().__aexit__()
+
+
+def _without_oldest(events: list[Event], count: int) -> list[Event]:
+    """`events` less `count` of them: the oldest that are not gateways' commands first."""
+    dashboards = sum(1 for event in events if event.topic is not Topic.SESSION_COMMANDS)
+    spare, commands = min(count, dashboards), count - min(count, dashboards)
+    kept: list[Event] = []
+    for event in events:
+        if event.topic is Topic.SESSION_COMMANDS:
+            if commands:
+                commands -= 1
+                continue
+        elif spare:
+            spare -= 1
+            continue
+        kept.append(event)
+    return kept
 
 
 def _encode(events: Sequence[Event]) -> bytes:
@@ -330,8 +356,10 @@ class RedisEventBus(EventBus):
     read over queries, still have them) and are counted as publish failures."""
 
     MAX_BATCH = 500
-    # Events waiting for Redis (while it is unreachable) are capped: past this the oldest are
-    # dropped and counted, so an outage cannot grow memory without end.
+    # Events waiting for Redis (while it is unreachable, or in one burst: a policy that cuts off
+    # 10,000 sessions publishes 10,000 session changes and a command per account) are capped:
+    # past this the oldest dashboard events are dropped and counted, so an outage cannot grow
+    # memory without end; gateways' commands go last (a dropped one waits in the backlog).
     MAX_PENDING = 10_000
     # How long a new subscription waits for Redis to confirm its channel before it opens anyway
     # (it is subscribed again when the listener reconnects).
@@ -447,9 +475,11 @@ class RedisEventBus(EventBus):
     async def publish(self, events: Sequence[Event]) -> None:
         if events:
             self._pending.extend(events)
-            overflow = len(self._pending) - self.MAX_PENDING
+            # One change's events are kept whole, however many: only older ones make room.
+            overflow = len(self._pending) - max(self.MAX_PENDING, len(events))
             if overflow > 0:
-                del self._pending[:overflow]
+                older = self._pending[: len(self._pending) - len(events)]
+                self._pending = _without_oldest(older, overflow) + list(events)
                 self.metrics.events_publish_failures.inc(overflow)
             self._idle.clear()
             self._wake.set()

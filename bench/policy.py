@@ -37,13 +37,14 @@ BATCH = (
     "mutation($r: [RecordProtocolLoginInput!]!) "
     "{ recordProtocolLogins(input: {reports: $r}) { results { allowed refusal } } }"
 )
-# 1,000 distinct client names: 400 Outlook builds, 300 Apple Mail, 300 eM Client versions.
+# 1,000 distinct client names: 400 Outlook builds, 300 Apple Mail, 300 eM Client versions
+# (its % are doubled: the scripts below go through Python's % formatting).
 _CLIENT = """
 local function client(protocol)
   local n = math.random(0, 999)
-  if n < 400 then return string.format("Microsoft Outlook 16.0.%d.20000", 17000 + n) end
-  if n < 700 then return string.format("Apple Mail 16.0 (3774.%d.62)", n) end
-  return string.format("eM Client 10.1.%d.0", n)
+  if n < 400 then return string.format("Microsoft Outlook 16.0.%%d.20000", 17000 + n) end
+  if n < 700 then return string.format("Apple Mail 16.0 (3774.%%d.62)", n) end
+  return string.format("eM Client 10.1.%%d.0", n)
 end
 """
 _SINGLE = (
@@ -140,11 +141,13 @@ def run(
     return data
 
 
-async def _cut_off(base: str, seeded: Seeded, database_url: str) -> dict[str, float]:
+async def _cut_off(
+    base: str, seeded: Seeded, database_url: str, count: int = 10_000
+) -> dict[str, float]:
     """10,000 open sessions of one client, a policy that refuses it: the answer's time, and the
     last command's arrival after the answer, as the gateway holding them sees it."""
     _set_policy(base, seeded.admin_token, [])
-    seed_sessions(database_url, 10_000, client_name="Scraper 1.0")
+    await asyncio.to_thread(seed_sessions, database_url, count, "Scraper 1.0")
     ws_url = base.replace("http", "ws", 1) + "/graphql"
     commands = "subscription { protocolSessionCommands { endSessionIds } }"
     async with websockets.connect(ws_url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
@@ -164,16 +167,21 @@ async def _cut_off(base: str, seeded: Seeded, database_url: str) -> dict[str, fl
             _set_policy, base, seeded.admin_token, [{"pattern": "scraper*"}]
         )
         answered = time.monotonic()
-        told = 0
-        last = answered
-        async with asyncio.timeout(30):
-            while told < ending:
-                message = json.loads(await ws.recv())
-                if message.get("type") == "next":
-                    told += len(
-                        message["payload"]["data"]["protocolSessionCommands"]["endSessionIds"]
-                    )
-                    last = time.monotonic()
+        told: list[float] = []  # when each session's command arrived
+        try:
+            async with asyncio.timeout(30):
+                while len(told) < ending:
+                    message = json.loads(await ws.recv())
+                    if message.get("type") in ("error", "complete") or "errors" in message.get(
+                        "payload", {}
+                    ):
+                        raise RuntimeError(f"the gateway's subscription ended: {message}")
+                    if message.get("type") == "next":
+                        data = message["payload"]["data"]["protocolSessionCommands"]
+                        told += [time.monotonic()] * len(data["endSessionIds"])
+        except TimeoutError:
+            raise RuntimeError(f"{len(told)} of {ending} sessions told in 30 s") from None
+        last = told[-1] if told else answered
     figures = {
         "sessions": float(ending),
         "answer_seconds": answered - started,

@@ -72,6 +72,18 @@ async def test_a_slow_subscriber_is_cut_off_without_holding_up_the_others() -> N
     assert bus.hub.dropped == 5  # the three it held when it overflowed, and the two after
 
 
+async def test_a_gateway_takes_a_burst_of_commands_far_past_a_dashboards_queue() -> None:
+    """A policy that cuts off thousands of sessions sends one command per account: a gateway's
+    subscription holds them (GATEWAY_QUEUE_SIZE) where a dashboard's would fall behind."""
+    bus = EventBus(queue_size=3)
+    async with bus.subscribe(Topic.SESSION_COMMANDS, 7) as gateway:
+        await bus.publish([Event(Topic.SESSION_COMMANDS, 7, {"n": n}) for n in range(5000)])
+        received = [(await anext(gateway)).payload["n"] for _ in range(5000)]
+
+    assert received == list(range(5000))
+    assert bus.hub.cut_off == 0
+
+
 @pytest.fixture
 def channel() -> str:
     return f"mapi-ews-test:{uuid.uuid4().hex}"
@@ -295,11 +307,33 @@ async def test_a_subscription_that_falls_behind_ends_with_a_fell_behind_error(
 async def test_events_waiting_for_an_unreachable_redis_are_capped_and_counted() -> None:
     bus = RedisEventBus(10, url=f"redis://127.0.0.1:{free_port()}/0", channel="unused")
     try:
-        await bus.publish([login(1, n) for n in range(bus.MAX_PENDING + 5)])
+        await bus.publish([login(1, n) for n in range(bus.MAX_PENDING - 5)])
+        await bus.publish([login(1, n) for n in range(10)])
 
         assert bus.publish_failures == 5  # the oldest five, dropped to keep memory bounded
         await bus.publish([login(1, -1)])
         assert bus.publish_failures == 6
+    finally:
+        await bus.redis.aclose()
+
+
+async def test_one_change_is_published_whole_and_gateway_commands_are_dropped_last() -> None:
+    """A cut-off of 10,000 sessions publishes more than the cap at once: kept whole; older
+    dashboard events make room before any gateway command does."""
+    bus = RedisEventBus(10, url=f"redis://127.0.0.1:{free_port()}/0", channel="unused")
+    try:
+        command = Event(Topic.SESSION_COMMANDS, 7, {"n": "command"})
+        older = [login(1, n) for n in range(bus.MAX_PENDING - 50)]
+        await bus.publish([command])
+        await bus.publish(older)
+        await bus.publish(burst := [login(2, n) for n in range(5000)])
+
+        assert bus.publish_failures == 4951  # the oldest logins made room, not the command
+        assert bus._pending == [command, *older[4951:], *burst]
+
+        await bus.publish(whole := [login(3, n) for n in range(bus.MAX_PENDING + 50)])
+
+        assert bus._pending == whole  # past the cap on its own: one change is kept whole
     finally:
         await bus.redis.aclose()
 
