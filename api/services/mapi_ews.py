@@ -328,7 +328,7 @@ async def write_protocols(
     ending: list[ProtocolSession] = []
     for protocol, bit in PROTOCOL_BITS.items():
         losing = [a.id for a in changing if a.mapi_ews_protocols & bit and not mask & bit]
-        ending += await protocol_sessions.mark_ending_over(
+        ending += await protocol_sessions.mark_ending(
             conn,
             account_ids=losing,
             protocol=protocol,

@@ -114,57 +114,33 @@ async def end(*, events: EventBus, gateway_id: int, session_ids: Sequence[str]) 
 
 
 async def mark_ending(
-    conn: BaseDBAsyncClient, *, account_ids: Sequence[int], reason: SessionEndReason, at: datetime
-) -> list[ProtocolSession]:
-    """Inside the caller's transaction: mark every open session of these accounts as told to
-    end, and return them (to announce with `ending_events` once the transaction commits)."""
-    if not account_ids:
-        return []
-    if is_sqlite(conn):
-        placeholders = ", ".join(f"?{i + 3}" for i in range(len(account_ids)))
-        sql = (
-            "UPDATE protocol_session SET end_reason = ?1, ended_at = ?2 "  # noqa: S608
-            f"WHERE account_id IN ({placeholders}) AND {open_sql('?2')} "
-            "RETURNING *"
-        )
-        values: list[object] = [reason.value, at, *account_ids]
-    else:
-        sql = (
-            "UPDATE protocol_session SET end_reason = $1, ended_at = $2 "  # noqa: S608
-            f"WHERE account_id = ANY($3::int[]) AND {open_sql('$2')} "
-            "RETURNING *"
-        )
-        values = [reason.value, at, list(account_ids)]
-    rows = await conn.execute_query_dict(sql, values)
-    return [from_row(ProtocolSession, row) for row in rows]
-
-
-async def mark_ending_over(
     conn: BaseDBAsyncClient,
     *,
     account_ids: Sequence[int],
-    protocol: MailProtocol,
     reason: SessionEndReason,
     at: datetime,
+    protocol: MailProtocol | None = None,
 ) -> list[ProtocolSession]:
-    """As `mark_ending`, for the accounts' open sessions over one protocol only."""
+    """Inside the caller's transaction: mark every open session of these accounts (over
+    `protocol` only, if given) as told to end, and return them (to announce with
+    `ending_events` once the transaction commits)."""
     if not account_ids:
         return []
     if is_sqlite(conn):
         placeholders = ", ".join(f"?{i + 4}" for i in range(len(account_ids)))
         sql = (
             "UPDATE protocol_session SET end_reason = ?1, ended_at = ?2 "  # noqa: S608
-            f"WHERE protocol = ?3 AND account_id IN ({placeholders}) AND {open_sql('?2')} "
-            "RETURNING *"
+            f"WHERE (?3 IS NULL OR protocol = ?3) AND account_id IN ({placeholders}) "
+            f"AND {open_sql('?2')} RETURNING *"
         )
-        values: list[object] = [reason.value, at, protocol.value, *account_ids]
+        values: list[object] = [reason.value, at, protocol, *account_ids]
     else:
         sql = (
             "UPDATE protocol_session SET end_reason = $1, ended_at = $2 "  # noqa: S608
-            f"WHERE protocol = $3 AND account_id = ANY($4::int[]) AND {open_sql('$2')} "
-            "RETURNING *"
+            "WHERE ($3::varchar IS NULL OR protocol = $3) AND account_id = ANY($4::int[]) "
+            f"AND {open_sql('$2')} RETURNING *"
         )
-        values = [reason.value, at, protocol.value, list(account_ids)]
+        values = [reason.value, at, protocol, list(account_ids)]
     rows = await conn.execute_query_dict(sql, values)
     return [from_row(ProtocolSession, row) for row in rows]
 
