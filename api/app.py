@@ -26,7 +26,7 @@ from api.metrics import CONTENT_TYPE, Metrics, MetricsMiddleware, multiprocess_m
 from api.observability import RequestIdMiddleware
 from api.reports import routes as report_routes
 from api.security import cors, response_headers
-from api.services import gateways, protocol_sessions, sign_ins
+from api.services import client_rollup, gateways, protocol_sessions, sign_ins
 from api.services.access_policy import PolicyCache
 from api.services.event_payloads import PAYLOADS
 from api.settings import Settings
@@ -48,7 +48,8 @@ async def healthz(_: Request) -> Response:
 async def _sweep_sessions(settings: Settings, events: EventBus) -> None:
     """Forget MAPI/EWS sessions their gateways stopped confirming, and announce them, every
     session_sweep_seconds: off the gateways' hot path, and safe with any number of processes
-    sweeping (each expired session is announced by the one that deletes it)."""
+    sweeping (each expired session is announced by the one that deletes it). Then roll up the
+    clients of the logins that became final (one process at a time does)."""
     while True:
         await asyncio.sleep(settings.session_sweep_seconds)
         try:
@@ -57,6 +58,14 @@ async def _sweep_sessions(settings: Settings, events: EventBus) -> None:
             # An outage is one line (the next sweep catches up); anything else gets its trace.
             log.warning(
                 "could not sweep expired sessions: %r", error, exc_info=not db.unavailable(error)
+            )
+        try:
+            await client_rollup.roll_up(settings.login_event_coalesce)
+        except Exception as error:
+            log.warning(
+                "could not roll up the clients of logins: %r",
+                error,
+                exc_info=not db.unavailable(error),
             )
 
 

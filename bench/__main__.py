@@ -1,13 +1,15 @@
 """`make bench`: every figure against a baseline measured in the same run, on PostgreSQL.
 
     python -m bench [list] [ingest] [policy] [sessions] [fanout] [growth] [history] [sync]
+                    [clients]
     (all: none)
 
 A fresh PostgreSQL database with 10,000 accounts (5,000 with MAPI/EWS), grown to 1,000,000 by
 `growth`; one uvicorn worker
 (bench/server.py: the app plus its baselines) with Redis for events, as deployed; wrk (Debian's
 package) as the HTTP load generator in its own process. `history` (bench/history.py) has a
-database of its own: a million coalesced reports, and a day of 10,000,000 events dropped.
+database of its own: a million coalesced reports, and a day of 10,000,000 events dropped;
+`clients` (bench/clients.py) too: 2,000,000 events in mapiEwsClients' 30 days.
 Results also go to bench/results/.
 
 Environment: MAPI_EWS_BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres),
@@ -25,10 +27,20 @@ import tempfile
 from pathlib import Path
 
 from api.settings import Settings
-from bench import fanout, growth, history, ingest, list_query, policy, sessions, sync
+from bench import clients, fanout, growth, history, ingest, list_query, policy, sessions, sync
 from bench.common import REDIS_URL, SECRET, fresh_database, redis_answers, seed, server, server_env
 
-PARTS = ("list", "ingest", "policy", "sessions", "fanout", "growth", "history", "sync")
+PARTS = (
+    "list",
+    "ingest",
+    "policy",
+    "sessions",
+    "fanout",
+    "growth",
+    "history",
+    "sync",
+    "clients",
+)
 
 
 def main(argv: list[str]) -> None:
@@ -41,12 +53,14 @@ def main(argv: list[str]) -> None:
     redis = redis_answers()
     if not redis:
         print(f"bench: no Redis at {REDIS_URL}: events stay in process (embedded mode)")
-    if set(parts) - {"history", "sync"}:
+    if set(parts) - {"history", "sync", "clients"}:
         _seeded_parts(parts, redis)
     if "history" in parts:
         history.run(redis)
     if "sync" in parts:
         sync.run()
+    if "clients" in parts:
+        clients.run(redis)
 
 
 def _seeded_parts(parts: list[str], redis: bool) -> None:

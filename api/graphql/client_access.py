@@ -181,8 +181,9 @@ class ClientAccessQuery:
     @strawberry.field(
         extensions=auth(Role.DOMAIN_ADMIN),
         description="The clients that logged in over MAPI/EWS in the domain in the last `days` "
-        "days (1 to 90), most accounts first, at most 500: what a client access policy would "
-        "act on.",
+        "days (1 to 90: the whole UTC days before today, and today so far), most accounts first, "
+        "at most 500: what a client access policy would act on. Exact, also for old logins "
+        "reported late.",
     )
     async def mapi_ews_clients(
         self,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
@@ -28,13 +28,20 @@ from api.models import (
     ProtocolSession,
     SessionEndReason,
 )
-from api.services import audit, connected, domains, mapi_ews, protocol_sessions
+from api.services import (
+    audit,
+    client_rollup,
+    connected,
+    domains,
+    mapi_ews,
+    protocol_sessions,
+)
 from api.services.access_policy import Decider, Policy, PolicyCache, check_policy
+from api.services.client_rollup import MAX_DAYS
 from api.services.event_payloads import AccessPolicyChanged
 from api.services.tenancy import Tenant
 
 MAX_CLIENTS = 500
-MAX_DAYS = 90
 _REASON = SessionEndReason.ACCESS_POLICY
 
 
@@ -104,14 +111,18 @@ class ClientUsage:
 
 
 async def clients(tenant: Tenant, days: int, decider: Decider) -> list[ClientUsage]:
-    """The clients of the domain's logins in the last `days` days (1 to MAX_DAYS), most accounts
-    first, at most MAX_CLIENTS; whether `decider` lets each in."""
+    """The clients of the domain's logins in the last `days` days (1 to MAX_DAYS: the whole UTC
+    days before today, and today so far), most accounts first, at most MAX_CLIENTS; whether
+    `decider` lets each in."""
     if not 1 <= days <= MAX_DAYS:
         raise BadUserInput(f"days is 1 to {MAX_DAYS}; {days} was given.")
-    since = datetime.now(UTC) - timedelta(days=days)
+    first_day = datetime.now(UTC).date() - timedelta(days=days)
     conn = connection()
-    sql = _CLIENTS_SQLITE if is_sqlite(conn) else _CLIENTS_POSTGRES
-    rows = await conn.execute_query_dict(sql, [tenant.domain_id, since, MAX_CLIENTS])
+    if is_sqlite(conn):
+        since = datetime.combine(first_day, time(), tzinfo=UTC)
+        rows = await conn.execute_query_dict(_CLIENTS, [tenant.domain_id, since, MAX_CLIENTS])
+    else:
+        rows = await client_rollup.clients(tenant.domain_id, first_day, MAX_CLIENTS)
     found: list[ClientUsage] = []
     for row in rows:
         protocol = MailProtocol(row["protocol"])
@@ -132,16 +143,17 @@ async def clients(tenant: Tenant, days: int, decider: Decider) -> list[ClientUsa
     return found
 
 
-# Distinct accounts by username: a removed account's events keep it, not its id.
-_CLIENTS = (
+# SQLite's answer, straight from login_event (PostgreSQL's: api/services/client_rollup.py, the
+# same rows, which its tests check against this query). Distinct accounts by username: a
+# removed account's events keep it, not its id.
+CLIENTS_FROM_EVENTS = (
     "SELECT client_name, protocol, count(DISTINCT username) AS accounts, sum(count) AS logins, "
     "sum(CASE WHEN allowed THEN 0 ELSE count END) AS refused, "
     "max(COALESCE(last_occurred_at, occurred_at)) AS last_seen FROM login_event "
     "WHERE domain_id = {p}1 AND occurred_at >= {p}2 GROUP BY client_name, protocol "
     "ORDER BY accounts DESC, logins DESC, client_name LIMIT {p}3"
 )
-_CLIENTS_SQLITE = _CLIENTS.format(p="?")
-_CLIENTS_POSTGRES = _CLIENTS.format(p="$")
+_CLIENTS = CLIENTS_FROM_EVENTS.format(p="?")
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from tortoise.queryset import QuerySet
 
 from api.models import Account, LoginEvent
-from api.services import connected, login_partitions, validation
+from api.services import client_rollup, connected, login_partitions, validation
 from api.services.paging import PageRequest, SortSpec, Window, window
 from api.services.tenancy import Tenant
 
@@ -72,9 +72,14 @@ async def prune_login_events(*, older_than: timedelta, now: datetime | None = No
     cutoff = moment - older_than
     if not login_partitions.partitioned():
         return Pruned(await _delete_before(cutoff), [])
+    # The clients' roll-up forgets these days before their events go (so it never counts what
+    # is gone) and again after (in case it rolled up the cutoff's day meanwhile).
+    await client_rollup.forget_through(cutoff.date())
     dropped = await login_partitions.drop_before(cutoff)
     await login_partitions.create_ahead(moment.date())
-    return Pruned(await login_partitions.delete_default_before(cutoff, _PRUNE_BATCH), dropped)
+    deleted = await login_partitions.delete_default_before(cutoff, _PRUNE_BATCH)
+    await client_rollup.forget_through(cutoff.date())
+    return Pruned(deleted, dropped)
 
 
 async def _delete_before(cutoff: datetime) -> int:

@@ -15,7 +15,7 @@ from typing import TypeVar
 from api.errors import UserError, UserErrorCode, UserErrors
 from api.events import Event, EventBus, Topic
 from api.models import LoginRefusal, MailProtocol, SessionEndReason
-from api.services import connected, validation
+from api.services import client_rollup, connected, validation
 from api.services.access_policy import PolicyCache
 from api.services.event_payloads import AccountSnapshot, LoginReported, SessionChanged
 from api.services.login_batches import MAX_REPORTS, write_reports
@@ -123,6 +123,7 @@ async def record_login(
         session_id=session_id,
     )
     [report] = await _decide([report], policies)
+    await _mark_late([report], coalesce)
     recorded = await write_report(report, gateway, session_ttl, coalesce)
     if recorded is None:
         raise UserErrors([_no_account(report)])
@@ -144,6 +145,15 @@ async def _decide(reports: list[Report], policies: PolicyCache | None) -> list[R
             ok = decider.allows(report.protocol, report.client_name)
             decided.append(report if ok else replace(report, client_ok=False))
     return decided
+
+
+async def _mark_late(reports: list[Report], coalesce: timedelta) -> None:
+    """Reports of old logins may change what the clients' roll-up holds: its days are read from
+    login_event until rolled up again (api/services/client_rollup.py). Nothing for the others."""
+    now = datetime.now(UTC)
+    stale = client_rollup.stale_days(((r.domain, r.occurred_at) for r in reports), coalesce, now)
+    if stale:
+        await client_rollup.mark_stale(stale, now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +228,7 @@ async def record_logins(
     valid = await _decide([report for report in parsed if isinstance(report, Report)], policies)
     decided = iter(valid)
     parsed = [next(decided) if isinstance(report, Report) else report for report in parsed]
+    await _mark_late(valid, coalesce)
     recorded = iter(await write_reports(valid, gateway, session_ttl, coalesce))
     answers: list[Answer] = []
     published: list[Event] = []
