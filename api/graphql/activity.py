@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 
@@ -176,12 +176,20 @@ class ActivityQuery:
         username: str | None = None,
         first: int | None = None,
         after: str | None = None,
+        search: Annotated[
+            str | None,
+            strawberry.argument(
+                description="Only the events whose username, or whose account's name as it "
+                "stands now, contains this (without case), as mapiEwsAccounts' search does."
+            ),
+        ] = None,
     ) -> Connection[MapiEwsLoginEvent]:
         tenant = tenant_of(info)
         settings = info.context.settings
         page, accounts, sessions = await login_history.login_events(
             tenant=tenant,
             username=username,
+            search=search,
             request=PageRequest(first=first, after=after),
             default_size=settings.page_size_default,
             max_size=settings.page_size_max,
@@ -189,7 +197,9 @@ class ActivityQuery:
         )
 
         async def count() -> int:
-            return await login_history.count_login_events(tenant=tenant, username=username)
+            return await login_history.count_login_events(
+                tenant=tenant, username=username, search=search
+            )
 
         return connection_of(
             page,

@@ -63,6 +63,11 @@ class EnableMapiEwsPayload:
         description="The named accounts as they now stand; empty when userErrors is not.",
     )
     usage: MapiEwsUsage | None = None
+    unchanged: list[str] = strawberry.field(
+        default_factory=list,
+        description="Usernames of the named accounts that had MAPI/EWS already, with these "
+        "protocols: nothing changed for them (no audit entry, no event).",
+    )
     user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
@@ -70,6 +75,11 @@ class EnableMapiEwsPayload:
 class DisableMapiEwsPayload:
     accounts: list[Account] = strawberry.field(default_factory=list)
     usage: MapiEwsUsage | None = None
+    unchanged: list[str] = strawberry.field(
+        default_factory=list,
+        description="Usernames of the named accounts that did not have MAPI/EWS: nothing "
+        "changed for them.",
+    )
     sessions_ending: int = strawberry.field(
         default=0,
         description="Open sessions of the disabled accounts that their gateways were told to end.",
@@ -160,7 +170,7 @@ async def _set(
     *,
     enabled: bool,
     protocols: list[MailProtocol] | None = None,
-) -> tuple[list[Account], MapiEwsUsage, int]:
+) -> tuple[list[Account], MapiEwsUsage, int, list[str]]:
     tenant = tenant_of(info)
     done = await mapi_ews.set_mapi_ews(
         events=info.context.events,
@@ -175,25 +185,31 @@ async def _set(
         account_of(row, tenant.domain, active_sessions=done.open_sessions.get(row.id, 0))
         for row in done.accounts
     ]
-    return changed, usage_of(done.usage), done.sessions_ending
+    return changed, usage_of(done.usage), done.sessions_ending, done.unchanged
 
 
 @strawberry.type
 class SeatsMutation:
     @mutation(extensions=auth(Role.DOMAIN_ADMIN, Permission.MANAGE_MAPI_EWS, domain_input=_DOMAIN))
     async def enable_mapi_ews(self, info: Info, input: EnableMapiEwsInput) -> EnableMapiEwsPayload:
-        changed, usage, _ = await _set(
+        changed, usage, _, unchanged = await _set(
             info, input.usernames, enabled=True, protocols=input.protocols
         )
-        return EnableMapiEwsPayload(accounts=changed, usage=usage, user_errors=[])
+        return EnableMapiEwsPayload(
+            accounts=changed, usage=usage, unchanged=unchanged, user_errors=[]
+        )
 
     @mutation(extensions=auth(Role.DOMAIN_ADMIN, Permission.MANAGE_MAPI_EWS, domain_input=_DOMAIN))
     async def disable_mapi_ews(
         self, info: Info, input: DisableMapiEwsInput
     ) -> DisableMapiEwsPayload:
-        changed, usage, ending = await _set(info, input.usernames, enabled=False)
+        changed, usage, ending, unchanged = await _set(info, input.usernames, enabled=False)
         return DisableMapiEwsPayload(
-            accounts=changed, usage=usage, sessions_ending=ending, user_errors=[]
+            accounts=changed,
+            usage=usage,
+            sessions_ending=ending,
+            unchanged=unchanged,
+            user_errors=[],
         )
 
     @mutation(

@@ -6,10 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from tortoise.expressions import Q, Subquery
 from tortoise.queryset import QuerySet
 
 from api.models import Account, LoginEvent
-from api.services import client_rollup, connected, login_partitions, validation
+from api.services import accounts, client_rollup, connected, login_partitions, validation
 from api.services.paging import PageRequest, SortSpec, Window, window
 from api.services.tenancy import Tenant
 
@@ -17,10 +18,22 @@ _NEWEST_FIRST = SortSpec(column="occurred_at", descending=True, is_datetime=True
 _PRUNE_BATCH = 5000
 
 
-def _history(tenant: Tenant, username: str | None) -> QuerySet[LoginEvent]:
+def _history(
+    tenant: Tenant, username: str | None, search: str | None = None
+) -> QuerySet[LoginEvent]:
     queryset = LoginEvent.filter(domain_id=tenant.domain_id)
     if (name := validation.username_argument(username, tenant.domain)) is not None:
         queryset = queryset.filter(username=name)
+    if (text := validation.search_argument(search)) is not None:
+        # As the accounts' search: the username, or the account's name as it stands now (a
+        # removed account's events keep only their username).
+        named = Account.filter(domain_id=tenant.domain_id).filter(
+            accounts.search_filter(text, tenant.domain)
+        )
+        queryset = queryset.filter(
+            Q(username__icontains=text.partition("@")[0] if "@" in text else text)
+            | Q(account_id__in=Subquery(named.values("id")))
+        )
     return queryset
 
 
@@ -32,13 +45,14 @@ async def login_events(
     default_size: int,
     max_size: int,
     count_sessions: bool = False,
+    search: str | None = None,
 ) -> tuple[Window[LoginEvent], dict[int, Account], dict[int, int]]:
     """A page of the domain's login events, newest first, the accounts they name as they stand
     now and, with `count_sessions`, those accounts' open sessions: two or three reads, whatever
     the page size. The total is counted apart, only when asked for (count_login_events): a busy
     domain's history is long."""
     page = await window(
-        _history(tenant, username),
+        _history(tenant, username, search),
         spec=_NEWEST_FIRST,
         request=request,
         default_size=default_size,
@@ -50,8 +64,10 @@ async def login_events(
     return page, accounts, sessions
 
 
-async def count_login_events(*, tenant: Tenant, username: str | None) -> int:
-    return await _history(tenant, username).count()
+async def count_login_events(
+    *, tenant: Tenant, username: str | None, search: str | None = None
+) -> int:
+    return await _history(tenant, username, search).count()
 
 
 @dataclass(frozen=True, slots=True)

@@ -95,6 +95,9 @@ class MapiEwsSet:
     usage: Usage
     # Sessions of the disabled accounts that their gateways were told to end.
     sessions_ending: int
+    # The named accounts that already stood so (seat, and protocols for an enable): nothing
+    # was written or announced for them.
+    unchanged: list[str]
 
 
 async def set_mapi_ews(
@@ -164,11 +167,13 @@ async def set_mapi_ews(
     # Only an account enabled before this call can have open sessions: a disabled one's were
     # just told to end, and one enabled now has not logged in since.
     unchanged = {a.id for a in named} - {a.id for a in changing}
+    untouched = unchanged - {a.id for a in narrowed}
     return MapiEwsSet(
         accounts=named,
         open_sessions=await connected.open_counts(unchanged) if enabled else {},
         usage=used,
         sessions_ending=len(ending),
+        unchanged=[a.username for a in named if a.id in untouched],
     )
 
 

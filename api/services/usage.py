@@ -111,11 +111,17 @@ async def history(*, domain_id: int, start: date, end: date) -> list[DayUse]:
 
 
 def parse_month(value: str) -> tuple[date, date]:
-    """The first and last day of a month written YYYY-MM."""
+    """The first and last day of a month written YYYY-MM, this month or one before it."""
     match = _MONTH.fullmatch(value.strip())
     if match is None or not 1 <= int(match.group(2)) <= 12:
         raise BadUserInput(f"{value[:20]!r} is not a month: write it YYYY-MM, e.g. 2026-11.")
     first = date(int(match.group(1)), int(match.group(2)), 1)
+    now = datetime.now(UTC).date()
+    if first > now.replace(day=1):
+        raise BadUserInput(
+            f"{first:%Y-%m} has not begun: the report covers months up to the current one "
+            f"({now:%Y-%m}), which it gives so far."
+        )
     following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
     return first, following - timedelta(days=1)
 

@@ -1,10 +1,10 @@
-// Live updates: the page's two subscriptions, the Last Login cells and rows they change, the
+// Live updates: the page's subscriptions (logins, changes, sessions, usage), the Last Login cells and rows they change, the
 // "Live activity" list and the connection's status.
 
 import { exactTime, lastLoginCell, refusalText, relativeTime } from "./format.js";
 import { LiveConnection } from "./live.js";
 import { $, api, state, throttled } from "./page.js";
-import { ACCOUNT_CHANGES, LOGIN_UPDATES, SESSION_CHANGES } from "./queries.js";
+import { ACCOUNT_CHANGES, LOGIN_UPDATES, SESSION_CHANGES, USAGE_UPDATES } from "./queries.js";
 import { reasonText, sessionChanged } from "./sessions.js";
 import { load, reloadSoon, showUsage } from "./table.js";
 
@@ -46,6 +46,8 @@ export function startLive(onRightsLost) {
   subscribe(LOGIN_UPDATES, (data) => loggedIn(data.mapiEwsLoginUpdates), onRightsLost);
   subscribe(ACCOUNT_CHANGES, (data) => changed(data.mapiEwsAccountChanges), onRightsLost);
   subscribe(SESSION_CHANGES, (data) => sessionMoved(data.mapiEwsSessionChanges), onRightsLost);
+  // The allowance too: a system administrator may change the limit while this tab is open.
+  subscribe(USAGE_UPDATES, (data) => showUsage(data.mapiEwsUsageUpdates), onRightsLost);
 }
 
 function subscribe(query, next, onRightsLost) {

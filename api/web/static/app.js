@@ -187,6 +187,7 @@ wireDomains({
   // A domain created, changed or removed (name null): the picker lists what there is, an open
   // tab shows its new settings, and the tab of a removed domain closes.
   changed: async (name) => {
+    loadReport(); // a new domain, a new limit or a removal changes the month's rows
     const select = $("domain-select");
     const picked = select.value;
     const names = await domainNames();

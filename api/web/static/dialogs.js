@@ -127,7 +127,12 @@ async function saveEnable(event) {
     }
     enableDialog.close();
     showUsage(payload.usage);
-    toast(`MAPI/EWS enabled for ${payload.accounts[0]?.username ?? username}.`);
+    const name = payload.accounts[0]?.username ?? username;
+    toast(
+      payload.unchanged.length
+        ? `${name} already has MAPI/EWS with these protocols: nothing changed.`
+        : `MAPI/EWS enabled for ${name}.`,
+    );
     await load();
   } catch (failure) {
     if (failure instanceof SessionExpired) return;
@@ -161,6 +166,24 @@ function sessionsText(count) {
   return count === 1 ? "1 open session was" : `${count} open sessions were`;
 }
 
+/** What a disable did: only what changed, and sessions only when some were told to end. */
+function disabledText(usernames, payload) {
+  const changed = usernames.filter((name) => !payload.unchanged.includes(name));
+  if (!changed.length) {
+    return usernames.length === 1
+      ? `${usernames[0]} did not have MAPI/EWS: nothing changed.`
+      : "None of these accounts had MAPI/EWS any more: nothing changed.";
+  }
+  const who = changed.length === 1 ? changed[0] : `${changed.length} accounts`;
+  const others = payload.unchanged.length
+    ? ` (${payload.unchanged.length} had it no more)`
+    : "";
+  const ending = payload.sessionsEnding
+    ? `; ${sessionsText(payload.sessionsEnding)} told to end`
+    : "";
+  return `MAPI/EWS disabled for ${who}${others}${ending}.`;
+}
+
 function openDisable() {
   const usernames = [...state.selected].sort();
   if (!usernames.length) return;
@@ -191,11 +214,7 @@ async function confirmDisable(event) {
     disableDialog.close();
     state.selected.clear();
     showUsage(payload.usage);
-    const count = usernames.length;
-    toast(
-      `MAPI/EWS disabled for ${count === 1 ? usernames[0] : `${count} accounts`}; ` +
-        `${sessionsText(payload.sessionsEnding)} told to end.`,
-    );
+    toast(disabledText(usernames, payload));
     await load();
   } catch (failure) {
     if (failure instanceof SessionExpired) return;
@@ -306,9 +325,11 @@ async function confirmDisconnect(event) {
     }
     disconnectDialog.close();
     const count = usernames.length;
+    const who = count === 1 ? usernames[0] : `${count} accounts`;
     toast(
-      `${sessionsText(payload.sessionsEnding)} told to end for ` +
-        `${count === 1 ? usernames[0] : `${count} accounts`}.`,
+      payload.sessionsEnding
+        ? `${sessionsText(payload.sessionsEnding)} told to end for ${who}.`
+        : `${who} had no open MAPI/EWS session: nothing to end.`,
     );
     await load();
   } catch (failure) {

@@ -138,8 +138,27 @@ function openDialog(domain) {
   const days = domain?.mapiEwsIdleReclaimDays;
   if (days && ![...idle.options].some((o) => o.value === String(days))) idle.add(new Option(`${days} days`, String(days)));
   idle.value = days ? String(days) : "";
+  limitWarning();
   dialog.showModal();
   (domain ? $("domain-form-limit") : name).focus();
+}
+
+/** How many accounts a limit leaves over the allowance: none can lose MAPI/EWS by it. */
+function overBy(limit) {
+  const enabled = editing?.mapiEwsUsage.enabled ?? 0;
+  return limit === "" || Number(limit) >= enabled ? 0 : enabled - Number(limit);
+}
+
+function limitWarning() {
+  const limit = $("domain-form-limit").value.trim();
+  const over = overBy(limit);
+  const warning = $("domain-form-limit-warning");
+  warning.hidden = !over;
+  warning.textContent = over
+    ? `${editing.mapiEwsUsage.enabled} accounts have MAPI/EWS now: a limit of ${limit} leaves ` +
+      `${over} over the allowance. Nobody loses MAPI/EWS, but no more can get it until ` +
+      `${over + 1} are disabled.`
+    : "";
 }
 
 async function save(event) {
@@ -160,7 +179,14 @@ async function save(event) {
       return;
     }
     dialog.close();
-    toast(editing ? `${variables.name} saved.` : `${payload.domain.name} created.`);
+    const over = editing ? overBy(limit) : 0;
+    toast(
+      !editing
+        ? `${payload.domain.name} created.`
+        : over
+          ? `${variables.name} saved: ${over} ${over === 1 ? "account is" : "accounts are"} over the new allowance.`
+          : `${variables.name} saved.`,
+    );
     await loadDomains();
     onChanged(payload.domain.name);
   } catch (failure) {
@@ -212,6 +238,7 @@ async function remove(event) {
 export function wireDomains({ open, changed }) {
   onOpen = open;
   onChanged = changed;
+  $("domain-form-limit").addEventListener("input", limitWarning);
   let typing = null;
   $("domain-search").addEventListener("input", () => {
     clearTimeout(typing);

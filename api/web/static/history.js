@@ -91,7 +91,7 @@ export function wireHistory() {
   history = pager(
     "history",
     HISTORY,
-    () => ({ domain: state.domain, username: $("history-account").value.trim() || null }),
+    () => historyFilter(),
     (event) => {
       const tr = document.createElement("tr");
       tr.className = event.allowed ? "" : "refused";
@@ -130,7 +130,6 @@ export function wireHistory() {
     },
     "auditLog",
   );
-  $("history-empty").textContent = "No login has been reported yet.";
   $("audit-empty").textContent = "No change has been made yet.";
   let typing = null;
   $("history-account").addEventListener("input", () => {
@@ -141,9 +140,26 @@ export function wireHistory() {
   onShow("tab-audit", () => audit.restart());
 }
 
+/** The history's filter: one account exactly (from its row's History), or what the field
+ * holds matched as the table's search does (part of a username or name). */
+function historyFilter() {
+  const field = $("history-account");
+  const text = field.value.trim();
+  $("history-empty").textContent = text
+    ? `No login matches “${text}”.`
+    : "No login has been reported yet.";
+  const exact = text !== "" && text === field.dataset.account;
+  return {
+    domain: state.domain,
+    username: exact ? text : null,
+    search: exact || !text ? null : text,
+  };
+}
+
 /** The login history of one account, from its row in the table. */
 export function showAccountHistory(username) {
   $("history-account").value = username;
+  $("history-account").dataset.account = username;
   showView("tab-history");
   $("tab-history").focus();
 }

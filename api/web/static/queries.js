@@ -50,8 +50,10 @@ export const TAB = `query Tab($domain: String!, $search: String, $orderBy: Accou
     edges { node { ${ACCOUNT_FIELDS} } }
   }
 }`;
-export const HISTORY = `query History($domain: String!, $username: String, $after: String) {
-  mapiEwsLoginEvents(domain: $domain, username: $username, first: 25, after: $after) {
+export const HISTORY = `query History($domain: String!, $username: String, $search: String,
+    $after: String) {
+  mapiEwsLoginEvents(domain: $domain, username: $username, search: $search, first: 25,
+      after: $after) {
     pageInfo { hasNextPage endCursor }
     edges { node { id username protocol occurredAt clientName clientAddress allowed refusal count lastOccurredAt account { id } } }
   }
@@ -85,6 +87,7 @@ export const ENABLE = `mutation Enable($domain: String!, $usernames: [String!]!,
   enableMapiEws(input: {domain: $domain, usernames: $usernames, protocols: $protocols}) {
     accounts { username }
     usage { ${USAGE_FIELDS} }
+    unchanged
     userErrors { field code message }
   }
 }`;
@@ -93,6 +96,7 @@ export const DISABLE = `mutation Disable($domain: String!, $usernames: [String!]
     accounts { username }
     usage { ${USAGE_FIELDS} }
     sessionsEnding
+    unchanged
     userErrors { field code message }
   }
 }`;
@@ -115,6 +119,9 @@ export const ACCOUNT_SESSIONS = `query AccountSessions($domain: String!, $userna
     totalCount
     edges { node { id protocol clientName clientAddress startedAt } }
   }
+}`;
+export const USAGE_UPDATES = `subscription Usage($domain: String) {
+  mapiEwsUsageUpdates(domain: $domain) { ${USAGE_FIELDS} }
 }`;
 export const LOGIN_UPDATES = `subscription Logins($domain: String) {
   mapiEwsLoginUpdates(domain: $domain) {

@@ -26,7 +26,14 @@ export async function loadReport({ more = false } = {}) {
   try {
     ({ mapiEwsUsageReport: report } = await api.request(MONTHLY_REPORT, { month, after }));
   } catch (error) {
-    if (!(error instanceof SessionExpired) && mine === serial) showError($("report-error"), error);
+    if (!(error instanceof SessionExpired) && mine === serial) {
+      // Never the last month's rows under another month's name.
+      $("report-rows").replaceChildren();
+      $("report-range").textContent = "";
+      $("report-more").hidden = true;
+      $("report-empty").hidden = true;
+      showError($("report-error"), error);
+    }
     return;
   }
   if (mine !== serial) return;
@@ -78,6 +85,8 @@ async function download() {
 }
 
 export function wireReport() {
+  // Months that have not begun have no figures: the picker stops at this one.
+  $("report-month").max = thisMonth();
   $("report-month").value = thisMonth();
   $("report-month").addEventListener("change", () => loadReport());
   $("report-more").addEventListener("click", () => loadReport({ more: true }));

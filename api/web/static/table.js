@@ -27,22 +27,29 @@ export function applyPermission(domain) {
 export function showUsage(usage) {
   const enabled = usage.enabled;
   const noun = enabled === 1 && usage.limit === null ? "account" : "accounts";
+  const over = usage.limit !== null && enabled > usage.limit ? enabled - usage.limit : 0;
   $("usage").textContent =
     usage.limit === null
       ? `${enabled} MAPI/EWS ${noun} in use (no limit)`
-      : `${enabled} of ${usage.limit} MAPI/EWS accounts in use`;
+      : over
+        ? `${enabled} of ${usage.limit} MAPI/EWS accounts in use: ${over} over the allowance`
+        : `${enabled} of ${usage.limit} MAPI/EWS accounts in use`;
   const full = usage.limit !== null && usage.available === 0;
   const nearly = usage.limit !== null && !full && enabled >= 0.9 * usage.limit;
   $("usage").classList.toggle("full", full);
   const warning = $("usage-warning");
   warning.hidden = !(full || nearly);
   warning.classList.toggle("full", full);
-  warning.textContent = full
-    ? "The allowance is used up: no more accounts can get MAPI/EWS until one is disabled or a " +
-      "system administrator raises the limit. Reclaim idle… can free seats nobody uses."
-    : nearly
-      ? `Nearly used up: ${usage.available} of ${usage.limit} MAPI/EWS seats left.`
-      : "";
+  warning.textContent = over
+    ? `${over} ${over === 1 ? "account is" : "accounts are"} over the allowance of ` +
+      `${usage.limit}: the limit was lowered below the accounts in use. Nobody lost MAPI/EWS, ` +
+      `but no more can get it until ${over + 1} are disabled or the limit is raised.`
+    : full
+      ? "The allowance is used up: no more accounts can get MAPI/EWS until one is disabled or a " +
+        "system administrator raises the limit. Reclaim idle… can free seats nobody uses."
+      : nearly
+        ? `Nearly used up: ${usage.available} of ${usage.limit} MAPI/EWS seats left.`
+        : "";
   const enable = $("enable-button");
   enable.disabled = full;
   if (full) enable.setAttribute("aria-describedby", "usage-warning");

@@ -1,0 +1,139 @@
+"""The dashboard current and honest (issue 31), in Chromium: a new allowance reaches an open tab
+live, a limit below the accounts in use says so (in the domain's dialog, its toast and the
+domain's banner), an enable or disable that changes nothing says that, and a month that has not
+begun has no figures, in the console and in the CSV."""
+
+from __future__ import annotations
+
+import httpx
+from playwright.async_api import Page, expect
+
+from tests.browser import REPORT, Site, rows, shoot, sign_in, signed_in
+
+UPDATE_LIMIT = (
+    "mutation($n: String!, $max: Int) { updateDomain(input: {name: $n, "
+    "maxMapiEwsAccounts: $max}) { userErrors { message } } }"
+)
+
+
+async def test_a_new_allowance_reaches_the_open_tab_and_over_the_limit_is_said(
+    page: Page, site: Site
+) -> None:
+    domain = await site.domain(enabled=3, others=1, limit=5)
+    await signed_in(page, site, domain)
+    await expect(page.locator("#usage")).to_have_text("3 of 5 MAPI/EWS accounts in use")
+
+    # Another person (a system administrator elsewhere) lowers the limit: the tab follows.
+    changed = await site.call(UPDATE_LIMIT, {"n": domain, "max": 1})
+    assert changed["updateDomain"]["userErrors"] == []
+
+    await expect(page.locator("#usage")).to_have_text(
+        "3 of 1 MAPI/EWS accounts in use: 2 over the allowance"
+    )
+    await expect(page.locator("#usage-warning")).to_contain_text(
+        "2 accounts are over the allowance of 1"
+    )
+    await expect(page.get_by_role("button", name="Enable…")).to_be_disabled()
+    await shoot(page, "60-over-the-allowance")
+
+    await site.call(UPDATE_LIMIT, {"n": domain, "max": 10})
+    await expect(page.locator("#usage")).to_have_text("3 of 10 MAPI/EWS accounts in use")
+    await expect(page.locator("#usage-warning")).to_be_hidden()
+    await expect(page.get_by_role("button", name="Enable…")).to_be_enabled()
+
+
+async def test_an_enable_or_disable_that_changes_nothing_says_so(page: Page, site: Site) -> None:
+    domain = await site.domain(enabled=2, others=1, limit=5)
+    await signed_in(page, site, domain)
+
+    await page.get_by_role("button", name="Enable…").click()
+    dialog = page.get_by_role("dialog", name="Enable MAPI/EWS")
+    await dialog.get_by_role("combobox", name="Username").fill("user01")
+    await dialog.get_by_role("button", name="Save").click()
+    await expect(page.locator("#toast")).to_have_text(
+        "user01 already has MAPI/EWS with these protocols: nothing changed."
+    )
+    await expect(page.locator("#usage")).to_have_text("2 of 5 MAPI/EWS accounts in use")
+
+    await rows(page).filter(has_text="user02").get_by_role("checkbox").check()
+    await page.get_by_role("button", name="Disable (1)").click()
+    await (
+        page.get_by_role("dialog", name="Disable MAPI/EWS")
+        .get_by_role("button", name="Disable")
+        .click()
+    )
+    # No session was open: nothing about sessions.
+    await expect(page.locator("#toast")).to_have_text("MAPI/EWS disabled for user02.")
+
+
+async def test_a_limit_below_the_accounts_in_use_is_said_before_and_after_saving(
+    page: Page, site: Site
+) -> None:
+    domain = await site.domain(enabled=3, others=0, limit=5)
+    await sign_in(page, site.url, "sysadmin")
+    await page.get_by_label("Search domains").fill(domain)
+    await page.get_by_role("button", name=f"Edit {domain}").click()
+    dialog = page.get_by_role("dialog", name=f"Edit {domain}")
+    warning = dialog.locator("#domain-form-limit-warning")
+    await expect(warning).to_be_hidden()
+
+    await dialog.get_by_label("MAPI/EWS allowance").fill("1")
+    await expect(warning).to_have_text(
+        "3 accounts have MAPI/EWS now: a limit of 1 leaves 2 over the allowance. Nobody loses "
+        "MAPI/EWS, but no more can get it until 3 are disabled."
+    )
+    await shoot(page, "61-limit-below-use")
+    await dialog.get_by_role("button", name="Save").click()
+
+    await expect(dialog).to_be_hidden()
+    await expect(page.locator("#toast")).to_have_text(
+        f"{domain} saved: 2 accounts are over the new allowance."
+    )
+
+
+async def test_a_month_that_has_not_begun_has_no_figures(page: Page, site: Site) -> None:
+    await site.domain(enabled=1, others=0, limit=5)
+    await sign_in(page, site.url, "sysadmin")
+    month = page.get_by_role("textbox", name="Month")
+    await expect(page.locator("#report-rows tr").first).to_be_visible()
+    this_month = await month.input_value()
+    assert await month.get_attribute("max") == this_month
+
+    await month.fill("2030-01")
+    await month.dispatch_event("change")
+
+    await expect(page.locator("#report-error")).to_contain_text("2030-01 has not begun")
+    await expect(page.locator("#report-rows tr")).to_have_count(0)
+    async with httpx.AsyncClient() as http:
+        csv = await http.get(
+            f"{site.url}/reports/mapi-ews-usage.csv",
+            params={"month": "2030-01"},
+            headers={"Authorization": f"Bearer {site.root}"},
+        )
+        current = await http.get(
+            f"{site.url}/reports/mapi-ews-usage.csv",
+            params={"month": this_month},
+            headers={"Authorization": f"Bearer {site.root}"},
+        )
+    assert csv.status_code == 400
+    assert "has not begun" in csv.json()["error"]
+    assert current.status_code == 200
+
+
+async def test_the_history_filters_by_part_of_a_username_or_a_name(page: Page, site: Site) -> None:
+    domain = await site.domain(enabled=2, others=0, limit=5)
+    for user in ("user01", "user01", "user02"):
+        await site.call(REPORT, {"e": f"{user}@{domain}"}, token=site.gateway)
+    await signed_in(page, site, domain)
+    await page.get_by_role("tab", name="Login history").click()
+    history = page.locator("#history-rows tr")
+    await expect(history).to_have_count(2)  # user01's two logins are one event with a count
+
+    await page.locator("#history-account").fill("user0")
+    await expect(history).to_have_count(2)
+    await page.locator("#history-account").fill("B Pers")  # user02 is "User B Person"
+    await expect(history).to_have_count(1)
+    await expect(history.first).to_contain_text("user02")
+    await page.locator("#history-account").fill("nobody")
+    await expect(history).to_have_count(0)
+    await expect(page.locator("#history-empty")).to_have_text("No login matches “nobody”.")
