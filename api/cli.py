@@ -9,6 +9,7 @@ import atexit
 import getpass
 import logging
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -35,6 +36,15 @@ def _settings() -> Settings:
     except ValidationError as error:
         problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in error.errors())
         sys.exit(f"mapi-ews-admin: configuration: {problems}")
+
+
+def _this_program() -> str:
+    """How to run this program again from the current directory: the installed command if this
+    is it, else this Python with -m api (`make run` starts .venv/bin/python -m api)."""
+    if Path(sys.argv[0]).name == "mapi-ews-admin":
+        return shlex.quote(sys.argv[0])
+    python = os.path.relpath(sys.executable)
+    return f"{shlex.quote(python if not python.startswith('..') else sys.executable)} -m api"
 
 
 async def _with_database(settings: Settings, work: Callable[[], Awaitable[T]]) -> T:
@@ -84,7 +94,7 @@ def serve(args: argparse.Namespace) -> None:
                 f"-d '{_DEMO_REPORT % signins.enabled_address}'\n"
                 f"A gateway holding MAPI/EWS sessions, to watch a disable close them "
                 f"(docs/gateways.md):\n"
-                f"  MAPI_EWS_GATEWAY_TOKEN={signins.gateway_token} mapi-ews-admin "
+                f"  MAPI_EWS_GATEWAY_TOKEN={signins.gateway_token} {_this_program()} "
                 f"simulate-gateway --url http://{args.host}:{args.port} --sessions 6 "
                 f"--touch-seconds 30 {' '.join(signins.enabled_addresses[:3])}",
                 flush=True,

@@ -57,7 +57,8 @@ async def test_signing_in_shows_the_table_as_the_api_lists_it(page: Page, site: 
     await expect(rows(page)).to_have_count(3)
     listed = await site.call(LISTED, {"d": domain, "o": None, "n": 100})
     expected = [
-        [e["node"]["username"], e["node"]["name"], "Never", "—"]  # no session: not connected
+        # No login since enabled just now; no session: not connected.
+        [e["node"]["username"], e["node"]["name"], "Never enabled just now", "—"]
         for e in listed["mapiEwsAccounts"]["edges"]
     ]
     assert await table(page) == expected
@@ -198,7 +199,7 @@ async def test_a_reported_login_appears_in_the_open_page_within_a_second(
     domain = await site.domain(enabled=2, others=1)
     await signed_in(page, site, domain)
     cell = rows(page).filter(has_text="user02").locator(".last-login")
-    await expect(cell).to_have_text("Never")
+    await expect(cell).to_have_text("Never enabled just now")
 
     data = await site.call(REPORT, {"e": f"user02@{domain}"}, token=site.gateway)
     reported = time.monotonic()

@@ -5,6 +5,8 @@ begun has no figures, in the console and in the CSV."""
 
 from __future__ import annotations
 
+import re
+
 import httpx
 from playwright.async_api import Page, expect
 
@@ -137,3 +139,65 @@ async def test_the_history_filters_by_part_of_a_username_or_a_name(page: Page, s
     await page.locator("#history-account").fill("nobody")
     await expect(history).to_have_count(0)
     await expect(page.locator("#history-empty")).to_have_text("No login matches “nobody”.")
+
+
+SESSION_REPORT = """
+mutation($e: String!, $s: String, $c: String) {
+  recordProtocolLogin(input: {emailAddress: $e, protocol: MAPI, sessionId: $s, clientName: $c}) {
+    allowed
+  }
+}
+"""
+
+
+async def test_live_activity_says_a_login_once_and_filters_by_kind(page: Page, site: Site) -> None:
+    domain = await site.domain(enabled=2, others=1, limit=5)
+    await signed_in(page, site, domain)
+    activity = page.locator("#activity li")
+
+    await site.call(
+        SESSION_REPORT,
+        {"e": f"user01@{domain}", "s": f"{domain}-1", "c": "Outlook"},
+        token=site.gateway,
+    )
+    await expect(activity.first).to_have_text(
+        re.compile("user01 connected over MAPI \\(Outlook\\)")
+    )
+    await expect(activity).to_have_count(1)  # the login and the session it opened: one line
+    await site.call(SESSION_REPORT, {"e": f"other01@{domain}"}, token=site.gateway)
+    await expect(activity).to_have_count(2)
+
+    await page.get_by_label("Filter").select_option(label="Refused logins")
+    await expect(activity.filter(visible=True)).to_have_count(1)
+    await expect(activity.filter(visible=True)).to_contain_text("other01 was refused")
+    await page.get_by_label("Filter").select_option(label="Everything (the last 20)")
+    await expect(activity.filter(visible=True)).to_have_count(2)
+
+
+async def test_ticking_a_row_moves_nothing_and_a_dialog_takes_the_last_toast_away(
+    page: Page, site: Site
+) -> None:
+    domain = await site.domain(enabled=2, others=1, limit=5)
+    await signed_in(page, site, domain)
+    table = page.locator("#accounts")
+    before = await table.bounding_box()
+
+    await rows(page).first.get_by_role("checkbox").check()
+    await expect(page.get_by_role("button", name="Disable (1)")).to_be_enabled()
+
+    assert await table.bounding_box() == before
+    await page.get_by_role("button", name="Disconnect (1)").click()
+    await page.get_by_role("dialog").get_by_role("button", name="Disconnect").click()
+    await expect(page.locator("#toast")).to_contain_text("had no open MAPI/EWS session")
+    await page.get_by_role("button", name="Enable…").click()
+    await expect(page.locator("#toast")).to_be_hidden()
+
+
+async def test_a_read_only_administrator_may_export_what_the_table_lists(
+    page: Page, site: Site
+) -> None:
+    domain = await site.domain(enabled=1, others=0, limit=5, managed=False)
+    await signed_in(page, site, domain)
+
+    await expect(page.get_by_role("button", name="Export CSV")).to_be_visible()
+    await expect(page.get_by_role("button", name="Enable…")).to_be_hidden()

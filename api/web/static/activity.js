@@ -91,7 +91,8 @@ function loggedIn(event) {
     ? `${event.username} signed in over ${event.protocol}`
     : `${event.username} was refused over ${event.protocol}: ${refusalText(event.refusal)}`;
   // A repeated login comes as its event with the new count: this report is its latest.
-  activity(event.lastOccurredAt, text, event.allowed ? "login" : "refused");
+  const li = activity(event.lastOccurredAt, text, event.allowed ? "login" : "refused");
+  if (event.allowed) lastLogin = { li, username: event.username, protocol: event.protocol, at: Date.now() };
   const account = event.account;
   if (!event.allowed || !account) return;
   const tr = $("rows").querySelector(`tr[data-username="${CSS.escape(account.username)}"]`);
@@ -117,13 +118,26 @@ function changed(change) {
 function sessionMoved(change) {
   const session = change.session;
   const client = session.clientName ? ` (${session.clientName})` : "";
-  const text =
-    change.kind === "STARTED"
-      ? `${session.username} connected over ${session.protocol}${client}`
-      : `${session.username}'s ${session.protocol} session ended: ${reasonText(change.reason)}`;
-  activity(change.occurredAt, text, change.kind === "STARTED" ? "connected" : "ended");
+  if (change.kind === "STARTED") {
+    const text = `${session.username} connected over ${session.protocol}${client}`;
+    // The login that opened it was just listed: one line says both.
+    const last = lastLogin;
+    if (last?.username === session.username && last.protocol === session.protocol &&
+        Date.now() - last.at < 5000 && last.li.isConnected) {
+      last.li.className = "connected";
+      last.li.querySelector("span").textContent = text;
+    } else {
+      activity(change.occurredAt, text, "connected");
+    }
+  } else {
+    const reason = reasonText(change.reason);
+    activity(change.occurredAt, `${session.username}'s ${session.protocol} session ended: ${reason}`, "ended");
+  }
   sessionChanged(change);
 }
+
+// The newest login listed, which the session it opened may complete.
+let lastLogin = null;
 
 function activity(occurredAt, text, kind) {
   const li = document.createElement("li");
@@ -139,6 +153,14 @@ function activity(occurredAt, text, kind) {
   list.prepend(li);
   while (list.children.length > ACTIVITY_ITEMS) list.lastElementChild.remove();
   $("activity-empty").hidden = true;
+  return li;
+}
+
+/** Live activity shows everything, or one kind of line (CSS hides the others). */
+export function wireActivity() {
+  $("activity-filter").addEventListener("change", (event) => {
+    $("activity").dataset.show = event.target.value;
+  });
 }
 
 // Relative times ("3 minutes ago") age while the page stays open.

@@ -2,7 +2,7 @@
 // Everything comes from /graphql; the page only shows it. This module signs in and out and
 // picks the domain; table.js, dialogs.js and activity.js do the rest.
 
-import { startLive, stopLive } from "./activity.js";
+import { startLive, stopLive, wireActivity } from "./activity.js";
 import { wireDialogs } from "./dialogs.js";
 import { wireChart } from "./chart.js";
 import { loadDomains, wireDomains } from "./domains.js";
@@ -169,6 +169,7 @@ $("domain-select").addEventListener("change", (event) => {
   if (event.target.value) openDomain(event.target.value);
 });
 wireTable();
+wireActivity();
 wireDialogs();
 wireReclaim();
 wireViews();

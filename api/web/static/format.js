@@ -28,12 +28,21 @@ export function exactTime(iso) {
 }
 
 /** The Last Login cell's content: the protocol and a relative time, or "Never". */
-export function lastLoginCell(lastLogin, protocol) {
+export function lastLoginCell(lastLogin, protocol, enabledAt = null) {
   if (!lastLogin) {
     const never = document.createElement("span");
     never.className = "never";
     never.textContent = "Never";
-    return [never];
+    if (!enabledAt) return [never];
+    // Since when it has had a seat without a login: what makes it idle.
+    const since = document.createElement("small");
+    since.className = "since";
+    const time = document.createElement("time");
+    time.dateTime = enabledAt;
+    time.title = exactTime(enabledAt);
+    time.textContent = relativeTime(enabledAt);
+    since.append("enabled ", time);
+    return [never, " ", since];
   }
   const time = document.createElement("time");
   time.dateTime = lastLogin;

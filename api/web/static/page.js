@@ -82,3 +82,11 @@ export function toast(message) {
   }, 4000);
 }
 
+// A toast tells of the last action: the next one (a dialog opened) takes it away.
+const nextAction = new MutationObserver((changes) => {
+  if (changes.some((change) => change.target.open)) $("toast").hidden = true;
+});
+for (const dialog of document.querySelectorAll("dialog")) {
+  nextAction.observe(dialog, { attributes: true, attributeFilter: ["open"] });
+}
+

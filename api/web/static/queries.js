@@ -1,7 +1,8 @@
 // The GraphQL documents the dashboard sends: one place to see what it asks of the API.
 
 export const ACCOUNT_FIELDS =
-  "id username emailAddress name lastLogin lastLoginProtocol activeSessionCount mapiEwsProtocols";
+  "id username emailAddress name lastLogin lastLoginProtocol activeSessionCount mapiEwsProtocols " +
+  "mapiEwsEnabledAt";
 export const USAGE_FIELDS = "enabled limit available";
 
 export const VIEWER = `query Viewer { viewer { username role domain permissions } }`;

@@ -87,7 +87,9 @@ async function showSessions(badge, account) {
 function place(tip, badge) {
   tip.hidden = false;
   const box = badge.getBoundingClientRect();
-  tip.style.top = `${window.scrollY + box.bottom + 6}px`;
+  // Below the badge, or above it where the screen has no room below.
+  const below = box.bottom + 6 + tip.offsetHeight <= window.innerHeight || box.top < tip.offsetHeight + 6;
+  tip.style.top = `${window.scrollY + (below ? box.bottom + 6 : box.top - 6 - tip.offsetHeight)}px`;
   tip.style.left = `${Math.max(8, window.scrollX + box.right - tip.offsetWidth)}px`;
 }
 

@@ -157,7 +157,9 @@ export function rowElement(account) {
   name.textContent = account.name ?? "";
   const lastLogin = document.createElement("td");
   lastLogin.className = "last-login";
-  lastLogin.append(...lastLoginCell(account.lastLogin, account.lastLoginProtocol));
+  lastLogin.append(
+    ...lastLoginCell(account.lastLogin, account.lastLoginProtocol, account.mapiEwsEnabledAt),
+  );
 
   const connected = document.createElement("td");
   connected.className = "connected";
