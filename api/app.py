@@ -8,6 +8,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager, suppress
+from datetime import timedelta
 
 from prometheus_client import multiprocess
 from redis.asyncio import Redis
@@ -26,7 +27,7 @@ from api.metrics import CONTENT_TYPE, Metrics, MetricsMiddleware, multiprocess_m
 from api.observability import RequestIdMiddleware
 from api.reports import routes as report_routes
 from api.security import cors, response_headers
-from api.services import client_rollup, gateways, protocol_sessions, sign_ins
+from api.services import client_rollup, gateways, protocol_sessions, sign_ins, sweeps
 from api.services.access_policy import PolicyCache
 from api.services.event_payloads import PAYLOADS
 from api.settings import Settings
@@ -45,20 +46,26 @@ async def healthz(_: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-async def _sweep_sessions(settings: Settings, events: EventBus) -> None:
-    """Forget MAPI/EWS sessions their gateways stopped confirming, and announce them, every
-    session_sweep_seconds: off the gateways' hot path, and safe with any number of processes
-    sweeping (each expired session is announced by the one that deletes it). Then roll up the
-    clients of the logins that became final (one process at a time does)."""
+async def _sweep_sessions(settings: Settings, events: EventBus, metrics: Metrics) -> None:
+    """Forget MAPI/EWS sessions their gateways stopped confirming, and announce them, then roll
+    up the clients of the logins that became final: every session_sweep_seconds, off the
+    gateways' hot path, done by one process of however many serve (api/services/sweeps.py; the
+    sweep is also safe when two overlap: each expired session is announced by the one that
+    deletes it)."""
+    every = timedelta(seconds=settings.session_sweep_seconds)
     while True:
         await asyncio.sleep(settings.session_sweep_seconds)
         try:
+            if not await sweeps.claim("sessions", every):
+                continue  # another process does this round
+            metrics.sweeps.inc()
             await protocol_sessions.sweep(events=events)
         except Exception as error:
             # An outage is one line (the next sweep catches up); anything else gets its trace.
             log.warning(
                 "could not sweep expired sessions: %r", error, exc_info=not db.unavailable(error)
             )
+            continue
         try:
             await client_rollup.roll_up(settings.login_event_coalesce)
         except Exception as error:
@@ -126,7 +133,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.events = events
         app.state.redis = redis
         await events.start()
-        sweeper = asyncio.create_task(_sweep_sessions(settings, events), name="session-sweeper")
+        sweeper = asyncio.create_task(
+            _sweep_sessions(settings, events, metrics), name="session-sweeper"
+        )
         refunds = asyncio.create_task(budget.run(), name="cost-refunds")
         # Every process hears that a domain's signed-in accounts were removed or changed role,
         # and checks their access tokens again; after losing Redis, every token once.

@@ -21,6 +21,7 @@ MODEL_MODULES = [
     "api.models.sessions",
     "api.models.usage",
     "api.models.access",
+    "api.models.maintenance",
 ]
 
 

@@ -51,6 +51,12 @@ class Metrics:
             ["path", "method", "status"],
             registry=registry,
         )
+        self.sweeps = Counter(
+            "mapi_ews_sweeps",
+            "Rounds of the session sweep (and the clients' roll-up) this process did; among "
+            "several processes, one does each round.",
+            registry=registry,
+        )
         self.http_duration = Histogram(
             "mapi_ews_http_request_duration_seconds",
             "Time to the response's last byte.",

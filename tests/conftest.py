@@ -51,6 +51,7 @@ pytest_plugins = ["tests.browser"]
 
 PASSWORD = "correct-horse-battery"
 TABLES = [
+    "sweep_slot",
     "mapi_ews_usage_day",
     "protocol_session",
     "login_event",

@@ -13,6 +13,7 @@ from api.models.domains import (
     mask_of,
     protocols_of,
 )
+from api.models.maintenance import SweepSlot
 from api.models.principals import RefreshToken, SystemAdmin
 from api.models.sessions import ProtocolSession, SessionEndReason
 from api.models.usage import UsageDay
@@ -34,6 +35,7 @@ __all__ = [
     "ProtocolSession",
     "RefreshToken",
     "SessionEndReason",
+    "SweepSlot",
     "SystemAdmin",
     "UsageDay",
     "mask_of",
