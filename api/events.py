@@ -59,6 +59,11 @@ class Topic(StrEnum):
     ACCESS_POLICY = "access-policy"
 
 
+# The audience of every domain's usage (domain ids start at 1): what the system administrators'
+# console follows (mapiEwsDomainUsageUpdates).
+EVERY_DOMAIN = 0
+
+
 @dataclass(slots=True, eq=False)
 class Event:
     topic: Topic

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import json
 import logging
+import logging.handlers
 import os
+import queue
 import re
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -69,18 +72,50 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
-            "request_id": request_id(),
+            # Taken when the line was logged (_Handoff), or now for a line logged otherwise.
+            "request_id": getattr(record, "request_id", None) or request_id(),
         }
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line)
 
 
+class _Handoff(logging.handlers.QueueHandler):
+    """Hands each record to the writing thread as it is: the request (or task) that logs pays
+    for a queue put, not for formatting and writing the line. What only this moment knows, the
+    request id, goes with it."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        record.request_id = request_id()
+        return record
+
+
+_listener: logging.handlers.QueueListener | None = None
+
+
+def _stop_writing() -> None:
+    """At exit: the lines still queued are written, then the thread ends."""
+    global _listener
+    if _listener is not None:
+        _listener.stop()
+        _listener = None
+
+
 def configure_logging(*, json_lines: bool, level: int = logging.INFO) -> None:
+    """Log lines (JSON Lines in production) to standard error, formatted and written by a
+    thread of their own (the access log's line per request included), flushed at exit."""
+    global _listener
     handler = logging.StreamHandler()
     handler.setFormatter(
         JsonFormatter() if json_lines else logging.Formatter("%(levelname)s %(name)s: %(message)s")
     )
+    if _listener is None:
+        atexit.register(_stop_writing)
+    else:
+        _listener.stop()
+    lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    _listener = logging.handlers.QueueListener(lines, handler)
+    _listener.start()
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [_Handoff(lines)]
     root.setLevel(level)

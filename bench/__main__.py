@@ -1,7 +1,7 @@
 """`make bench`: every figure against a baseline measured in the same run, on PostgreSQL.
 
     python -m bench [list] [ingest] [policy] [sessions] [fanout] [growth] [history] [sync]
-                    [clients]
+                    [clients] [accesslog]
     (all: none)
 
 A fresh PostgreSQL database with 10,000 accounts (5,000 with MAPI/EWS), grown to 1,000,000 by
@@ -27,7 +27,18 @@ import tempfile
 from pathlib import Path
 
 from api.settings import Settings
-from bench import clients, fanout, growth, history, ingest, list_query, policy, sessions, sync
+from bench import (
+    access_log,
+    clients,
+    fanout,
+    growth,
+    history,
+    ingest,
+    list_query,
+    policy,
+    sessions,
+    sync,
+)
 from bench.common import REDIS_URL, SECRET, fresh_database, redis_answers, seed, server, server_env
 
 PARTS = (
@@ -40,6 +51,7 @@ PARTS = (
     "history",
     "sync",
     "clients",
+    "accesslog",
 )
 
 
@@ -48,7 +60,7 @@ def main(argv: list[str]) -> None:
     unknown = set(parts) - set(PARTS)
     if unknown:
         sys.exit(f"bench: unknown part(s) {', '.join(sorted(unknown))}; choose from {PARTS}")
-    if shutil.which("wrk") is None and {"list", "ingest", "policy"} & set(parts):
+    if shutil.which("wrk") is None and {"list", "ingest", "policy", "accesslog"} & set(parts):
         sys.exit("bench: wrk is needed (Debian: apt-get install wrk)")
     redis = redis_answers()
     if not redis:
@@ -79,6 +91,8 @@ def _seeded_parts(parts: list[str], redis: bool) -> None:
                     policy.run(running.url, seeded, Path(scratch), url, running.process.pid)
                 if "sessions" in parts:
                     sessions.run(running.url, seeded, url)
+        if "accesslog" in parts:
+            access_log.run(env, seeded, Path(scratch))
         if "fanout" in parts:
             fanout.run(env, seeded)
         if "growth" in parts:  # last: it grows the database the others measured

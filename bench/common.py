@@ -197,13 +197,17 @@ class RunningServer:
 
 
 @contextmanager
-def server(env: dict[str, str]) -> Iterator[RunningServer]:
-    """bench/server.py (the app plus its baselines), one uvicorn worker, on a free port."""
+def server(env: dict[str, str], stderr: Path | None = None) -> Iterator[RunningServer]:
+    """bench/server.py (the app plus its baselines), one uvicorn worker, on a free port; its
+    standard error to `stderr` when given."""
     # A thousand dashboards need a thousand sockets on each side.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, 8192), hard), hard))
     port = 18000 + random.randrange(1000)
-    process = subprocess.Popen([sys.executable, "-m", "bench.server", str(port)], cwd=ROOT, env=env)
+    errors = stderr.open("ab") if stderr is not None else None
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.server", str(port)], cwd=ROOT, env=env, stderr=errors
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(200):
@@ -216,6 +220,8 @@ def server(env: dict[str, str]) -> Iterator[RunningServer]:
     finally:
         process.terminate()
         process.wait()
+        if errors is not None:
+            errors.close()
 
 
 def wrk(url: str, script: Path, *, connections: int = CONNECTIONS) -> dict[str, float]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sys
 
 import uvicorn
@@ -21,6 +22,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from api.app import create_app
 from api.auth.tokens import read_access_token
 from api.graphql.types import global_id
+from api.observability import configure_logging
 from api.services import accounts
 from api.services.accounts import AccountSortField
 from api.services.paging import PageRequest
@@ -123,11 +125,17 @@ def build(settings: Settings) -> Starlette:
 
 if __name__ == "__main__":
     port = int(sys.argv[1])
+    # BENCH_ACCESS_LOG=1: as `serve` runs in production, a JSON line per request to standard
+    # error (bench/access_log.py points it at a file).
+    logged = os.environ.get("BENCH_ACCESS_LOG") == "1"
+    if logged:
+        configure_logging(json_lines=True)
     uvicorn.run(
         build(Settings()),
         host="127.0.0.1",
         port=port,
-        access_log=False,
-        log_level="warning",
+        access_log=logged,
+        log_config=None if logged else uvicorn.config.LOGGING_CONFIG,
+        log_level=None if logged else "warning",
         ws_per_message_deflate=False,
     )

@@ -197,6 +197,11 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         lambda d: {"d": d},
         subscription=True,
     ),
+    ("Subscription", "mapiEwsDomainUsageUpdates"): Operation(
+        "subscription { mapiEwsDomainUsageUpdates { domain } }",
+        lambda d: {},
+        subscription=True,
+    ),
     ("Mutation", "updateDomain"): Operation(
         "mutation($d: String!) { updateDomain(input: {name: $d, maxMapiEwsAccounts: 9}) { userErrors { code } } }",
         lambda d: {"d": d},

@@ -6,11 +6,12 @@ begun has no figures, in the console and in the CSV."""
 from __future__ import annotations
 
 import re
+import time
 
 import httpx
 from playwright.async_api import Page, expect
 
-from tests.browser import REPORT, Site, rows, shoot, sign_in, signed_in
+from tests.browser import ENABLE, REPORT, Site, rows, shoot, sign_in, signed_in
 
 UPDATE_LIMIT = (
     "mutation($n: String!, $max: Int) { updateDomain(input: {name: $n, "
@@ -201,3 +202,35 @@ async def test_a_read_only_administrator_may_export_what_the_table_lists(
 
     await expect(page.get_by_role("button", name="Export CSV")).to_be_visible()
     await expect(page.get_by_role("button", name="Enable…")).to_be_hidden()
+
+
+CREATE = (
+    "mutation($n: String!) { createDomain(input: {name: $n, maxMapiEwsAccounts: 5, "
+    "mapiEwsAccountManagement: true}) { userErrors { message } } }"
+)
+ACCOUNT = (
+    'mutation($e: String!) { createAccount(input: {emailAddress: $e, password: "demo-password"}) '
+    "{ userErrors { message } } }"
+)
+
+
+async def test_the_console_follows_domains_and_this_months_report_live(
+    page: Page, site: Site
+) -> None:
+    await sign_in(page, site.url, "sysadmin")
+    await expect(page.get_by_role("heading", name="Domains")).to_be_visible()
+    name = f"a-live-{time.monotonic_ns()}.example"  # sorts first in the report
+    await page.get_by_label("Search domains").fill(name)
+    await expect(page.locator("#domain-rows tr")).to_have_count(0)
+
+    # Another system administrator creates the domain and gives an account a seat.
+    await site.call(CREATE, {"n": name})
+    row = page.locator("#domain-rows tr", has_text=name)
+    await expect(row).to_contain_text("0 of 5")
+    await site.call(ACCOUNT, {"e": f"ada@{name}"})
+    await site.call(ENABLE, {"d": name, "u": ["ada"]})
+
+    await expect(row).to_contain_text("1 of 5")
+    await expect(page.locator("#report-rows tr", has_text=name)).to_have_text(f"{name}115")
+    await site.call(UPDATE_LIMIT, {"n": name, "max": 9})
+    await expect(row).to_contain_text("1 of 9")

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable
 from typing import Any, TypeVar
 
-from api.events import Event, EventBus, Topic
+from api.events import EVERY_DOMAIN, Event, EventBus, Topic
 from api.graphql.context import Info, tenant_of
 
 T = TypeVar("T")
@@ -38,6 +38,13 @@ def follow(
     whose executor would then live as long as the subscription (1.6 KB for each of thousands
     of dashboards; each event is rendered by an executor of its own). Resolvers drop it too."""
     return _follow(info.context.events, tenant_of(info).domain_id, topic, convert)
+
+
+def follow_every_domain(
+    info: Info, topic: Topic, convert: Callable[[P, dict[Any, Any]], T]
+) -> AsyncGenerator[T, None]:
+    """Every domain's events of `topic` (those published for EVERY_DOMAIN), as `follow` does."""
+    return _follow(info.context.events, EVERY_DOMAIN, topic, convert)
 
 
 async def _follow(

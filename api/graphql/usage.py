@@ -12,7 +12,7 @@ from api.auth.principal import Role
 from api.events import Topic
 from api.graphql.context import Info, tenant_of
 from api.graphql.directives import auth
-from api.graphql.streams import follow
+from api.graphql.streams import follow, follow_every_domain
 from api.graphql.types import Connection, MapiEwsUsage, connection_of, usage_of
 from api.services import domains, usage
 from api.services.paging import PageRequest
@@ -113,5 +113,17 @@ class UsageSubscription:
     ) -> AsyncGenerator[MapiEwsUsage, None]:
         updates = follow(info, Topic.USAGE, usage_reported)
         del info  # not kept while the subscription lasts (api.graphql.streams.follow)
+        async for used in updates:
+            yield used
+
+    @strawberry.subscription(
+        extensions=auth(Role.SYSTEM_ADMIN),
+        description="Every domain's usage whenever it changes (enables, disables, a new limit) "
+        "and each domain created, changed or removed (its usage as it was): what the system "
+        "administrators' console follows, from any server process.",
+    )
+    async def mapi_ews_domain_usage_updates(self, info: Info) -> AsyncGenerator[MapiEwsUsage, None]:
+        updates = follow_every_domain(info, Topic.USAGE, usage_reported)
+        del info
         async for used in updates:
             yield used

@@ -14,7 +14,7 @@ from tortoise.transactions import in_transaction
 
 from api.db import is_sqlite
 from api.errors import UserError, UserErrorCode, UserErrors
-from api.events import Event, EventBus, Topic
+from api.events import EVERY_DOMAIN, Event, EventBus, Topic
 from api.models import Account, AuditAction, Domain
 from api.services import audit, usage, validation
 from api.services.paging import Page, PageRequest, SortSpec, paginate
@@ -37,6 +37,11 @@ class Usage:
     @property
     def available(self) -> int | None:
         return None if self.limit is None else max(self.limit - self.enabled, 0)
+
+
+def usage_events(domain_id: int, used: Usage) -> list[Event]:
+    """A domain's new usage, for its dashboards and for the consoles that follow every domain."""
+    return [Event(Topic.USAGE, domain_id, used), Event(Topic.USAGE, EVERY_DOMAIN, used)]
 
 
 async def lock_domain(conn: BaseDBAsyncClient, domain_id: int) -> Domain:
@@ -237,7 +242,7 @@ async def update_domain(
             )
             new_limit = Usage(domain=normal, enabled=enabled, limit=domain.max_mapi_ews_accounts)
     if new_limit is not None and events is not None:
-        await events.publish([Event(Topic.USAGE, domain.id, new_limit)])
+        await events.publish(usage_events(domain.id, new_limit))
     return domain
 
 

@@ -255,7 +255,7 @@ async def announce_change(
     # and one that was disabled until now could open none (a refused login opens nothing).
     await events.publish(
         [_change(account, domain.name, used, actor=actor, at=at) for account in changing]
-        + [Event(Topic.USAGE, domain.id, used)]
+        + domains.usage_events(domain.id, used)
         + await protocol_sessions.ending_events(
             ending, reason=SessionEndReason.MAPI_EWS_DISABLED, at=at
         )

@@ -24,7 +24,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from api.errors import UserError, UserErrorCode, UserErrors
-from api.events import Event, EventBus, Topic
+from api.events import EVERY_DOMAIN, Event, EventBus, Topic
 from api.models import (
     Account,
     AuditAction,
@@ -122,7 +122,13 @@ async def remove_domain(*, events: EventBus, actor: str, name: str, confirm: str
     used = Usage(domain=row.name, enabled=0, limit=row.max_mapi_ews_accounts)
     seats = [a for a in accounts if a.mapi_ews_enabled]
     await announce(events, row, seats, used, ending, actor=actor, at=now)
-    await events.publish([Event(Topic.ACCESS_POLICY, 0, AccessPolicyChanged(row.id, row.name))])
+    await events.publish(
+        [
+            Event(Topic.ACCESS_POLICY, 0, AccessPolicyChanged(row.id, row.name)),
+            # The consoles drop the domain (its usage last, as it was removed).
+            Event(Topic.USAGE, EVERY_DOMAIN, used),
+        ]
+    )
     return Removed(len(accounts), len(seats), len(ending), used)
 
 
@@ -193,7 +199,7 @@ async def announce(
         )
         for account in seats
     ]
-    usage_event = [Event(Topic.USAGE, domain.id, used)] if seats else []
+    usage_event = domains.usage_events(domain.id, used) if seats else []
     signed_in = [Event(Topic.PRINCIPALS, 0, PrincipalsChanged(domain.id))]
     await events.publish(
         changes

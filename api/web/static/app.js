@@ -14,13 +14,48 @@ import { wireReclaim } from "./reclaim.js";
 import { showView, wireViews } from "./views.js";
 import { GraphQLError, NetworkError, SessionExpired } from "./graphql.js";
 import { $, DEFAULT_ORDER, DEFAULT_PAGE_SIZE, api, show, showError, state, toast } from "./page.js";
-import { DOMAINS, VIEWER } from "./queries.js";
+import { LiveConnection } from "./live.js";
+import { DOMAINS, DOMAIN_USAGE_UPDATES, VIEWER } from "./queries.js";
 import { load, wireTable } from "./table.js";
 
 const DOMAIN_KEY = "mapi-ews-admin.domain";
 
+// ---- the console follows every domain ----------------------------------------------------
+
+let consoleLive = null;
+let consoleRefresh = null;
+
+/** The domains table and this month's report follow every change, by anyone, on any process. */
+function followConsole() {
+  stopConsole();
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const refresh = () => {
+    clearTimeout(consoleRefresh);
+    // A burst (a reclaim, a sync) is one reload.
+    consoleRefresh = setTimeout(() => {
+      loadDomains();
+      if ($("report-month").value === new Date().toISOString().slice(0, 7)) loadReport();
+    }, 300);
+  };
+  consoleLive = new LiveConnection({
+    url: `${scheme}//${location.host}/graphql`,
+    connectionParams: async () => ({ Authorization: `Bearer ${await api.accessToken()}` }),
+    onStatus: () => {},
+    onReconnected: refresh,
+    onForbidden: () => api.refresh(),
+  });
+  consoleLive.subscribe(DOMAIN_USAGE_UPDATES, {}, { next: refresh, error: () => {}, complete: () => {} });
+}
+
+function stopConsole() {
+  clearTimeout(consoleRefresh);
+  consoleLive?.close();
+  consoleLive = null;
+}
+
 function showSignIn(notice = "") {
   stopLive();
+  stopConsole();
   // The next person to sign in in this tab starts from the defaults.
   Object.assign(state, { viewer: null, domain: null, search: "", order: { ...DEFAULT_ORDER } });
   state.pageSize = DEFAULT_PAGE_SIZE;
@@ -63,6 +98,7 @@ async function signIn(event) {
 
 async function signOut() {
   stopLive();
+  stopConsole();
   await api.signOut();
   showSignIn("You have signed out.");
 }
@@ -98,6 +134,7 @@ async function start() {
   if (state.viewer.role === "SYSTEM_ADMIN") {
     loadDomains();
     loadReport();
+    followConsole();
     await showDomainPicker();
   } else if (state.viewer.role === "DOMAIN_ADMIN") {
     $("domain-picker").hidden = true;

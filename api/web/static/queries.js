@@ -121,6 +121,9 @@ export const ACCOUNT_SESSIONS = `query AccountSessions($domain: String!, $userna
     edges { node { id protocol clientName clientAddress startedAt } }
   }
 }`;
+export const DOMAIN_USAGE_UPDATES = `subscription DomainUsage {
+  mapiEwsDomainUsageUpdates { domain }
+}`;
 export const USAGE_UPDATES = `subscription Usage($domain: String) {
   mapiEwsUsageUpdates(domain: $domain) { ${USAGE_FIELDS} }
 }`;

@@ -1,0 +1,33 @@
+"""Log lines off the request path: a served request's access line (JSON Lines in production)
+is formatted and written by the logging thread, and still carries the request's id."""
+
+import asyncio
+import json
+from pathlib import Path
+
+import httpx
+
+from tests.servers import running_server
+
+
+async def test_the_access_log_line_carries_the_request_id(tmp_path: Path) -> None:
+    env = {
+        "MAPI_EWS_ENV": "production",
+        "MAPI_EWS_SECRET_KEY": "x" * 40,
+        "MAPI_EWS_DATABASE_URL": f"sqlite://{tmp_path / 'db.sqlite3'}",
+    }
+    log = tmp_path / "server.log"
+    with running_server(env, log) as server:
+        async with httpx.AsyncClient() as http:
+            answer = await http.get(f"{server.url}/healthz", headers={"X-Request-ID": "req-42"})
+        lines: list[dict[str, str]] = []
+        for _ in range(100):  # the writing thread may be a moment behind
+            lines = [json.loads(li) for li in log.read_text().splitlines() if li.startswith("{")]
+            if any(line["logger"] == "uvicorn.access" for line in lines):
+                break
+            await asyncio.sleep(0.05)
+
+    assert answer.status_code == 200
+    access = [line for line in lines if line["logger"] == "uvicorn.access"]
+    assert access and access[-1]["request_id"] == "req-42", lines
+    assert "/healthz" in access[-1]["message"]
