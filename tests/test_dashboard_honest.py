@@ -234,3 +234,21 @@ async def test_the_console_follows_domains_and_this_months_report_live(
     await expect(page.locator("#report-rows tr", has_text=name)).to_have_text(f"{name}115")
     await site.call(UPDATE_LIMIT, {"n": name, "max": 9})
     await expect(row).to_contain_text("1 of 9")
+
+
+async def test_the_audit_log_filters_by_action_and_account(page: Page, site: Site) -> None:
+    domain = await site.domain(enabled=2, others=0, limit=5)
+    await signed_in(page, site, domain)
+    await page.get_by_role("tab", name="Audit log").click()
+    entries = page.locator("#audit-rows tr")
+    # The domain, three accounts created and two enabled.
+    await expect(entries).to_have_count(6)
+
+    await page.get_by_label("Account or actor").fill("user02")
+    await expect(entries).to_have_count(2)  # created, enabled
+    await page.get_by_label("Action").select_option(label="MAPI/EWS enabled")
+    await expect(entries).to_have_count(1)
+    await expect(entries.first).to_contain_text("user02")
+    await page.get_by_label("Action").select_option(label="MAPI/EWS disabled")
+    await expect(entries).to_have_count(0)
+    await expect(page.locator("#audit-empty")).to_have_text("No change matches this filter.")

@@ -98,3 +98,34 @@ async def test_the_login_history_is_filtered_by_part_of_a_username_or_name(
     assert await found("kay") == ["alan.kay"]
     assert await found("nobody") == []
     assert await found(None) == ["alan.kay", "radia.liskov0"]
+
+
+AUDIT = """
+query($a: AuditAction, $s: String) {
+  auditLog(action: $a, search: $s, first: 50) { edges { node { action target } } }
+}
+"""
+
+
+async def test_the_audit_log_is_filtered_by_action_and_by_account(
+    gql: GraphQLClient, make: Factory
+) -> None:
+    domain = await make.domain(limit=5)
+    admin = await make.account(domain, "admin", admin=True)
+    for name in ("alice", "bob"):
+        await make.account(domain, name)
+    token = await make.token_for(admin)
+    await gql.data(ENABLE, {"u": ["alice", "bob"]}, token=token)
+    await gql.data(DISABLE, {"u": ["bob"]}, token=token)
+
+    async def found(action: str | None, search: str | None) -> list[tuple[str, str]]:
+        data = await gql.data(AUDIT, {"a": action, "s": search}, token=token)
+        return sorted((e["node"]["action"], e["node"]["target"]) for e in data["auditLog"]["edges"])
+
+    assert await found("MAPI_EWS_DISABLED", None) == [("MAPI_EWS_DISABLED", "bob@example.com")]
+    assert await found(None, "BOB") == [
+        ("MAPI_EWS_DISABLED", "bob@example.com"),
+        ("MAPI_EWS_ENABLED", "bob@example.com"),
+    ]
+    assert await found("MAPI_EWS_ENABLED", "alice") == [("MAPI_EWS_ENABLED", "alice@example.com")]
+    assert await found("DOMAIN_REMOVED", None) == []

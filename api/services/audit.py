@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import Q
 
 from api.db import is_sqlite
 from api.models import AuditAction, AuditEntry
@@ -50,10 +51,23 @@ async def record(
 
 
 async def entries(
-    *, domain_id: int, request: PageRequest, default_size: int, max_size: int
+    *,
+    domain_id: int,
+    request: PageRequest,
+    default_size: int,
+    max_size: int,
+    action: AuditAction | None = None,
+    search: str | None = None,
 ) -> Page[AuditEntry]:
+    """A page of the domain's entries, newest first; of one action, and whose target or actor
+    contains `search` (normalised, lower-case), when given."""
+    queryset = AuditEntry.filter(domain_id=domain_id)
+    if action is not None:
+        queryset = queryset.filter(action=action)
+    if search:
+        queryset = queryset.filter(Q(target__icontains=search) | Q(actor__icontains=search))
     return await paginate(
-        AuditEntry.filter(domain_id=domain_id),
+        queryset,
         spec=_NEWEST_FIRST,
         request=request,
         default_size=default_size,

@@ -183,6 +183,9 @@ async function openDomain(name) {
   state.idle = null;
   $("idle-filter").value = "";
   $("history-account").value = "";
+  delete $("history-account").dataset.account;
+  $("audit-search").value = "";
+  $("audit-action").value = "";
   showView("tab-accounts");
   state.page = { after: null, before: null, offset: 0 };
   state.selected.clear();

@@ -10,10 +10,16 @@ import { onShow, showView } from "./views.js";
 const AUDIT_ACTIONS = {
   MAPI_EWS_ENABLED: "MAPI/EWS enabled",
   MAPI_EWS_DISABLED: "MAPI/EWS disabled",
+  MAPI_EWS_PROTOCOLS_CHANGED: "Protocols changed",
   MAPI_EWS_DISCONNECTED: "Sessions disconnected",
+  CLIENT_ACCESS_POLICY_CHANGED: "Client access policy changed",
+  ACCOUNT_CREATED: "Account created",
+  ACCOUNT_UPDATED: "Account changed",
+  ACCOUNT_RENAMED: "Account renamed",
+  ACCOUNT_REMOVED: "Account removed",
   DOMAIN_CREATED: "Domain created",
   DOMAIN_UPDATED: "Domain changed",
-  ACCOUNT_CREATED: "Account created",
+  DOMAIN_REMOVED: "Domain removed",
   GATEWAY_TOKEN_CREATED: "Gateway token created",
   GATEWAY_TOKEN_REVOKED: "Gateway token revoked",
 };
@@ -117,7 +123,13 @@ export function wireHistory() {
   audit = pager(
     "audit",
     AUDIT,
-    () => ({ domain: state.domain }),
+    () => {
+      const search = $("audit-search").value.trim();
+      const action = $("audit-action").value || null;
+      $("audit-empty").textContent =
+        search || action ? "No change matches this filter." : "No change has been made yet.";
+      return { domain: state.domain, action, search: search || null };
+    },
     (entry) => {
       const tr = document.createElement("tr");
       tr.append(
@@ -130,7 +142,15 @@ export function wireHistory() {
     },
     "auditLog",
   );
-  $("audit-empty").textContent = "No change has been made yet.";
+  $("audit-action").append(
+    ...Object.entries(AUDIT_ACTIONS).map(([value, label]) => new Option(label, value)),
+  );
+  $("audit-action").addEventListener("change", () => audit.restart());
+  let auditTyping = null;
+  $("audit-search").addEventListener("input", () => {
+    clearTimeout(auditTyping);
+    auditTyping = setTimeout(() => audit.restart(), 250);
+  });
   let typing = null;
   $("history-account").addEventListener("input", () => {
     clearTimeout(typing);

@@ -59,8 +59,9 @@ export const HISTORY = `query History($domain: String!, $username: String, $sear
     edges { node { id username protocol occurredAt clientName clientAddress allowed refusal count lastOccurredAt account { id } } }
   }
 }`;
-export const AUDIT = `query Audit($domain: String!, $after: String) {
-  auditLog(domain: $domain, first: 25, after: $after) {
+export const AUDIT = `query Audit($domain: String!, $action: AuditAction, $search: String,
+    $after: String) {
+  auditLog(domain: $domain, action: $action, search: $search, first: 25, after: $after) {
     totalCount
     pageInfo { hasNextPage endCursor }
     edges { node { id occurredAt actor action target } }
