@@ -252,3 +252,24 @@ async def test_the_audit_log_filters_by_action_and_account(page: Page, site: Sit
     await page.get_by_label("Action").select_option(label="MAPI/EWS disabled")
     await expect(entries).to_have_count(0)
     await expect(page.locator("#audit-empty")).to_have_text("No change matches this filter.")
+
+
+async def test_several_accounts_are_enabled_at_once_typed_pasted_or_picked(
+    page: Page, site: Site
+) -> None:
+    domain = await site.domain(enabled=1, others=4, limit=10)
+    await signed_in(page, site, domain)
+
+    await page.get_by_role("button", name="Enable…").click()
+    dialog = page.get_by_role("dialog", name="Enable MAPI/EWS")
+    field = dialog.get_by_role("combobox", name="Username")
+    await field.fill("other01, other02 user01, other0")
+    await dialog.get_by_role("option", name="other03").click()  # picks the name being typed
+    await expect(field).to_have_value("other01, other02, user01, other03")
+    await dialog.get_by_role("button", name="Save").click()
+
+    await expect(dialog).to_be_hidden()
+    await expect(page.locator("#toast")).to_have_text(
+        "MAPI/EWS enabled for 3 accounts (1 had it already)."
+    )
+    await expect(page.locator("#usage")).to_have_text("4 of 10 MAPI/EWS accounts in use")

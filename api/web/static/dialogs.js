@@ -30,11 +30,18 @@ function closeSuggestions() {
   activeSuggestion = -1;
 }
 
+/** The usernames typed or pasted: several are separated by commas, semicolons or spaces. */
+function typedNames() {
+  return $("enable-username").value.split(/[\s,;]+/).filter(Boolean);
+}
+
 function suggest() {
   clearTimeout(suggestionTimer);
   suggestionTimer = setTimeout(async () => {
     const serial = ++suggestionSerial;
-    const search = $("enable-username").value.trim();
+    // Suggestions for the name being typed: the last one.
+    const typing = /[\s,;]$/.test($("enable-username").value) ? "" : (typedNames().at(-1) ?? "");
+    const search = typing;
     let data;
     try {
       data = await api.request(SUGGESTIONS, { domain: state.domain, search: search || null });
@@ -69,7 +76,11 @@ function suggest() {
 }
 
 function pickSuggestion(username) {
-  $("enable-username").value = username;
+  // The picked name takes the place of the one being typed; the others stay.
+  const names = typedNames();
+  const typing = /[\s,;]$/.test($("enable-username").value) ? [] : names.slice(-1);
+  const kept = names.slice(0, names.length - typing.length);
+  $("enable-username").value = [...kept, username].join(", ");
   closeSuggestions();
   $("enable-username").focus();
 }
@@ -100,7 +111,8 @@ function suggestionKeys(event) {
 
 async function saveEnable(event) {
   event.preventDefault();
-  const username = $("enable-username").value.trim();
+  const usernames = [...new Set(typedNames())];
+  const username = usernames[0];
   const error = $("enable-error");
   if (!username) {
     showError(error, new Error("Enter the username of an account of this domain."));
@@ -117,7 +129,7 @@ async function saveEnable(event) {
   try {
     const { enableMapiEws: payload } = await api.request(ENABLE, {
       domain: state.domain,
-      usernames: [username],
+      usernames,
       protocols: protocols.length === 2 ? null : protocols,
     });
     if (payload.userErrors.length) {
@@ -127,12 +139,7 @@ async function saveEnable(event) {
     }
     enableDialog.close();
     showUsage(payload.usage);
-    const name = payload.accounts[0]?.username ?? username;
-    toast(
-      payload.unchanged.length
-        ? `${name} already has MAPI/EWS with these protocols: nothing changed.`
-        : `MAPI/EWS enabled for ${name}.`,
-    );
+    toast(enabledText(payload));
     await load();
   } catch (failure) {
     if (failure instanceof SessionExpired) return;
@@ -164,6 +171,20 @@ function listNames(list, usernames) {
 
 function sessionsText(count) {
   return count === 1 ? "1 open session was" : `${count} open sessions were`;
+}
+
+/** What an enable did: only what changed, and the accounts that had it already. */
+function enabledText(payload) {
+  const named = payload.accounts.map((account) => account.username);
+  const changed = named.filter((name) => !payload.unchanged.includes(name));
+  if (!changed.length) {
+    return named.length === 1
+      ? `${named[0]} already has MAPI/EWS with these protocols: nothing changed.`
+      : `These ${named.length} accounts already have MAPI/EWS with these protocols: nothing changed.`;
+  }
+  const who = changed.length === 1 ? changed[0] : `${changed.length} accounts`;
+  const others = payload.unchanged.length ? ` (${payload.unchanged.length} had it already)` : "";
+  return `MAPI/EWS enabled for ${who}${others}.`;
 }
 
 /** What a disable did: only what changed, and sessions only when some were told to end. */
