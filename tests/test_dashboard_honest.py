@@ -7,11 +7,35 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import AsyncIterator
 
 import httpx
-from playwright.async_api import Page, expect
+import pytest
+from playwright.async_api import Browser, Page, expect
 
-from tests.browser import ENABLE, REPORT, Site, rows, shoot, sign_in, signed_in
+from tests.browser import ENABLE, REPORT, Site, rows, sign_in, signed_in
+from tests.browser import shoot as shoot_as
+
+SIZES = [(1280, 800), (390, 844)]
+
+
+@pytest.fixture(params=SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+async def page(browser: Browser, request: pytest.FixtureRequest) -> AsyncIterator[Page]:
+    """Each test at a desktop's size and at a phone's."""
+    width, height = request.param
+    context = await browser.new_context(viewport={"width": width, "height": height})
+    opened = await context.new_page()
+    problems: list[str] = []
+    opened.on("pageerror", lambda error: problems.append(str(error)))
+    yield opened
+    await context.close()
+    assert problems == [], problems
+
+
+async def shoot(page: Page, name: str) -> None:
+    size = page.viewport_size or {"width": 0, "height": 0}
+    await shoot_as(page, f"{name}-{size['width']}x{size['height']}")
+
 
 UPDATE_LIMIT = (
     "mutation($n: String!, $max: Int) { updateDomain(input: {name: $n, "
