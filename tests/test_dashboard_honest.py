@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -297,3 +298,18 @@ async def test_several_accounts_are_enabled_at_once_typed_pasted_or_picked(
         "MAPI/EWS enabled for 3 accounts (1 had it already)."
     )
     await expect(page.locator("#usage")).to_have_text("4 of 10 MAPI/EWS accounts in use")
+
+
+async def test_a_new_domains_usage_chart_shows_its_own_days(page: Page, site: Site) -> None:
+    domain = await site.domain(enabled=2, others=0, limit=5)
+    await signed_in(page, site, domain)
+
+    await page.get_by_role("tab", name="Usage").click()
+
+    labels = page.locator("#usage-chart text.axis")
+    await expect(labels).to_have_count(5)  # 0, the middle, the top; the first and last day
+    today = datetime.now(UTC).date()
+    # Not 89 empty days before today's: two weeks, ending today.
+    await expect(labels.nth(3)).to_have_text((today - timedelta(days=13)).isoformat())
+    await expect(labels.nth(4)).to_have_text(today.isoformat())
+    await shoot(page, "62-new-domain-usage")

@@ -1,4 +1,5 @@
-// The Usage view: the last 90 days of peak use against the allowance, drawn as plain SVG
+// The Usage view: the last 90 days of peak use against the allowance (from the first day in
+// use, for a newer domain), drawn as plain SVG
 // (nothing to download), with a sentence that says what the chart shows.
 
 import { SessionExpired } from "./graphql.js";
@@ -62,12 +63,20 @@ export function drawUsage(days) {
     : "No use recorded yet.";
 }
 
+/** The days from the first with a seat or an allowance on (at least the last 14): a new
+ * domain's chart shows its own days, not 89 empty ones before a spike. */
+export function sinceInUse(days) {
+  const first = days.findIndex((d) => d.peakEnabled > 0 || d.limit !== null);
+  const start = first < 0 ? days.length : first;
+  return days.slice(Math.max(0, Math.min(start, days.length - 14)));
+}
+
 async function loadUsage() {
   const to = new Date();
   const from = new Date(to.getTime() - 89 * 24 * 3600 * 1000);
   try {
     const data = await api.request(USAGE_HISTORY, { domain: state.domain, from: isoDay(from), to: isoDay(to) });
-    drawUsage(data.mapiEwsUsageHistory);
+    drawUsage(sinceInUse(data.mapiEwsUsageHistory));
   } catch (error) {
     if (!(error instanceof SessionExpired)) $("usage-chart-summary").textContent = error.message;
   }
