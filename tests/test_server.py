@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import BACKENDS, migrated_postgres
-from tests.servers import running_server
+from tests.servers import ROOT, running_server
 
 LOGIN = "mutation($u: String!, $p: String!) { login(input: {username: $u, password: $p}) { accessToken userErrors { code } } }"
 LIST = "{ mapiEwsAccounts(first: 100) { totalCount edges { node { username } } } mapiEwsUsage { enabled limit } }"
@@ -55,6 +55,11 @@ def test_a_domain_administrator_works_the_tab_on_the_demo(tmp_path: Path) -> Non
             },
         ).json()
         assert report["data"] == {"recordProtocolLogin": {"allowed": True, "userErrors": []}}
+        # The printed simulate-gateway line names a program that runs from where `serve` ran
+        # (`make run`: .venv/bin/python -m api, not an installed mapi-ews-admin).
+        simulate = next(line for line in server.output().splitlines() if "simulate-gateway" in line)
+        program = simulate.split()[1]
+        assert (ROOT / program).is_file() or Path(program).is_file(), simulate
         # Gateways have no budget (README, Operations): the cost, and no throttle status.
         assert report["extensions"] == {"cost": {"requestedQueryCost": 4, "actualQueryCost": 3}}
 
