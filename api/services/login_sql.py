@@ -285,10 +285,11 @@ _BATCH_ACCOUNTS = (
     + " FROM newest WHERE account.id = newest.a AND account.mapi_ews_enabled "
     "RETURNING account.*, newest.d), "
     # Every named account as the batch leaves it, with MAPI/EWS and its protocols as the
-    # statement locked them (each report's decision). Only the accounts left unchanged are read
-    # again: the filter runs on `named`, before the lookups.
-    "accounts AS (SELECT changed.*, named.en, named.pr FROM changed JOIN named "
-    "ON named.id = changed.id UNION ALL "
+    # statement locked them (each report's decision; the UPDATE leaves both as they were, so a
+    # changed row carries them: joining `named` again cost a batch its size squared). Only the
+    # accounts left unchanged are read again: the filter runs on `named`, before the lookups.
+    "accounts AS (SELECT changed.*, changed.mapi_ews_enabled AS en, "
+    "changed.mapi_ews_protocols AS pr FROM changed UNION ALL "
     "SELECT a.*, left_alone.d, left_alone.en, left_alone.pr FROM account a JOIN (SELECT * "
     "FROM named WHERE id NOT IN (SELECT id FROM changed)) left_alone ON left_alone.id = a.id), "
 )
