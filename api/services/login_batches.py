@@ -117,7 +117,7 @@ async def write_reports(
             now + ttl,
         ],
     )
-    accounts, events, opened = _read(rows[1], keyed)
+    accounts, events, opened = _read(rows[1], keyed, firsts)
     return _answers(reports, accounts, group_of, events, opened)
 
 
@@ -173,21 +173,23 @@ def _sessions(reports: list[Report]) -> list[tuple[Report, datetime]]:
 
 
 def _read(
-    rows: Sequence[dict[str, Any]], keyed: list[_Group]
+    rows: Sequence[dict[str, Any]], keyed: list[_Group], firsts: list[datetime]
 ) -> tuple[
     dict[tuple[str, str], tuple[AccountRow, int]],
     dict[_Group, dict[str, Any]],
     dict[str, tuple[ProtocolSession, ProtocolSession | None]],
 ]:
     """The statement's rows: each account (by domain and username) with its open sessions
-    before the batch; each group's event as it was, and why its reports were refused; each
-    session after and before."""
+    before the batch; each group's event as it was, and why its reports were refused (a new
+    event by its login and first time, `firsts` in the order of `keyed`); each session after
+    and before."""
     # JSON carries times as ISO text: parsed in C (datetime.fromisoformat), not by Tortoise's
     # generic parser, which cost a batch a third.
     session_times = time_columns(ProtocolSession)
     accounts: dict[tuple[str, str], tuple[AccountRow, int]] = {}
     events: dict[_Group, dict[str, Any]] = {}
     opened: dict[str, tuple[ProtocolSession, ProtocolSession | None]] = {}
+    new_events: list[dict[str, Any]] = []
     for row in rows:
         data = orjson.loads(row["data"])
         if row["kind"] == "account":
@@ -197,7 +199,10 @@ def _read(
             data["occurred_at"] = datetime.fromisoformat(data["occurred_at"])
             if data["last_before"] is not None:
                 data["last_before"] = datetime.fromisoformat(data["last_before"])
-            events[keyed[int(data["k"])]] = data
+            if data["k"] is None:
+                new_events.append(data)
+            else:
+                events[keyed[int(data["k"])]] = data
         else:
             before = {column: data.pop(f"previous_{column}") for column in SESSION_COLUMNS}
             _parse_times(data, session_times)
@@ -205,6 +210,17 @@ def _read(
             session = from_row(ProtocolSession, data)
             previous = from_row(ProtocolSession, before) if before["id"] is not None else None
             opened[session.session_id] = (session, previous)
+    if new_events:
+        # A login's groups have different first times: the login and its first name one.
+        group_by_login: dict[tuple[Any, ...], _Group] = {}
+        for group, first in zip(keyed, firsts, strict=True):
+            named = accounts.get((group.domain, group.username))
+            if named is not None:
+                login = (named[0].id, group.protocol, group.client_address, group.client_name)
+                group_by_login[(*login, first)] = group
+        for data in new_events:
+            key = (data["account_id"], data["p"], data["c"], data["n"], data["occurred_at"])
+            events[group_by_login[key]] = data
     return accounts, events, opened
 
 

@@ -336,12 +336,13 @@ _BATCH_EVENTS = (
     "WHERE g.k NOT IN (SELECT k FROM bumped) ORDER BY g.k "
     "RETURNING id, account_id, protocol, client_address, client_name, allowed, refusal, "
     "occurred_at), "
-    # Each group's event and why its reports were refused, carried here: joining g again in
-    # the answer made the planner run this union once per group (a batch's time squared).
-    "logged AS (SELECT k, id, occurred_at, count_before, last_before, refusal FROM bumped "
-    "UNION ALL SELECT g.k, i.id, i.occurred_at, 0, NULL, i.refusal FROM inserted i JOIN g ON "
-    + _SAME_LOGIN.format(e="i", same="IS NOT DISTINCT FROM", **_BATCH_SAME)
-    + " AND i.occurred_at = g.first), "
+    # Each group's event and why its reports were refused. A bumped event names its group (k);
+    # a new one names its login and first time instead, which Python maps to its group: joining
+    # the groups again here ran a scan of them per new event (a batch's size squared).
+    "logged AS (SELECT k, id, occurred_at, count_before, last_before, refusal, "
+    "NULL::int AS account_id, NULL::varchar AS p, NULL::varchar AS c, NULL::varchar AS n "
+    "FROM bumped UNION ALL SELECT NULL, i.id, i.occurred_at, 0, NULL, i.refusal, i.account_id, "
+    "i.protocol, i.client_address, i.client_name FROM inserted i), "
 )
 # $6: the gateway; $7: the sessions the reports name, each id once, as JSON; $8: now; $9: when
 # they expire. Only the allowed ones open (or refresh) a session; `previous` is each id's row as
