@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import sys
 
@@ -22,7 +23,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from api.app import create_app
 from api.auth.tokens import read_access_token
 from api.graphql.types import global_id
-from api.observability import configure_logging
+from api.observability import JsonFormatter, configure_logging
 from api.services import accounts
 from api.services.accounts import AccountSortField
 from api.services.paging import PageRequest
@@ -126,10 +127,17 @@ def build(settings: Settings) -> Starlette:
 if __name__ == "__main__":
     port = int(sys.argv[1])
     # BENCH_ACCESS_LOG=1: as `serve` runs in production, a JSON line per request to standard
-    # error (bench/access_log.py points it at a file).
-    logged = os.environ.get("BENCH_ACCESS_LOG") == "1"
-    if logged:
+    # error (bench/access_log.py points it at a file); =sync: the same lines written by the
+    # request itself, as before the logging thread (the comparison's "before").
+    mode = os.environ.get("BENCH_ACCESS_LOG")
+    logged = mode in ("1", "sync")
+    if mode == "1":
         configure_logging(json_lines=True)
+    elif mode == "sync":
+        written = logging.StreamHandler()
+        written.setFormatter(JsonFormatter())
+        logging.getLogger().handlers[:] = [written]
+        logging.getLogger().setLevel(logging.INFO)
     uvicorn.run(
         build(Settings()),
         host="127.0.0.1",
