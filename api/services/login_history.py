@@ -10,7 +10,8 @@ from tortoise.expressions import Q, Subquery
 from tortoise.queryset import QuerySet
 
 from api.models import Account, LoginEvent
-from api.services import accounts, client_rollup, connected, login_partitions, validation
+from api.services import client_rollup, connected, login_partitions, validation
+from api.services.accounts import search_filter
 from api.services.paging import PageRequest, SortSpec, Window, window
 from api.services.tenancy import Tenant
 
@@ -28,7 +29,7 @@ def _history(
         # As the accounts' search: the username, or the account's name as it stands now (a
         # removed account's events keep only their username).
         named = Account.filter(domain_id=tenant.domain_id).filter(
-            accounts.search_filter(text, tenant.domain)
+            search_filter(text, tenant.domain)
         )
         queryset = queryset.filter(
             Q(username__icontains=text.partition("@")[0] if "@" in text else text)
