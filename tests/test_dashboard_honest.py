@@ -313,3 +313,54 @@ async def test_a_new_domains_usage_chart_shows_its_own_days(page: Page, site: Si
     await expect(labels.nth(3)).to_have_text((today - timedelta(days=13)).isoformat())
     await expect(labels.nth(4)).to_have_text(today.isoformat())
     await shoot(page, "62-new-domain-usage")
+
+
+async def test_live_activity_is_in_view_beside_the_table_on_a_wide_screen(
+    page: Page, site: Site
+) -> None:
+    domain = await site.domain(enabled=3, others=0, limit=5)
+    await signed_in(page, site, domain)
+    activity = await page.locator("section.activity").bounding_box()
+    table = await page.locator("#accounts").bounding_box()
+    assert activity is not None and table is not None
+    size = page.viewport_size
+    assert size is not None
+
+    await shoot(page, "63-live-activity-placed")
+    if size["width"] >= 1280:  # beside the table, at its height
+        assert activity["x"] >= table["x"] + table["width"]
+        assert activity["y"] < table["y"] + table["height"]
+    else:  # a phone: below it, the page's width
+        assert activity["y"] >= table["y"] + table["height"]
+
+
+async def test_the_sessions_tooltip_stays_on_the_screen_near_its_bottom(
+    page: Page, site: Site
+) -> None:
+    width = (page.viewport_size or {"width": 1280})["width"]
+    await page.set_viewport_size({"width": width, "height": 480})  # the rows below the fold
+    domain = await site.domain(enabled=3, others=0, limit=5)
+    await signed_in(page, site, domain)
+    await site.call(
+        SESSION_REPORT,
+        {"e": f"user03@{domain}", "s": f"{domain}-tip", "c": "Outlook"},
+        token=site.gateway,
+    )
+    badge = rows(page).filter(has_text="user03").locator("td.connected").get_by_role("button")
+    await expect(badge).to_have_text("1 session")
+    # Scroll until the badge is a few pixels above the screen's bottom edge.
+    await badge.evaluate(
+        "b => window.scrollBy(0, b.getBoundingClientRect().bottom - window.innerHeight + 8)"
+    )
+
+    near = await badge.bounding_box()
+    assert near is not None and near["y"] + near["height"] > 480 - 40  # at the bottom edge
+
+    await badge.hover()
+
+    tip = page.get_by_role("tooltip")
+    await expect(tip).to_contain_text("user03: 1 open")
+    box = await tip.bounding_box()
+    size = page.viewport_size
+    assert box is not None and size is not None
+    assert box["y"] >= 0 and box["y"] + box["height"] <= size["height"], box
