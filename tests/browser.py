@@ -12,6 +12,7 @@ import itertools
 import os
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,15 +137,27 @@ async def browser() -> AsyncIterator[Browser]:
         await chromium.close()
 
 
-@pytest.fixture
-async def page(browser: Browser) -> AsyncIterator[Page]:
-    context = await browser.new_context(viewport={"width": 1200, "height": 900})
+@asynccontextmanager
+async def page_of_size(
+    browser: Browser, width: int, height: int, *, bypass_csp: bool = False
+) -> AsyncIterator[Page]:
+    """A page in a browser context of its own, `width` x `height` CSS px; no uncaught script
+    error may happen in it."""
+    context = await browser.new_context(
+        viewport={"width": width, "height": height}, bypass_csp=bypass_csp
+    )
     page = await context.new_page()
     problems: list[str] = []
     page.on("pageerror", lambda error: problems.append(str(error)))
     yield page
     await context.close()
-    assert problems == [], problems  # no uncaught script error in any test
+    assert problems == [], problems
+
+
+@pytest.fixture
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    async with page_of_size(browser, 1200, 900) as opened:
+        yield opened
 
 
 async def shoot(page: Page, name: str) -> None:

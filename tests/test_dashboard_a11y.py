@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.browser import Site, shoot, sign_in, signed_in
+from tests.browser import Site, page_of_size, shoot, sign_in, signed_in
 from tests.servers import NODE_CLIENTS, node_with
 
 SIZES = [(1280, 800), (390, 844)]
@@ -19,15 +19,10 @@ AXE = NODE_CLIENTS / "node_modules" / "axe-core" / "axe.min.js"
 @pytest.fixture(params=SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
 async def sized(browser: Browser, request: pytest.FixtureRequest) -> AsyncIterator[Page]:
     node_with("axe-core")
-    width, height = request.param
     # The page's Content-Security-Policy admits only its own scripts: axe-core is added
     # by the test, so the context lets it in (the page's own behaviour is unchanged).
-    context = await browser.new_context(
-        viewport={"width": width, "height": height}, bypass_csp=True
-    )
-    page = await context.new_page()
-    yield page
-    await context.close()
+    async with page_of_size(browser, *request.param, bypass_csp=True) as page:
+        yield page
 
 
 async def _serious(page: Page) -> list[str]:

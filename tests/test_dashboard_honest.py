@@ -15,7 +15,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.browser import REPORT, Site, rows, sign_in, signed_in
+from tests.browser import REPORT, Site, page_of_size, rows, sign_in, signed_in
 from tests.browser import shoot as shoot_as
 
 SIZES = [(1280, 800), (390, 844)]
@@ -24,26 +24,18 @@ SIZES = [(1280, 800), (390, 844)]
 @pytest.fixture(params=SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
 async def page(browser: Browser, request: pytest.FixtureRequest) -> AsyncIterator[Page]:
     """Each test at a desktop's size and at a phone's."""
-    width, height = request.param
-    context = await browser.new_context(viewport={"width": width, "height": height})
-    opened = await context.new_page()
-    problems: list[str] = []
-    opened.on("pageerror", lambda error: problems.append(str(error)))
-    yield opened
-    await context.close()
-    assert problems == [], problems
+    async with page_of_size(browser, *request.param) as opened:
+        yield opened
 
 
 @asynccontextmanager
 async def other_person(page: Page) -> AsyncIterator[Page]:
     """A second page, of the same size, in a browser context of its own: another person."""
     browser = page.context.browser
-    assert browser is not None
-    context = await browser.new_context(viewport=page.viewport_size)
-    try:
-        yield await context.new_page()
-    finally:
-        await context.close()
+    size = page.viewport_size
+    assert browser is not None and size is not None
+    async with page_of_size(browser, size["width"], size["height"]) as other:
+        yield other
 
 
 async def shoot(page: Page, name: str) -> None:

@@ -9,21 +9,15 @@ from collections.abc import AsyncIterator
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.browser import Site, rows, shoot, sign_in, signed_in
+from tests.browser import Site, page_of_size, rows, shoot, sign_in, signed_in
 
 SIZES = [(320, 640), (390, 844)]
 
 
 @pytest.fixture(params=SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
 async def phone(browser: Browser, request: pytest.FixtureRequest) -> AsyncIterator[Page]:
-    width, height = request.param
-    context = await browser.new_context(viewport={"width": width, "height": height})
-    page = await context.new_page()
-    problems: list[str] = []
-    page.on("pageerror", lambda error: problems.append(str(error)))
-    yield page
-    await context.close()
-    assert problems == [], problems
+    async with page_of_size(browser, *request.param) as page:
+        yield page
 
 
 async def _fits(page: Page, what: str) -> None:

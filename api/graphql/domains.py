@@ -7,7 +7,6 @@ from typing import Any
 import strawberry
 
 from api.auth.principal import Role
-from api.events import EVERY_DOMAIN, Event, Topic
 from api.graphql.client_access import ClientAccessPolicy, policy_of
 from api.graphql.context import Info, optional_tenant_of, tenant_of
 from api.graphql.directives import auth
@@ -137,15 +136,6 @@ class DomainQuery:
         return connection_of(page, (domain_of(r) for r in page.items), page.count)
 
 
-async def _tell_consoles(info: Info, row: DomainRow) -> None:
-    """A domain created or its settings changed: the consoles that follow every domain hear it
-    (its usage as it stands; a new limit also reaches the domain's own dashboards)."""
-    used = domains.Usage(
-        domain=row.name, enabled=row.mapi_ews_enabled_count, limit=row.max_mapi_ews_accounts
-    )
-    await info.context.events.publish([Event(Topic.USAGE, EVERY_DOMAIN, used)])
-
-
 @strawberry.type
 class DomainMutation:
     @mutation(extensions=auth(Role.SYSTEM_ADMIN))
@@ -156,8 +146,8 @@ class DomainMutation:
             max_mapi_ews_accounts=input.max_mapi_ews_accounts,
             mapi_ews_account_management=input.mapi_ews_account_management,
             mapi_ews_idle_reclaim_days=input.mapi_ews_idle_reclaim_days,
+            events=info.context.events,
         )
-        await _tell_consoles(info, row)
         return DomainPayload(domain=domain_of(row), user_errors=[])
 
     @mutation(extensions=auth(Role.SYSTEM_ADMIN))
@@ -175,5 +165,4 @@ class DomainMutation:
             mapi_ews_idle_reclaim_days=domains.KEEP if idle is strawberry.UNSET else idle,
             events=info.context.events,
         )
-        await _tell_consoles(info, row)
         return DomainPayload(domain=domain_of(row), user_errors=[])

@@ -136,7 +136,10 @@ async def create_domain(
     max_mapi_ews_accounts: int | None,
     mapi_ews_account_management: bool,
     mapi_ews_idle_reclaim_days: int | None = None,
+    events: EventBus | None = None,
 ) -> Domain:
+    """A new domain (or a removed one back); once committed, the consoles that follow every
+    domain hear of it."""
     normal = _valid_name(name)
     if problems := _check_limit(max_mapi_ews_accounts) + _check_idle_days(
         mapi_ews_idle_reclaim_days
@@ -181,6 +184,11 @@ async def create_domain(
             )
     except IntegrityError:
         raise exists from None  # created by a racing request since the check above
+    if events is not None:
+        used = Usage(
+            domain=normal, enabled=domain.mapi_ews_enabled_count, limit=max_mapi_ews_accounts
+        )
+        await events.publish([Event(Topic.USAGE, EVERY_DOMAIN, used)])
     return domain
 
 
@@ -193,7 +201,8 @@ async def update_domain(
     mapi_ews_idle_reclaim_days: int | _Keep | None = KEEP,
     events: EventBus | None = None,
 ) -> Domain:
-    """Change what is named; once committed, a new limit is published as the domain's usage."""
+    """Change what is named; once committed, a new limit is published as the domain's usage,
+    and any change to the consoles that follow every domain."""
     normal = _valid_name(name)
     problems = []
     if max_mapi_ews_accounts is not KEEP:
@@ -210,6 +219,7 @@ async def update_domain(
     if mapi_ews_idle_reclaim_days is not KEEP:
         changes["mapi_ews_idle_reclaim_days"] = mapi_ews_idle_reclaim_days
     new_limit: Usage | None = None
+    changed: set[str] = set()
     async with in_transaction("default") as conn:
         found = await Domain.filter(name=normal, removed_at=None).using_db(conn).only("id").first()
         if found is None:
@@ -241,8 +251,11 @@ async def update_domain(
                 at=datetime.now(UTC),
             )
             new_limit = Usage(domain=normal, enabled=enabled, limit=domain.max_mapi_ews_accounts)
-    if new_limit is not None and events is not None:
+    if events is not None and new_limit is not None:
         await events.publish(usage_events(domain.id, new_limit))
+    elif events is not None and changed:
+        used = Usage(normal, domain.mapi_ews_enabled_count, domain.max_mapi_ews_accounts)
+        await events.publish([Event(Topic.USAGE, EVERY_DOMAIN, used)])
     return domain
 
 

@@ -125,8 +125,8 @@ async def remove_domain(*, events: EventBus, actor: str, name: str, confirm: str
     await events.publish(
         [
             Event(Topic.ACCESS_POLICY, 0, AccessPolicyChanged(row.id, row.name)),
-            # The consoles drop the domain (its usage last, as it was removed).
-            Event(Topic.USAGE, EVERY_DOMAIN, used),
+            # The consoles drop the domain; `announce` told them already if seats were freed.
+            *([] if seats else [Event(Topic.USAGE, EVERY_DOMAIN, used)]),
         ]
     )
     return Removed(len(accounts), len(seats), len(ending), used)
