@@ -9,16 +9,16 @@ import os
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
+from typing import Any
 
 from prometheus_client import multiprocess
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
-from api import db
+from api import db, redis_client
 from api.auth.credentials import Authenticator
 from api.auth.throttle import SignInThrottle, ThrottlePolicy
 from api.events import EventBus, RedisEventBus, Topic, event_bus
@@ -95,13 +95,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     metrics = Metrics()
 
-    events = event_bus(
-        redis_url=settings.redis_url,
-        channel=settings.redis_channel,
-        queue_size=settings.subscription_queue_size,
-        metrics=metrics,
-        payloads=PAYLOADS,
-    )
+    events = event_bus(settings, metrics=metrics, payloads=PAYLOADS)
     # The one Redis client of the process, when there is one: events, throttles, budgets, places.
     redis = events.redis if isinstance(events, RedisEventBus) else None
     authenticator = Authenticator(settings, gateways.gateway_principal, sign_ins.still_allowed)
@@ -113,6 +107,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         redis=redis,
         prefix=settings.redis_channel,
         metrics=metrics,
+        fallbacks=events.fallbacks,
     )
 
     budget = Budget(
@@ -120,15 +115,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
         redis=redis,
         prefix=settings.redis_channel,
         metrics=metrics,
+        fallbacks=events.fallbacks,
     )
     places = SubscriptionPlaces(
         settings.max_subscriptions_per_principal,
         redis=redis,
         prefix=settings.redis_channel,
+        fallbacks=events.fallbacks,
     )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if redis is not None:
+            await redis_client.check_kind(redis)
         await db.open_database(settings)
         app.state.events = events
         app.state.redis = redis
@@ -173,14 +172,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
     async def readyz(request: Request) -> Response:
-        """Ready when the database answers, and Redis too where one is configured."""
-        state = {"database": "up" if await _answers("the database", db.ping()) else "down"}
-        redis_client: Redis | None = request.app.state.redis
-        if redis_client is not None:
-            up = await _answers("redis", redis_client.ping())
+        """Ready when the database answers, and Redis too where one is configured (on a
+        cluster: every primary, and all slots covered). Uses of Redis that this process serves
+        alone for now are listed under `fallbacks` (README, Scaling out)."""
+        state: dict[str, Any] = {
+            "database": "up" if await _answers("the database", db.ping()) else "down"
+        }
+        client: redis_client.RedisClient | None = request.app.state.redis
+        if client is not None:
+            up = await _answers("redis", redis_client.check(client))
             state["redis"] = "up" if up else "down"
         ready = all(value == "up" for value in state.values())
         body = {"status": "ok" if ready else "unavailable", **state}
+        if fallbacks := events.fallbacks.uses():
+            body["fallbacks"] = fallbacks
         return JSONResponse(body, status_code=200 if ready else 503)
 
     async def metrics_endpoint(_: Request) -> Response:

@@ -252,12 +252,7 @@ def reclaim_idle(_: argparse.Namespace) -> None:
     async def work() -> list[str]:
         # Published like a server's changes (through Redis where one is configured), so open
         # dashboards see them and the gateways are told to end the sessions at once.
-        events = event_bus(
-            redis_url=settings.redis_url,
-            channel=settings.redis_channel,
-            queue_size=settings.subscription_queue_size,
-            payloads=PAYLOADS,
-        )
+        events = event_bus(settings, payloads=PAYLOADS)
         await events.start()
         try:
             results = await reclaim_by_policy(events=events)

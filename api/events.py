@@ -29,21 +29,26 @@ from typing import Any
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
-from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import PubSub
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.asyncio.cluster import ClusterPubSub
 from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from api.errors import FellBehind
 from api.metrics import Metrics
+from api.redis_client import EVENTS, REDIS_CONNECTIONS, Fallbacks, RedisClient, connect
+from api.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# Connections each process keeps to Redis at most (budgets, throttles, publishing, commands).
-REDIS_CONNECTIONS = 50
+__all__ = [
+    "REDIS_CONNECTIONS",
+    "Event",
+    "EventBus",
+    "RedisEventBus",
+    "ShardedEventBus",
+    "Topic",
+    "event_bus",
+]
 
 
 class Topic(StrEnum):
@@ -304,6 +309,8 @@ class EventBus:
     ) -> None:
         self.metrics = metrics = metrics or Metrics()
         self.hub = Hub(queue_size, metrics)
+        # What the process serves alone because Redis cannot (nothing, without Redis).
+        self.fallbacks = Fallbacks(metrics)
         self.codec = Codec(payloads or {})
         # Called when events may have been missed: the bus is back after losing Redis.
         self.after_outage: list[Callable[[], None]] = []
@@ -376,27 +383,13 @@ class RedisEventBus(EventBus):
         *,
         url: str,
         channel: str,
+        cluster: bool = False,
         metrics: Metrics | None = None,
         payloads: Mapping[Topic, type] | None = None,
     ) -> None:
         super().__init__(queue_size, metrics, payloads)
         self.channel = channel
-        # A command on a connection that Redis closed (it restarted) is retried on a new one;
-        # redis-py retries only the errors listed in retry_on_error, and lists none by default.
-        # Its default pool refuses a command outright (MaxConnectionsError) once 100 are in
-        # flight, as when thousands of dashboards subscribe at once and each is charged its
-        # cost: a blocking pool makes the 101st wait for a connection instead.
-        pool = BlockingConnectionPool.from_url(
-            url,
-            max_connections=REDIS_CONNECTIONS,
-            timeout=5,
-            socket_connect_timeout=2,
-            socket_timeout=5,
-            health_check_interval=15,
-            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
-            retry_on_error=[RedisConnectionError, RedisTimeoutError],
-        )
-        self.redis: Redis = Redis.from_pool(pool)
+        self.redis: RedisClient = connect(url, cluster=cluster)
         self.listening = asyncio.Event()
         self._pending: list[Event] = []
         self._wake = asyncio.Event()
@@ -406,9 +399,12 @@ class RedisEventBus(EventBus):
         # The channels local subscriptions need (how many each), and Redis's confirmations.
         self._wanted: dict[str, int] = {}
         self._confirmed: dict[str, asyncio.Future[None]] = {}
-        self._pubsub: PubSub | None = None
+        self._pubsub: PubSub | ClusterPubSub | None = None
         # Nobody publishes here: it keeps the listener subscribed while no channel is needed.
         self._own = f"{channel}:process:{uuid.uuid4().hex}"
+        # Lost Redis since the listener last listened; the return being told (once).
+        self._lost = False
+        self._outage_told: asyncio.Future[None] | None = None
 
     def channel_of(self, topic: Topic, audience: int) -> str:
         if topic is Topic.SESSION_COMMANDS:
@@ -435,7 +431,7 @@ class RedisEventBus(EventBus):
         self._wanted[channel] = count + 1
         if count == 0:
             self._confirmed[channel] = asyncio.get_running_loop().create_future()
-            await self._command("subscribe", channel)
+            await self._command(True, channel)
         confirmed = self._confirmed.get(channel)
         if confirmed is not None and not confirmed.done() and self.listening.is_set():
             with contextlib.suppress(TimeoutError):
@@ -448,18 +444,33 @@ class RedisEventBus(EventBus):
             return
         self._wanted.pop(channel, None)
         self._confirmed.pop(channel, None)
-        await self._command("unsubscribe", channel)
+        await self._command(False, channel)
 
-    async def _command(self, name: str, channel: str) -> None:
-        """SUBSCRIBE or UNSUBSCRIBE on the listener's connection, if it is up; if not, the
-        listener subscribes to what is wanted when it reconnects."""
+    async def _command(self, subscribe: bool, channel: str) -> None:
+        """Subscribes to or leaves `channel` on the listener's connection, if it is up; if not,
+        the listener subscribes to what is wanted when it reconnects."""
         pubsub = self._pubsub
         if pubsub is None or not self.listening.is_set():
             return
+        name = self.SUBSCRIBE if subscribe else self.UNSUBSCRIBE
         try:
             await getattr(pubsub, name)(channel)
         except (RedisError, OSError):
             log.warning("could not %s %s; the listener will on reconnecting", name, channel)
+
+    # The pub/sub commands and the kinds of message they bring: classic here, sharded on a
+    # cluster (ShardedEventBus).
+    SUBSCRIBE, UNSUBSCRIBE, CONFIRMED, MESSAGE = "subscribe", "unsubscribe", "subscribe", "message"
+
+    def _new_pubsub(self) -> PubSub | ClusterPubSub:
+        return self.redis.pubsub()
+
+    async def _next_message(self, pubsub: Any) -> dict[str, Any] | None:
+        message: dict[str, Any] | None = await pubsub.get_message(timeout=None)
+        return message
+
+    def _queue_publish(self, pipe: Any, channel: str, data: bytes) -> None:
+        pipe.publish(channel, data)
 
     async def start(self) -> None:
         self._tasks = [
@@ -508,39 +519,36 @@ class RedisEventBus(EventBus):
                 try:
                     async with self.redis.pipeline(transaction=False) as pipe:
                         for channel, events in by_channel.items():
-                            pipe.publish(channel, _encode(events))
+                            self._queue_publish(pipe, channel, _encode(events))
                         await pipe.execute()
-                except (RedisError, OSError):
+                except (RedisError, OSError) as error:
                     self.metrics.events_publish_failures.inc(len(batch))
-                    log.warning("could not publish %d event(s) to Redis", len(batch), exc_info=True)
+                    self.fallbacks.failed(EVENTS, error)
                 else:
                     self.metrics.events_published.inc(len(batch))
+                    self.fallbacks.served(EVENTS)
             self._idle.set()
 
     async def _listen(self) -> None:
         delay = 0.1
         while True:
-            pubsub = self.redis.pubsub()
+            pubsub = self._new_pubsub()
             try:
                 self._pubsub = pubsub
                 # One SUBSCRIBE: Redis confirms its channels in order, all of them subscribed by
                 # the time the first confirmation (this process's own channel) arrives.
                 asked = set(self._wanted)
-                await pubsub.subscribe(self._own, *asked)
+                await getattr(pubsub, self.SUBSCRIBE)(self._own, *asked)
                 while True:
-                    message = await pubsub.get_message(timeout=None)
+                    message = await self._next_message(pubsub)
                     if message is None:
                         continue
-                    kind = message["type"]
-                    if kind == "subscribe":
-                        channel = _text(message["channel"])
-                        if channel == self._own:
-                            await self._listening(pubsub, asked, delay)
-                            delay = 0.1
-                        elif (confirmed := self._confirmed.get(channel)) and not confirmed.done():
-                            confirmed.set_result(None)
+                    kind = _text(message["type"])
+                    if kind == self.CONFIRMED:
+                        await self._confirmed_channel(pubsub, _text(message["channel"]), asked)
+                        delay = 0.1
                         continue
-                    if kind != "message" or self.hub.idle():
+                    if kind != self.MESSAGE or self.hub.idle():
                         continue
                     self.metrics.redis_messages.inc()
                     try:
@@ -551,9 +559,11 @@ class RedisEventBus(EventBus):
                     for event in events:
                         self.hub.deliver(event)
             except (RedisError, OSError):
+                if self.listening.is_set():
+                    log.warning("lost the Redis subscription; retrying")
                 self.listening.clear()
+                self._lost = True
                 self.metrics.redis_listening.set(0)
-                log.warning("lost the Redis subscription; retrying in %.1f s", delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
             finally:
@@ -561,17 +571,82 @@ class RedisEventBus(EventBus):
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
 
-    async def _listening(self, pubsub: PubSub, asked: set[str], delay: float) -> None:
+    async def _confirmed_channel(self, pubsub: Any, channel: str, asked: set[str]) -> None:
+        if channel == self._own and not self.listening.is_set():
+            await self._listening(pubsub, asked)
+            return
+        confirmed = self._confirmed.get(channel)
+        if channel == self._own or (confirmed is not None and confirmed.done()):
+            # Confirmed again: the connection to Redis (or to the node of a cluster that holds
+            # the channel) was lost and made again, and events published meanwhile were missed.
+            self._back_after_outage()
+        elif confirmed is not None:
+            confirmed.set_result(None)
+
+    async def _listening(self, pubsub: Any, asked: set[str]) -> None:
         """Connected: channels wanted while it was connecting are subscribed now."""
         self.listening.set()
         self.metrics.redis_listening.set(1)
-        if delay > 0.1:
+        if self._lost:
             log.info("listening to Redis again")
-            for missed_events in self.after_outage:
-                missed_events()
+            self._back_after_outage()
         missed = set(self._wanted) - asked
         if missed:
-            await pubsub.subscribe(*missed)
+            await getattr(pubsub, self.SUBSCRIBE)(*missed)
+
+    def _back_after_outage(self) -> None:
+        """Tell what may have missed events, once for all the confirmations of one return."""
+        self._lost = False
+        if self._outage_told is not None and not self._outage_told.done():
+            return
+        self._outage_told = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_later(self.CONFIRM_SECONDS / 4, self._tell_outage)
+
+    def _tell_outage(self) -> None:
+        if self._outage_told is not None and not self._outage_told.done():
+            self._outage_told.set_result(None)
+        for missed_events in self.after_outage:
+            missed_events()
+
+
+class ShardedEventBus(RedisEventBus):
+    """The same bus on a Redis Cluster, each channel a shard channel (SPUBLISH, SSUBSCRIBE).
+
+    A shard channel lives on the node that owns its slot, and its messages go to that node's
+    subscribers only, where classic PUBLISH is copied to every node: a node carries only the
+    domains whose channels it owns. redis-py's ClusterPubSub keeps one connection per node that
+    holds a channel this process listens to, follows slots that move, and reconnects to a node
+    that comes back, subscribing its channels again (which the bus sees as confirmations of
+    channels already confirmed, and treats as an outage ended). It reads the nodes in turn, each
+    for a slice of POLL_SECONDS, so a message waits at most about that long for its turn."""
+
+    SUBSCRIBE, UNSUBSCRIBE, CONFIRMED, MESSAGE = (
+        "ssubscribe",
+        "sunsubscribe",
+        "ssubscribe",
+        "smessage",
+    )
+    POLL_SECONDS = 0.05
+
+    def __init__(
+        self,
+        queue_size: int,
+        *,
+        url: str,
+        channel: str,
+        metrics: Metrics | None = None,
+        payloads: Mapping[Topic, type] | None = None,
+    ) -> None:
+        super().__init__(
+            queue_size, url=url, channel=channel, cluster=True, metrics=metrics, payloads=payloads
+        )
+
+    async def _next_message(self, pubsub: Any) -> dict[str, Any] | None:
+        message: dict[str, Any] | None = await pubsub.get_sharded_message(timeout=self.POLL_SECONDS)
+        return message
+
+    def _queue_publish(self, pipe: Any, channel: str, data: bytes) -> None:
+        pipe.spublish(channel, data)
 
 
 def _text(value: bytes | str) -> str:
@@ -579,15 +654,19 @@ def _text(value: bytes | str) -> str:
 
 
 def event_bus(
+    settings: Settings,
     *,
-    redis_url: str | None,
-    channel: str,
-    queue_size: int,
     metrics: Metrics | None = None,
     payloads: Mapping[Topic, type] | None = None,
 ) -> EventBus:
-    if redis_url:
-        return RedisEventBus(
-            queue_size, url=redis_url, channel=channel, metrics=metrics, payloads=payloads
-        )
-    return EventBus(queue_size, metrics, payloads)
+    """The bus the settings ask for: in-process, through one Redis, or through a cluster."""
+    size, url, channel = (
+        settings.subscription_queue_size,
+        settings.redis_url,
+        settings.redis_channel,
+    )
+    if url and settings.redis_cluster:
+        return ShardedEventBus(size, url=url, channel=channel, metrics=metrics, payloads=payloads)
+    if url:
+        return RedisEventBus(size, url=url, channel=channel, metrics=metrics, payloads=payloads)
+    return EventBus(size, metrics, payloads)

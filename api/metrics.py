@@ -129,6 +129,14 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livemin",
         )
+        self.redis_fallback = Gauge(
+            "mapi_ews_redis_fallback",
+            "1 while this process serves a use of Redis alone because Redis cannot (budgets, "
+            "sign-in-throttle, subscription-places, events; docs/operations.md); else 0.",
+            ["use"],
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
         # Known label values start at 0, so an alert on a rate sees the series from the start.
         for code in ErrorCode:
             self.graphql_errors.labels(code=code.value)

@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     env: Environment = Environment.DEVELOPMENT
     database_url: str = DEFAULT_SQLITE_URL
     redis_url: str | None = None
+    # MAPI_EWS_REDIS_URL names a node of a Redis Cluster (README, Scaling out).
+    redis_cluster: bool = False
     secret_key: SecretStr | None = None
     # What the server keeps on disk of its own (development's signing key).
     data_dir: Path = Path("data")
@@ -171,6 +173,14 @@ class Settings(BaseSettings):
                     f"MAPI_EWS_MAX_QUERY_COST ({self.max_query_cost}): an operation allowed to "
                     "cost that much could never run"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _cluster_needs_a_node(self) -> Settings:
+        if self.redis_cluster and not self.redis_url:
+            raise ValueError(
+                "MAPI_EWS_REDIS_CLUSTER=true needs MAPI_EWS_REDIS_URL naming one of its nodes"
+            )
         return self
 
     @model_validator(mode="after")

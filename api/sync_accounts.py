@@ -372,12 +372,7 @@ def run(
     async def work() -> Summary:
         # Published like a server's changes, so open dashboards drop removed accounts at once
         # and the gateways are told to end their sessions.
-        events = event_bus(
-            redis_url=settings.redis_url,
-            channel=settings.redis_channel,
-            queue_size=settings.subscription_queue_size,
-            payloads=PAYLOADS,
-        )
+        events = event_bus(settings, payloads=PAYLOADS)
         await db.open_database(settings)
         await events.start()
         try:

@@ -44,7 +44,7 @@ from api.services.sign_ins import account_principal
 from api.settings import Settings
 from api.transport.pipeline import GraphQLRequest, Pipeline
 from api.transport.plans import EXPECTED_REFUSALS, PARITY
-from tests.servers import RedisProcess, free_port, run_cli
+from tests.servers import RedisClusterProcesses, RedisProcess, free_port, run_cli
 
 # The browser tests' fixtures (a served demo, Chromium, a page per test), for every module.
 pytest_plugins = ["tests.browser"]
@@ -411,3 +411,48 @@ def private_redis(tmp_path: Path) -> Iterator[tuple[str, RedisProcess]]:
         yield f"redis://127.0.0.1:{server.port}/0", server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterProcesses]:
+    """A three-primary Redis Cluster of this test run's own, shared by the tests that ask for it
+    (each uses channels and keys of its own). Those tests are marked `redis`: CI's second pass
+    runs them, where redis-server must be installed."""
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        pytest.fail(
+            "a Redis Cluster needs redis-server and redis-cli (Debian package redis-server)"
+        )
+    cluster = RedisClusterProcesses()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@dataclass(frozen=True)
+class RedisShape:
+    """The Redis settings of two server processes: both on one Redis, or on a Redis Cluster
+    that each knows by a different node."""
+
+    first: dict[str, str]
+    second: dict[str, str]
+
+    def with_(self, more: dict[str, str]) -> RedisShape:
+        return RedisShape({**more, **self.first}, {**more, **self.second})
+
+
+@pytest.fixture(params=["redis", "cluster"])
+def redis_shape(request: pytest.FixtureRequest) -> RedisShape:
+    """Each test that asks for it runs twice: through one Redis, and through the cluster."""
+    channel = {"MAPI_EWS_REDIS_CHANNEL": f"mapi-ews-test:{uuid.uuid4().hex}"}
+    if request.param == "redis":
+        url = _needs("MAPI_EWS_TEST_REDIS_URL", REDIS_URL, "redis")
+        env = {**channel, "MAPI_EWS_REDIS_URL": url}
+        return RedisShape(env, env)
+    cluster: RedisClusterProcesses = request.getfixturevalue("redis_cluster")
+    first, second = (
+        {**channel, "MAPI_EWS_REDIS_URL": url, "MAPI_EWS_REDIS_CLUSTER": "true"}
+        for url in cluster.urls[:2]
+    )
+    return RedisShape(first, second)

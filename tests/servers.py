@@ -291,3 +291,106 @@ async def simulated_gateway(
         if process.returncode is None:
             process.terminate()
             await asyncio.wait_for(process.wait(), 10)
+
+
+def free_cluster_port() -> int:
+    """A free port below 55536 whose cluster bus port (port + 10000) is free as well."""
+    for _ in range(200):
+        port = free_port()
+        if port > 55535:
+            port = 20000 + port % 30000
+        try:
+            for taken in (port, port + 10000):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", taken))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for a Redis Cluster node")
+
+
+class RedisClusterProcesses:
+    """A Redis Cluster of three primaries of this test run's own (`redis-server
+    --cluster-enabled yes`, joined by `redis-cli --cluster create`), each node on a free port."""
+
+    NODE_TIMEOUT_MS = 2000
+
+    def __init__(self, nodes: int = 3) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="mapi-ews-cluster-"))
+        self.ports = [free_cluster_port() for _ in range(nodes)]
+        self.processes: dict[int, subprocess.Popen[bytes]] = {}
+
+    @property
+    def urls(self) -> list[str]:
+        return [f"redis://127.0.0.1:{port}/0" for port in self.ports]
+
+    def start_node(self, port: int) -> None:
+        folder = self.folder / str(port)
+        folder.mkdir(exist_ok=True)
+        self.processes[port] = subprocess.Popen(
+            [
+                shutil.which("redis-server") or "redis-server",
+                *("--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"),
+                *("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"),
+                *("--cluster-node-timeout", str(self.NODE_TIMEOUT_MS), "--dir", str(folder)),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not _answers(port):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the Redis Cluster node on {port} did not start")
+            time.sleep(0.05)
+
+    def start(self) -> None:
+        for port in self.ports:
+            self.start_node(port)
+        subprocess.run(
+            [
+                shutil.which("redis-cli") or "redis-cli",
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{port}" for port in self.ports),
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        self.wait_until_ok()
+
+    def wait_until_ok(self, timeout: float = 30) -> None:
+        """Until every node says the cluster is ok (all slots covered, every node known)."""
+        deadline = time.monotonic() + timeout
+        while not all(
+            b"cluster_state:ok" in self.cli(port, "CLUSTER", "INFO") for port in self.ports
+        ):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the Redis Cluster did not come up")
+            time.sleep(0.1)
+
+    def cli(self, port: int, *command: str) -> bytes:
+        return subprocess.run(
+            [shutil.which("redis-cli") or "redis-cli", "-p", str(port), *command],
+            capture_output=True,
+            check=False,
+        ).stdout
+
+    def stop_node(self, port: int) -> None:
+        process = self.processes.pop(port, None)
+        if process is not None:
+            process.kill()
+            process.wait()
+
+    def stop(self) -> None:
+        for port in list(self.processes):
+            self.stop_node(port)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False

@@ -22,7 +22,7 @@ from api.auth.principal import Principal, Role
 from api.models import Account, AuditEntry
 from api.settings import CostLimit, Settings, parse_cost_limits
 from api.transport.budget import REFUND_SECONDS, Budget
-from tests.conftest import REDIS_URL, Factory, migrated_postgres
+from tests.conftest import REDIS_URL, Factory, RedisShape, migrated_postgres
 from tests.servers import free_port, graphql_data, metric, running_server, serving
 from tests.ws import websocket
 
@@ -307,7 +307,7 @@ async def test_without_an_answer_from_redis_each_process_keeps_its_own_budget(
     budget = Budget({"DOMAIN_ADMIN": CostLimit(100, 0.001)}, redis=redis)
     principal = Principal(role=Role.DOMAIN_ADMIN, subject_id=1, username="a@example.com")
     charges = [budget.start(30, principal, None) for _ in range(4)]
-    with caplog.at_level(logging.WARNING, logger="api.transport.budget"):
+    with caplog.at_level(logging.WARNING, logger="api.redis_client"):
         for charge in charges[:3]:
             await budget.charge(charge)
         with pytest.raises(Exception, match="Throttled"):
@@ -315,24 +315,24 @@ async def test_without_an_answer_from_redis_each_process_keeps_its_own_budget(
     await redis.aclose()
 
     assert [int(c.available or 0) for c in charges] == [70, 40, 10, 10]
-    warnings = [r for r in caplog.records if "cost budgets kept per process" in r.message]
+    warnings = [r for r in caplog.records if "budgets are kept per process" in r.message]
     assert len(warnings) == 1  # once for the outage, not once a request
+    # Said where an operator looks, too: the gauge, and /readyz's fallbacks (the same list).
+    assert budget.metrics.value("mapi_ews_redis_fallback", use="budgets") == 1
+    assert budget.fallbacks.uses() == ["budgets"]
 
 
 @pytest.mark.postgres
 @pytest.mark.redis
-async def test_two_processes_spend_one_budget_through_redis(tmp_path: Path) -> None:
+async def test_two_processes_spend_one_budget_through_redis(
+    tmp_path: Path, redis_shape: RedisShape
+) -> None:
     async with migrated_postgres() as database:
-        env = {
-            **database,
-            "MAPI_EWS_REDIS_URL": str(REDIS_URL),
-            "MAPI_EWS_REDIS_CHANNEL": f"mapi-ews-test:{uuid.uuid4().hex}",
-            "MAPI_EWS_COST_LIMITS": "DOMAIN_ADMIN=200/0.01",
-            "MAPI_EWS_MAX_QUERY_COST": "200",
-        }
+        limits = {"MAPI_EWS_COST_LIMITS": "DOMAIN_ADMIN=200/0.01", "MAPI_EWS_MAX_QUERY_COST": "200"}
+        shape = redis_shape.with_({**database, **limits})
         with (
-            running_server(env, tmp_path / "a.log", "--demo") as first,
-            running_server(env, tmp_path / "b.log") as second,
+            running_server(shape.first, tmp_path / "a.log", "--demo") as first,
+            running_server(shape.second, tmp_path / "b.log") as second,
         ):
             login = await graphql_data(first.url, LOGIN, {"u": "admin@example.com"})
             token = login["login"]["accessToken"]

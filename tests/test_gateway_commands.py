@@ -7,7 +7,6 @@ import itertools
 import os
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import REDIS_URL, migrated_postgres
+from tests.conftest import RedisShape, migrated_postgres
 from tests.servers import (
     ROOT,
     RedisProcess,
@@ -247,16 +246,14 @@ async def test_a_command_lost_while_redis_restarted_is_in_the_backlog(
 
 @pytest.mark.postgres
 @pytest.mark.redis
-async def test_a_disable_through_one_process_reaches_a_gateway_on_another(tmp_path: Path) -> None:
+async def test_a_disable_through_one_process_reaches_a_gateway_on_another(
+    tmp_path: Path, redis_shape: RedisShape
+) -> None:
     async with migrated_postgres() as database:
-        env = {
-            **database,
-            "MAPI_EWS_REDIS_URL": str(REDIS_URL),
-            "MAPI_EWS_REDIS_CHANNEL": f"mapi-ews-test:{uuid.uuid4().hex}",
-        }
+        shape = redis_shape.with_(database)
         with (
-            running_server(env, tmp_path / "a.log", "--demo") as first,
-            running_server(env, tmp_path / "b.log") as second,
+            running_server(shape.first, tmp_path / "a.log", "--demo") as first,
+            running_server(shape.second, tmp_path / "b.log") as second,
         ):
             on_first = await demo_on(first)
             admin_on_second = await sign_in(second.url, "admin@example.com")

@@ -4,14 +4,13 @@ causes (the shape docker-compose.yml runs)."""
 import asyncio
 import os
 import signal
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import REDIS_URL, migrated_postgres
+from tests.conftest import RedisShape, migrated_postgres
 from tests.servers import Server, graphql_data, metric, running_server
 from tests.ws import GraphQLWebSocket, websocket
 
@@ -39,22 +38,19 @@ async def subscribe(ws: GraphQLWebSocket, server: Server, operations: dict[str, 
 
 
 @pytest.fixture
-async def shared_environment() -> AsyncIterator[dict[str, str]]:
-    async with migrated_postgres() as env:
-        yield {
-            **env,
-            "MAPI_EWS_REDIS_URL": str(REDIS_URL),
-            "MAPI_EWS_REDIS_CHANNEL": f"mapi-ews-test:{uuid.uuid4().hex}",
-        }
+async def shared_environment(redis_shape: RedisShape) -> AsyncIterator[RedisShape]:
+    """One PostgreSQL, and one Redis or a Redis Cluster known by each process by another node."""
+    async with migrated_postgres() as database:
+        yield redis_shape.with_(database)
 
 
 async def test_a_dashboard_on_one_process_sees_logins_and_changes_made_through_another(
-    tmp_path: Path, shared_environment: dict[str, str]
+    tmp_path: Path, shared_environment: RedisShape
 ) -> None:
-    env = shared_environment
+    shape = shared_environment
     with (
-        running_server(env, tmp_path / "a.log", "--demo") as first,
-        running_server(env, tmp_path / "b.log") as second,
+        running_server(shape.first, tmp_path / "a.log", "--demo") as first,
+        running_server(shape.second, tmp_path / "b.log") as second,
     ):
         root = (await graphql_data(first.url, LOGIN, {"u": "sysadmin"}))["login"]["accessToken"]
         admin = (await graphql_data(second.url, LOGIN, {"u": "admin@example.com"}))["login"][
@@ -103,12 +99,12 @@ async def test_a_dashboard_on_one_process_sees_logins_and_changes_made_through_a
 
 
 async def test_a_killed_process_takes_nothing_down_with_it(
-    tmp_path: Path, shared_environment: dict[str, str]
+    tmp_path: Path, shared_environment: RedisShape
 ) -> None:
-    env = shared_environment
+    shape = shared_environment
     with (
-        running_server(env, tmp_path / "a.log", "--demo") as doomed,
-        running_server(env, tmp_path / "b.log") as survivor,
+        running_server(shape.first, tmp_path / "a.log", "--demo") as doomed,
+        running_server(shape.second, tmp_path / "b.log") as survivor,
     ):
         admin = (await graphql_data(survivor.url, LOGIN, {"u": "admin@example.com"}))["login"][
             "accessToken"
@@ -153,12 +149,12 @@ DOMAINS = "{ domains(first: 1) { totalCount } }"
 
 
 async def test_a_removed_administrator_is_refused_at_once_by_every_process(
-    tmp_path: Path, shared_environment: dict[str, str]
+    tmp_path: Path, shared_environment: RedisShape
 ) -> None:
-    env = shared_environment
+    shape = shared_environment
     with (
-        running_server(env, tmp_path / "a.log", "--demo") as first,
-        running_server(env, tmp_path / "b.log") as second,
+        running_server(shape.first, tmp_path / "a.log", "--demo") as first,
+        running_server(shape.second, tmp_path / "b.log") as second,
     ):
         root = (await graphql_data(first.url, LOGIN, {"u": "sysadmin"}))["login"]["accessToken"]
         admin = (await graphql_data(second.url, LOGIN, {"u": "admin@example.com"}))["login"][
@@ -213,12 +209,12 @@ mutation($rules: [ClientAccessRuleInput!]!) {
 
 
 async def test_a_client_access_policy_set_through_one_process_decides_reports_on_another(
-    tmp_path: Path, shared_environment: dict[str, str]
+    tmp_path: Path, shared_environment: RedisShape
 ) -> None:
-    env = shared_environment
+    shape = shared_environment
     with (
-        running_server(env, tmp_path / "a.log", "--demo") as first,
-        running_server(env, tmp_path / "b.log") as second,
+        running_server(shape.first, tmp_path / "a.log", "--demo") as first,
+        running_server(shape.second, tmp_path / "b.log") as second,
     ):
         admin = (await graphql_data(first.url, LOGIN, {"u": "admin@example.com"}))["login"][
             "accessToken"

@@ -10,8 +10,8 @@ Unknown usernames are counted exactly like existing ones, and a throttled attemp
 before any password check, with the same answer: nothing tells whether the user exists.
 
 With Redis configured the counts are shared by every server process (one Lua script checks and
-counts both keys atomically); otherwise, and while Redis does not answer, each process counts
-on its own.
+counts both keys atomically; on a Redis Cluster, one script for each key); otherwise, and while
+Redis does not answer, each process counts on its own.
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import RedisCluster
 from redis.exceptions import RedisError
 
 from api.metrics import Metrics
+from api.redis_client import SIGN_IN_THROTTLE, Fallbacks, Limited, RedisClient
 from api.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -149,16 +150,18 @@ class SignInThrottle:
         self,
         policy: ThrottlePolicy,
         *,
-        redis: Redis | None = None,
+        redis: RedisClient | None = None,
         prefix: str = "mapi-ews",
         metrics: Metrics | None = None,
+        fallbacks: Fallbacks | None = None,
     ) -> None:
         self.policy = policy
-        self.metrics = metrics or Metrics()
+        self.metrics = metrics = metrics or Metrics()
+        self.fallbacks = fallbacks or Fallbacks(metrics)
         self.memory = MemoryCounts(policy)
         self.redis = redis
         self.prefix = f"{prefix}:login:"
-        self._script: Any = redis.register_script(_ATTEMPT) if redis is not None else None
+        self._script = Limited(redis, _ATTEMPT) if redis is not None else None
 
     async def attempt(self, username: str, address: str | None) -> int:
         """0 when the attempt may go ahead (it is counted as a failure until forgiven), else
@@ -166,21 +169,46 @@ class SignInThrottle:
         keys = _keys(username, address)
         now = time.time()
         wait = None
-        if self._script is not None:
-            args: list[Any] = [now, self.policy.lock_seconds, self.policy.max_backoff]
-            for _, is_name in keys:
-                limits = self.policy.username if is_name else self.policy.address
-                args += [limits.free, limits.lock]
+        if self._script is not None and self.redis is not None:
             try:
-                wait = float(await self._script(keys=[self.prefix + k for k, _ in keys], args=args))
-            except RedisError:
-                log.warning("Redis does not answer: sign-in attempts counted in this process only")
+                wait = await self._shared_attempt(self.redis, self._script, keys, now)
+            except RedisError as error:
+                self.fallbacks.failed(SIGN_IN_THROTTLE, error)
+            else:
+                self.fallbacks.served(SIGN_IN_THROTTLE)
         if wait is None:
             wait = self.memory.attempt(keys, now)
         if wait > 0:
             self.metrics.login_attempts.labels(outcome="throttled").inc()
             return max(1, math.ceil(wait))
         return 0
+
+    async def _shared_attempt(
+        self, redis: RedisClient, script: Limited, keys: list[tuple[str, bool]], now: float
+    ) -> float:
+        """On one Redis, one script checks and counts the username and the address at once.
+        On a cluster a script may touch the keys of one slot only, and the two are two
+        principals' keys in two slots: each is checked and counted by its own call, the
+        username's first, and an attempt that the address then refuses gives the username's
+        count back (for that moment it counted once more, never less)."""
+        groups = [[key] for key in keys] if isinstance(redis, RedisCluster) else [keys]
+        counted: list[str] = []
+        for group in groups:
+            args: list[Any] = [now, self.policy.lock_seconds, self.policy.max_backoff]
+            for _, is_name in group:
+                limits = self.policy.username if is_name else self.policy.address
+                args += [limits.free, limits.lock]
+            names = [self.prefix + key for key, _ in group]
+            wait = float(await script(names, args))
+            if wait > 0:
+                if counted:
+                    async with redis.pipeline(transaction=False) as pipe:
+                        for name in counted:
+                            pipe.hincrby(name, "f", -1)
+                        await pipe.execute()
+                return wait
+            counted += names
+        return 0.0
 
     def failed(self) -> None:
         self.metrics.login_attempts.labels(outcome="failed").inc()
@@ -192,12 +220,14 @@ class SignInThrottle:
         if self.redis is None:
             return
         try:
-            async with self.redis.pipeline(transaction=True) as pipe:
+            # Each key on its own (on a cluster they are in two slots).
+            async with self.redis.pipeline(transaction=False) as pipe:
                 for key, is_name in keys:
                     if is_name:
                         pipe.delete(self.prefix + key)
                     else:
                         pipe.hincrby(self.prefix + key, "f", -1)
                 await pipe.execute()
-        except RedisError:
-            log.warning("Redis does not answer: a successful sign-in was not forgiven there")
+        except RedisError as error:
+            # Not forgiven there: the count lapses lock_seconds after the last failure.
+            self.fallbacks.failed(SIGN_IN_THROTTLE, error)

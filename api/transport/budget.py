@@ -25,12 +25,12 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from api.auth.principal import ANONYMOUS, Principal, caller_key
 from api.errors import AppError, ErrorCode
 from api.metrics import Metrics
+from api.redis_client import BUDGETS, Fallbacks, Limited, RedisClient
 from api.settings import CostLimit
 
 log = logging.getLogger(__name__)
@@ -133,17 +133,18 @@ class Budget:
         self,
         limits: dict[str, CostLimit | None],
         *,
-        redis: Redis | None = None,
+        redis: RedisClient | None = None,
         prefix: str = "mapi-ews",
         metrics: Metrics | None = None,
+        fallbacks: Fallbacks | None = None,
     ) -> None:
         self.limits = limits
-        self.metrics = metrics or Metrics()
+        self.metrics = metrics = metrics or Metrics()
+        self.fallbacks = fallbacks or Fallbacks(metrics)
         self.memory = MemoryBuckets()
         self.prefix = f"{prefix}:cost:"
         self.redis = redis
-        self._script: Any = redis.register_script(_SPEND) if redis is not None else None
-        self._redis_failing = False
+        self._script = Limited(redis, _SPEND) if redis is not None else None
         # Points owed back to Redis's buckets, by key, with each bucket's limit.
         self._owed: dict[str, tuple[CostLimit, int]] = {}
 
@@ -172,7 +173,7 @@ class Budget:
         if limit is None or charge.available is None or actual == charge.requested:
             return
         back = charge.requested - actual
-        if self._script is None or self._redis_failing:
+        if self._script is None or BUDGETS in self.fallbacks.failing:
             _, charge.available = self.memory.spend(charge.key, limit, back, 0)
             return
         _, owed = self._owed.get(charge.key, (limit, 0))
@@ -194,32 +195,27 @@ class Budget:
 
     async def give_back(self) -> None:
         owed, self._owed = self._owed, {}
-        if not owed or self.redis is None:
+        if not owed or self.redis is None or self._script is None:
             return
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for key, (limit, back) in owed.items():
                     args = [limit.maximum, limit.restore_rate, back, 0]
-                    await self._script(keys=[self.prefix + key], args=args, client=pipe)
+                    await self._script([self.prefix + key], args, client=pipe)
                 await pipe.execute()
         except RedisError as error:
-            log.warning(
-                "Redis does not answer: %d refunds of query cost lost: %r", len(owed), error
-            )
+            # Lost with the episode the fallback tells of; the buckets refill all the same.
+            self.fallbacks.failed(BUDGETS, error)
 
     async def _spend(self, key: str, limit: CostLimit, back: int, take: int) -> tuple[bool, float]:
         if self._script is not None:
             try:
                 taken, available = await self._script(
-                    keys=[self.prefix + key], args=[limit.maximum, limit.restore_rate, back, take]
+                    [self.prefix + key], [limit.maximum, limit.restore_rate, back, take]
                 )
             except RedisError as error:
-                if not self._redis_failing:
-                    log.warning("Redis does not answer: cost budgets kept per process: %r", error)
-                self._redis_failing = True
+                self.fallbacks.failed(BUDGETS, error)
             else:
-                if self._redis_failing:
-                    log.info("Redis answers again: cost budgets are shared again")
-                self._redis_failing = False
+                self.fallbacks.served(BUDGETS)
                 return bool(taken), float(available)
         return self.memory.spend(key, limit, back, take)

@@ -17,10 +17,11 @@ import time
 import uuid
 from collections import Counter
 from contextlib import suppress
-from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+from api.metrics import Metrics
+from api.redis_client import SUBSCRIPTION_PLACES, Fallbacks, Limited, RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -41,19 +42,24 @@ return 1
 
 class SubscriptionPlaces:
     def __init__(
-        self, maximum: int, *, redis: Redis | None = None, prefix: str = "mapi-ews"
+        self,
+        maximum: int,
+        *,
+        redis: RedisClient | None = None,
+        prefix: str = "mapi-ews",
+        fallbacks: Fallbacks | None = None,
     ) -> None:
         self.maximum = maximum
         self.redis = redis
+        self.fallbacks = fallbacks or Fallbacks(Metrics())
         self.prefix = f"{prefix}:subscriptions:"
         self._process = uuid.uuid4().hex
         self._numbers = itertools.count()
-        self._take: Any = redis.register_script(_TAKE) if redis is not None else None
+        self._take = Limited(redis, _TAKE) if redis is not None else None
         # This process's places, member -> (holder, whether Redis counts it), and the places
         # counted here alone, by holder.
         self._held: dict[str, tuple[str, bool]] = {}
         self._local: Counter[str] = Counter()
-        self._redis_failing = False
 
     async def take(self, owner: str) -> str | None:
         """A place for one more subscription of `owner` (release it when it ends), or None
@@ -62,16 +68,12 @@ class SubscriptionPlaces:
         if self._take is not None:
             try:
                 taken = await self._take(
-                    keys=[self.prefix + owner], args=[self.maximum, member, LEASE_SECONDS]
+                    [self.prefix + owner], [self.maximum, member, LEASE_SECONDS]
                 )
             except RedisError as error:
-                if not self._redis_failing:
-                    log.warning(
-                        "Redis does not answer: subscriptions counted per process: %r", error
-                    )
-                self._redis_failing = True
+                self.fallbacks.failed(SUBSCRIPTION_PLACES, error)
             else:
-                self._redis_failing = False
+                self.fallbacks.served(SUBSCRIPTION_PLACES)
                 if not taken:
                     return None
                 self._held[member] = (owner, True)
@@ -123,4 +125,4 @@ class SubscriptionPlaces:
                     pipe.expire(self.prefix + owner, LEASE_SECONDS)
                 await pipe.execute()
         except RedisError as error:
-            log.warning("Redis does not answer: subscription places not renewed: %r", error)
+            self.fallbacks.failed(SUBSCRIPTION_PLACES, error)
