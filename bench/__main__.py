@@ -1,7 +1,7 @@
 """`make bench`: every figure against a baseline measured in the same run, on PostgreSQL.
 
     python -m bench [list] [ingest] [policy] [sessions] [fanout] [growth] [history] [sync]
-                    [clients] [accesslog]
+                    [clients] [accesslog] [cluster]
     (all: none)
 
 A fresh PostgreSQL database with 10,000 accounts (5,000 with MAPI/EWS), grown to 1,000,000 by
@@ -9,7 +9,8 @@ A fresh PostgreSQL database with 10,000 accounts (5,000 with MAPI/EWS), grown to
 (bench/server.py: the app plus its baselines) with Redis for events, as deployed; wrk (Debian's
 package) as the HTTP load generator in its own process. `history` (bench/history.py) has a
 database of its own: a million coalesced reports, and a day of 10,000,000 events dropped;
-`clients` (bench/clients.py) too: 2,000,000 events in mapiEwsClients' 30 days.
+`clients` (bench/clients.py) too: 2,000,000 events in mapiEwsClients' 30 days; `cluster`
+(bench/cluster.py) needs no database: a local Redis Cluster, 100 processes, 10,000 domains.
 Results also go to bench/results/.
 
 Environment: MAPI_EWS_BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres),
@@ -30,6 +31,7 @@ from api.settings import Settings
 from bench import (
     access_log,
     clients,
+    cluster,
     fanout,
     growth,
     history,
@@ -52,6 +54,7 @@ PARTS = (
     "sync",
     "clients",
     "accesslog",
+    "cluster",
 )
 
 
@@ -65,7 +68,7 @@ def main(argv: list[str]) -> None:
     redis = redis_answers()
     if not redis:
         print(f"bench: no Redis at {REDIS_URL}: events stay in process (embedded mode)")
-    if set(parts) - {"history", "sync", "clients"}:
+    if set(parts) - {"history", "sync", "clients", "cluster"}:
         _seeded_parts(parts, redis)
     if "history" in parts:
         history.run(redis)
@@ -73,6 +76,8 @@ def main(argv: list[str]) -> None:
         sync.run()
     if "clients" in parts:
         clients.run(redis)
+    if "cluster" in parts:
+        cluster.run()
 
 
 def _seeded_parts(parts: list[str], redis: bool) -> None:

@@ -68,3 +68,53 @@ def test_idle_seats_are_reclaimed_daily_with_the_api_settings_and_its_redis() ->
         "service_completed_successfully"
     )
     assert services["reclaim"]["depends_on"]["redis"]["condition"] == "service_healthy"
+
+
+def merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Compose's merge for what these files use: mappings merge key by key (environment,
+    depends_on), anything else is replaced (command)."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def test_the_cluster_option_makes_three_primaries_one_cluster_before_any_api_starts() -> None:
+    override: dict[str, Any] = yaml.safe_load(
+        (ROOT / "docker-compose.cluster.yml").read_text()
+    )
+    services = merged(compose(), override)["services"]
+    nodes = ("redis", "redis-2", "redis-3")
+
+    for name in nodes:
+        command = " ".join(services[name]["command"])
+        assert "--cluster-enabled yes" in command
+        assert services[name]["image"].startswith("redis:7")  # sharded pub/sub is Redis 7
+        assert "healthcheck" in services[name]
+        assert services["redis-cluster"]["depends_on"][name]["condition"] == "service_healthy"
+    create = " ".join(services["redis-cluster"]["command"])
+    assert "redis-cli --cluster create" in create and "--cluster-yes" in create
+    assert all(f"getent hosts {name}" in create for name in nodes)
+
+    known = {f"MAPI_EWS_{name.upper()}" for name in Settings.model_fields}
+    for name in ("api", "reclaim", "prune", "migrate"):
+        environment = services[name]["environment"]
+        assert set(environment) <= known
+        assert environment["MAPI_EWS_REDIS_CLUSTER"] == "true"
+        assert environment["MAPI_EWS_REDIS_URL"].startswith("redis://redis:")
+    for name in ("api", "reclaim"):
+        done = services[name]["depends_on"]["redis-cluster"]["condition"]
+        assert done == "service_completed_successfully"
+    # The settings accept what the merged file gives every process.
+    settings = Settings.model_validate(
+        {
+            key.removeprefix("MAPI_EWS_").lower(): value
+            for key, value in services["api"]["environment"].items()
+            if key != "MAPI_EWS_SECRET_KEY"
+        }
+        | {"secret_key": "x" * 32}
+    )
+    assert settings.redis_cluster is True
