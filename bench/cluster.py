@@ -48,13 +48,27 @@ def _bus(kind: str, url: str, channel: str) -> RedisEventBus:
 
 
 def _worker(
-    kind: str, urls: list[str], channel: str, first: int, count: int, ready: Any, done: Any, out: Any
+    kind: str,
+    urls: list[str],
+    channel: str,
+    first: int,
+    count: int,
+    ready: Any,
+    done: Any,
+    out: Any,
 ) -> None:
     asyncio.run(_processes(kind, urls, channel, first, count, ready, done, out))
 
 
 async def _processes(
-    kind: str, urls: list[str], channel: str, first: int, count: int, ready: Any, done: Any, out: Any
+    kind: str,
+    urls: list[str],
+    channel: str,
+    first: int,
+    count: int,
+    ready: Any,
+    done: Any,
+    out: Any,
 ) -> None:
     rng = random.Random(first)
     buses = [_bus(kind, urls[(first + n) % len(urls)], channel) for n in range(count)]
@@ -160,7 +174,10 @@ def _measure(kind: str, cluster: RedisClusterProcesses) -> dict[str, Any]:
         worker.join(60)
     received = [r for report in reports for r in report["received"]]
     nodes = {
-        port: {key: after[port][key] - before[port][key] for key in ("in", "out", "publish", "bus", "from_bus")}
+        port: {
+            key: after[port][key] - before[port][key]
+            for key in ("in", "out", "publish", "bus", "from_bus")
+        }
         for port in cluster.ports
     }
     return {

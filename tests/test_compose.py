@@ -83,9 +83,7 @@ def merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_the_cluster_option_makes_three_primaries_one_cluster_before_any_api_starts() -> None:
-    override: dict[str, Any] = yaml.safe_load(
-        (ROOT / "docker-compose.cluster.yml").read_text()
-    )
+    override: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.cluster.yml").read_text())
     services = merged(compose(), override)["services"]
     nodes = ("redis", "redis-2", "redis-3")
 
