@@ -29,8 +29,13 @@ async def until(server: Server, name: str, value: int) -> None:
 
 
 async def ready(server: Server) -> int:
+    return (await readiness(server))[0]
+
+
+async def readiness(server: Server) -> tuple[int, dict[str, object]]:
     async with httpx.AsyncClient() as http:
-        return (await http.get(f"{server.url}/readyz")).status_code
+        answer = await http.get(f"{server.url}/readyz")
+        return answer.status_code, answer.json()
 
 
 async def test_subscriptions_resume_after_redis_restarts_and_requests_never_stop(
@@ -68,19 +73,30 @@ async def test_subscriptions_resume_after_redis_restarts_and_requests_never_stop
             disabled = await graphql_data(
                 server.url, DISABLE, {"u": [address.split("@")[0]]}, token=signed_in
             )
-            not_ready = await ready(server)
+            not_ready, said = await readiness(server)
+            budgets_alone = await metric(server.url, 'redis_fallback{use="budgets"}')
 
             redis.start()
             await until(server, "redis_listening", 1)
             await graphql_data(server.url, REPORT, {"e": address}, token=gateway)
             after = await ws.receive(10)
+            # Each use is served by Redis again at its next call.
+            await graphql_data(server.url, ENABLED, token=admin)
+            await graphql_data(server.url, LOGIN)
 
         assert before["payload"]["data"]["mapiEwsLoginUpdates"]["allowed"] is True
         assert during == {"recordProtocolLogin": {"allowed": True}}  # committed all the same
         assert listed["mapiEwsAccounts"]["edges"][0]["node"]["emailAddress"] == address
         assert disabled == {"disableMapiEws": {"userErrors": []}}
         assert not_ready == 503
-        assert await ready(server) == 200
+        # Never silently: what it served alone, in /readyz, /metrics and one line each.
+        assert said["redis"] == "down"
+        assert {"budgets", "sign-in-throttle", "events"} <= set(said["fallbacks"])  # type: ignore[arg-type]
+        assert budgets_alone == 1
+        assert server.output().count("Redis cannot serve budgets") == 1
+        assert server.output().count("Redis serves budgets again") == 1
+        assert await readiness(server) == (200, {"status": "ok", "database": "up", "redis": "up"})
+        assert await metric(server.url, 'redis_fallback{use="budgets"}') == 0
         assert after["payload"]["data"]["mapiEwsLoginUpdates"]["username"] == address.split("@")[0]
         # The report and the disable (its account change, the usage after it for the domain's
         # dashboards and for the consoles that follow every domain) in the gap reached no
