@@ -450,17 +450,19 @@ class RedisEventBus(EventBus):
         self._confirmed.pop(channel, None)
         await self._command(False, channel)
 
-    async def _command(self, subscribe: bool, channel: str) -> None:
+    async def _command(self, subscribe: bool, channel: str) -> bool:
         """Subscribes to or leaves `channel` on the listener's connection, if it is up; if not,
-        the listener subscribes to what is wanted when it reconnects."""
+        the listener subscribes to what is wanted when it reconnects. False: it was not sent."""
         pubsub = self._pubsub
         if pubsub is None or not self.listening.is_set():
-            return
+            return False
         name = self.SUBSCRIBE if subscribe else self.UNSUBSCRIBE
         try:
             await getattr(pubsub, name)(channel)
         except (RedisError, OSError):
             log.warning("could not %s %s; the listener will on reconnecting", name, channel)
+            return False
+        return True
 
     # The pub/sub commands and the kinds of message they bring: classic here, sharded on a
     # cluster (ShardedEventBus).
@@ -659,6 +661,9 @@ class ShardedEventBus(RedisEventBus):
         # Nodes whose connection fails now; the last request for the cluster's slots.
         self._down: set[str] = set()
         self._repaired = 0.0
+        # Channels wanted whose SSUBSCRIBE could not be sent (their node was away).
+        self._unsent: set[str] = set()
+        self._sent_again = 0.0
 
     def _new_pubsub(self) -> ClusterPubSub:
         for reader in self._readers.values():
@@ -666,15 +671,23 @@ class ShardedEventBus(RedisEventBus):
         self._readers = {}
         self._messages = asyncio.Queue()
         self._down.clear()
+        self._unsent.clear()  # a new connection subscribes everything wanted
         return self.cluster.pubsub()
 
-    async def _command(self, subscribe: bool, channel: str) -> None:
-        await super()._command(subscribe, channel)
+    async def _command(self, subscribe: bool, channel: str) -> bool:
+        sent = await super()._command(subscribe, channel)
+        if subscribe and not sent and self._pubsub is not None:
+            # Its node did not answer: redis-py keeps no record of a channel it could not
+            # send, so nothing would subscribe it when the node is back. Tried again below.
+            self._unsent.add(channel)
         if isinstance(self._pubsub, ClusterPubSub):
             self._read_every_node(self._pubsub)
+        return sent
 
     async def _next_message(self, pubsub: Any) -> dict[str, Any] | None:
         self._read_every_node(pubsub)
+        if self._unsent:
+            await self._send_again(pubsub)
         try:
             item = await asyncio.wait_for(self._messages.get(), self.CHECK_SECONDS)
         except TimeoutError:
@@ -684,9 +697,27 @@ class ShardedEventBus(RedisEventBus):
         return item
 
     async def stop(self) -> None:
-        for reader in self._readers.values():
+        readers = list(self._readers.values())
+        for reader in readers:
             reader.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
         await super().stop()
+
+    async def _send_again(self, pubsub: ClusterPubSub) -> None:
+        """SSUBSCRIBE again the wanted channels whose node did not answer, every CHECK_SECONDS."""
+        now = asyncio.get_running_loop().time()
+        if now - self._sent_again < self.CHECK_SECONDS:
+            return
+        self._sent_again = now
+        for channel in list(self._unsent):
+            if channel not in self._wanted:
+                self._unsent.discard(channel)
+                continue
+            try:
+                await pubsub.ssubscribe(channel)
+            except (RedisError, OSError):
+                continue
+            self._unsent.discard(channel)
 
     def _read_every_node(self, pubsub: ClusterPubSub) -> None:
         """A reader for each node connection of `pubsub` that has none (a node that holds one of

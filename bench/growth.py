@@ -6,6 +6,8 @@ accounts, then after SQL has added 990,000 accounts and 2,000,000 events (a week
 its days' partitions) and the statistics have been refreshed, as autovacuum would. The targets
 (the scale targets): the list, the page without totalCount and the usage within x1.5 of their 10k
 figure; a search under 50 ms. Every figure compares with its own 10k run in the same session.
+Then reports at that size, each a new account from a new address, against /healthz
+(bench/new_logins.py).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from api import db
 from api.services.domains import repair_enabled_counts
 from api.services.login_partitions import create_partitions
 from api.settings import Settings
+from bench import new_logins
 from bench.common import DOMAIN, SECRET, RunningServer, Seeded, save
 
 ACCOUNTS = 1_000_000
@@ -129,6 +132,7 @@ def run(running: RunningServer, seeded: Seeded, database_url: str) -> dict[str, 
             ok, target = True, "-"
         met = met and ok
         print(f"{label:<18} {small[label]:>8.1f} {large[label]:>8.1f} {growth:>6.2f}x  {target}")
-    data = {"10k_ms": small, "1M_ms": large, "targets_met": met}
+    reports = new_logins.run(running.url, seeded, running.process.pid)
+    data = {"10k_ms": small, "1M_ms": large, "targets_met": met, "new_logins": reports}
     save("growth", data)
     return data

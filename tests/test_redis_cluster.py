@@ -220,6 +220,9 @@ async def test_the_wrong_kind_of_redis_is_refused_with_what_to_set(
         await cluster_on_a_plain.aclose()
 
 
+# While a node is away, redis-py's connection attempts to it leave a socket it never closes
+# (an unclosed StreamWriter, found at collection); noted for the team, not ours to fix here.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_a_node_that_goes_away_and_comes_back(channel: str) -> None:
     """Readiness says the cluster is down while a primary is; when it is back, the listener's
     connection to it subscribes its channels again, events flow, and what may have missed
@@ -233,12 +236,12 @@ async def test_a_node_that_goes_away_and_comes_back(channel: str) -> None:
     try:
         async with started(bus), started(publisher), contextlib.AsyncExitStack() as stack:
             assert isinstance(bus.redis, RedisCluster)
-            doomed = next(
+            doomed, late = [
                 d
-                for d in range(1, 100)
+                for d in range(1, 200)
                 if bus.redis.get_node_from_key(bus.channel_of(Topic.LOGINS, d)).port
                 == cluster.ports[2]
-            )
+            ][:2]
             subscriber = await stack.enter_async_context(bus.subscribe(Topic.LOGINS, doomed))
             assert await check(bus.redis)
 
@@ -246,6 +249,8 @@ async def test_a_node_that_goes_away_and_comes_back(channel: str) -> None:
             async with asyncio.timeout(15):
                 while await _safe_check(bus.redis):
                     await asyncio.sleep(0.2)
+            # A dashboard that opens while its domain's node is away is subscribed when it is back.
+            opened_late = await stack.enter_async_context(bus.subscribe(Topic.LOGINS, late))
 
             cluster.start_node(cluster.ports[2])
             cluster.wait_until_ok()
@@ -253,13 +258,14 @@ async def test_a_node_that_goes_away_and_comes_back(channel: str) -> None:
                 await told.wait()
                 while not await _safe_check(bus.redis):
                     await asyncio.sleep(0.2)
-                while True:
-                    await publisher.publish([login(doomed, 1)])
-                    await publisher.flush()
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(0.5):
-                            assert (await anext(subscriber)).payload["n"] == 1
-                            break
+                for domain, waiting in ((doomed, subscriber), (late, opened_late)):
+                    while True:
+                        await publisher.publish([login(domain, domain)])
+                        await publisher.flush()
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(0.5):
+                                assert (await anext(waiting)).payload["n"] == domain
+                                break
     finally:
         cluster.stop()
 
