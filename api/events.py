@@ -656,7 +656,7 @@ class ShardedEventBus(RedisEventBus):
             queue_size, url=url, channel=channel, cluster=True, metrics=metrics, payloads=payloads
         )
         self.cluster = cast(RedisCluster, self.redis)
-        self._messages: asyncio.Queue[dict[str, Any] | BaseException] = asyncio.Queue()
+        self._messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._readers: dict[str, asyncio.Task[None]] = {}
         # Nodes whose connection fails now; the last request for the cluster's slots.
         self._down: set[str] = set()
@@ -689,12 +689,9 @@ class ShardedEventBus(RedisEventBus):
         if self._unsent:
             await self._send_again(pubsub)
         try:
-            item = await asyncio.wait_for(self._messages.get(), self.CHECK_SECONDS)
+            return await asyncio.wait_for(self._messages.get(), self.CHECK_SECONDS)
         except TimeoutError:
             return None
-        if isinstance(item, BaseException):
-            raise item
-        return item
 
     async def stop(self) -> None:
         readers = list(self._readers.values())
