@@ -47,17 +47,9 @@ def _bus(kind: str, url: str, channel: str) -> RedisEventBus:
     return RedisEventBus(WATCHED * 4, url=url, channel=channel)
 
 
-def _worker(
-    kind: str,
-    urls: list[str],
-    channel: str,
-    first: int,
-    count: int,
-    ready: Any,
-    done: Any,
-    out: Any,
-) -> None:
-    asyncio.run(_processes(kind, urls, channel, first, count, ready, done, out))
+def _worker(*args: Any) -> None:
+    """One subscribing process (multiprocessing's target): _processes's arguments."""
+    asyncio.run(_processes(*args))
 
 
 async def _processes(

@@ -11,6 +11,7 @@ suite with nothing set, then only what that pass skipped for want of PostgreSQL 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import shutil
@@ -36,7 +37,7 @@ from api.auth.passwords import hash_password
 from api.auth.principal import Principal, Role
 from api.auth.tokens import issue_access_token
 from api.db import connection
-from api.events import EventBus
+from api.events import EventBus, RedisEventBus
 from api.graphql.context import Context
 from api.models import Account, Domain, SystemAdmin
 from api.services.domains import count_enabled
@@ -456,3 +457,21 @@ def redis_shape(request: pytest.FixtureRequest) -> RedisShape:
         for url in cluster.urls[:2]
     )
     return RedisShape(first, second)
+
+
+@pytest.fixture
+def channel() -> str:
+    """A pub/sub channel prefix of this test's own."""
+    return f"mapi-ews-test:{uuid.uuid4().hex}"
+
+
+@asynccontextmanager
+async def started(bus: EventBus) -> AsyncIterator[EventBus]:
+    """`bus` started, and listening to Redis if it has one; stopped after."""
+    await bus.start()
+    try:
+        if isinstance(bus, RedisEventBus):
+            await asyncio.wait_for(bus.listening.wait(), 10)
+        yield bus
+    finally:
+        await bus.stop()

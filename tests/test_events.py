@@ -3,7 +3,6 @@
 import asyncio
 import contextlib
 import gc
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -17,7 +16,7 @@ from api.models import MailProtocol
 from api.services.domains import Usage
 from api.services.event_payloads import PAYLOADS, AccountSnapshot, LoginReported, MapiEwsChanged
 from api.transport.executor import PlainFieldExecutor
-from tests.conftest import REDIS_URL, Factory, run_subscription
+from tests.conftest import REDIS_URL, Factory, run_subscription, started
 from tests.servers import RedisProcess, free_port
 
 needs_redis = pytest.mark.redis
@@ -82,22 +81,6 @@ async def test_a_gateway_takes_a_burst_of_commands_far_past_a_dashboards_queue()
 
     assert received == list(range(5000))
     assert bus.hub.cut_off == 0
-
-
-@pytest.fixture
-def channel() -> str:
-    return f"mapi-ews-test:{uuid.uuid4().hex}"
-
-
-@contextlib.asynccontextmanager
-async def started(bus: EventBus) -> AsyncIterator[EventBus]:
-    await bus.start()
-    try:
-        if isinstance(bus, RedisEventBus):
-            await asyncio.wait_for(bus.listening.wait(), 5)
-        yield bus
-    finally:
-        await bus.stop()
 
 
 @needs_redis

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis, RedisCluster
@@ -22,7 +20,7 @@ from api.redis_client import ConfigurationError, check, check_kind, connect
 from api.settings import CostLimit
 from api.transport.budget import Budget, Throttled
 from api.transport.subscriptions import SubscriptionPlaces
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, started
 from tests.servers import RedisClusterProcesses
 
 pytestmark = pytest.mark.redis
@@ -33,21 +31,6 @@ UNWATCHED = range(13, 25)
 
 def login(domain_id: int, n: int) -> Event:
     return Event(Topic.LOGINS, domain_id, {"n": n})
-
-
-@pytest.fixture
-def channel() -> str:
-    return f"mapi-ews-test:{uuid.uuid4().hex}"
-
-
-@contextlib.asynccontextmanager
-async def started(bus: ShardedEventBus) -> AsyncIterator[ShardedEventBus]:
-    await bus.start()
-    try:
-        await asyncio.wait_for(bus.listening.wait(), 10)
-        yield bus
-    finally:
-        await bus.stop()
 
 
 async def on_each_node(cluster: RedisClusterProcesses, *command: str) -> dict[int, object]:
