@@ -1,7 +1,7 @@
 """`make bench`: every figure against a baseline measured in the same run, on PostgreSQL.
 
     python -m bench [list] [ingest] [policy] [sessions] [fanout] [growth] [history] [sync]
-                    [clients] [accesslog] [cluster]
+                    [clients] [accesslog] [ceiling] [cluster]
     (all: none)
 
 A fresh PostgreSQL database with 10,000 accounts (5,000 with MAPI/EWS), grown to 1,000,000 by
@@ -30,6 +30,7 @@ from pathlib import Path
 from api.settings import Settings
 from bench import (
     access_log,
+    ceiling,
     clients,
     cluster,
     fanout,
@@ -54,6 +55,7 @@ PARTS = (
     "sync",
     "clients",
     "accesslog",
+    "ceiling",
     "cluster",
 )
 
@@ -63,7 +65,8 @@ def main(argv: list[str]) -> None:
     unknown = set(parts) - set(PARTS)
     if unknown:
         sys.exit(f"bench: unknown part(s) {', '.join(sorted(unknown))}; choose from {PARTS}")
-    if shutil.which("wrk") is None and {"list", "ingest", "policy", "accesslog"} & set(parts):
+    with_wrk = {"list", "ingest", "policy", "accesslog", "ceiling"}
+    if shutil.which("wrk") is None and with_wrk & set(parts):
         sys.exit("bench: wrk is needed (Debian: apt-get install wrk)")
     redis = redis_answers()
     if not redis:
@@ -98,6 +101,8 @@ def _seeded_parts(parts: list[str], redis: bool) -> None:
                     sessions.run(running.url, seeded, url)
         if "accesslog" in parts:
             access_log.run(env, seeded, Path(scratch))
+        if "ceiling" in parts:
+            ceiling.run(env, seeded, Path(scratch))
         if "fanout" in parts:
             fanout.run(env, seeded)
         if "growth" in parts:  # last: it grows the database the others measured

@@ -197,16 +197,19 @@ class RunningServer:
 
 
 @contextmanager
-def server(env: dict[str, str], stderr: Path | None = None) -> Iterator[RunningServer]:
+def server(
+    env: dict[str, str], stderr: Path | None = None, *, command: tuple[str, ...] = ("bench.server",)
+) -> Iterator[RunningServer]:
     """bench/server.py (the app plus its baselines), one uvicorn worker, on a free port; its
-    standard error to `stderr` when given."""
+    standard error to `stderr` when given. `command`: another module to run, given the port as
+    its last argument (`("api", "serve", "--port")`: the app exactly as deployed)."""
     # A thousand dashboards need a thousand sockets on each side.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, 8192), hard), hard))
     port = 18000 + random.randrange(1000)
     errors = stderr.open("ab") if stderr is not None else None
     process = subprocess.Popen(
-        [sys.executable, "-m", "bench.server", str(port)], cwd=ROOT, env=env, stderr=errors
+        [sys.executable, "-m", *command, str(port)], cwd=ROOT, env=env, stderr=errors
     )
     base = f"http://127.0.0.1:{port}"
     try:
