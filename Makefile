@@ -36,12 +36,16 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy api
 	$(PY) -m api export-schema --check
 
+# On every core (at most four): most of the suite's time is spent waiting on server processes,
+# browsers and sockets. A module's tests stay on one worker, which starts its servers once.
+PARALLEL := -n auto --maxprocesses=4 --dist loadscope
+
 test: lint
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest $(PARALLEL)
 
 # CI's second pass: only the tests that need PostgreSQL or Redis (both URLs set).
 test-services: $(STAMP)
-	$(VENV)/bin/pytest --services-only
+	$(VENV)/bin/pytest $(PARALLEL) --services-only
 
 lock: $(UV)
 	$(UV) lock --upgrade --python $(PYTHON)

@@ -203,9 +203,9 @@ def server(
     """bench/server.py (the app plus its baselines), one uvicorn worker, on a free port; its
     standard error to `stderr` when given. `command`: another module to run, given the port as
     its last argument (`("api", "serve", "--port")`: the app exactly as deployed)."""
-    # A thousand dashboards need a thousand sockets on each side.
+    # Ten thousand dashboards need ten thousand sockets on each side.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, 8192), hard), hard))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, 32768), hard), hard))
     port = 18000 + random.randrange(1000)
     errors = stderr.open("ab") if stderr is not None else None
     process = subprocess.Popen(

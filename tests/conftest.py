@@ -71,6 +71,18 @@ REDIS_URL = os.environ.get("MAPI_EWS_TEST_REDIS_URL")
 _CHECKED_PLAN_ANSWERS = [0]
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A pytest-xdist worker hands its count to the controller (pytest_testnodedown)."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["plan_answers"] = _CHECKED_PLAN_ANSWERS[0]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    _CHECKED_PLAN_ANSWERS[0] += int(getattr(node, "workeroutput", {}).get("plan_answers", 0))
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.write_line(
         f"compiled plans answered {_CHECKED_PLAN_ANSWERS[0]} fields, each as graphql-core did"
