@@ -288,3 +288,18 @@ async def test_a_page_reads_at_most_one_row_more_than_it_shows(
     limits = [s for s in sql.statements if "LIMIT" in s and 'FROM "account"' in s]
     assert len(limits) == 1
     assert limits[0].endswith(", 11]")  # the statement's parameters: LIMIT page size + 1
+
+
+async def test_a_page_reads_no_password_hash(
+    gql: GraphQLClient, make: Factory, sql: StatementCounter
+) -> None:
+    token, example = await given_a_domain_admin(make)
+    await make.accounts(example, 5, enabled=5)
+    sql.statements.clear()
+
+    page = await gql.data(LIST, {"first": 10}, token=token)
+
+    assert len(page["mapiEwsAccounts"]["edges"]) == 5
+    rows = [s for s in sql.statements if 'FROM "account"' in s]
+    assert rows, sql.statements
+    assert not [s for s in rows if "password_hash" in s], rows

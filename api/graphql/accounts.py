@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 import strawberry
 
-from api import models
 from api.auth.principal import Role
 from api.graphql.context import Info, asks_for, tenant_of
 from api.graphql.directives import auth
@@ -20,7 +19,7 @@ from api.graphql.types import (
     connection_of,
 )
 from api.services import accounts
-from api.services.accounts import AccountSortField
+from api.services.accounts import AccountRow, AccountSortField
 from api.services.paging import Page, PageRequest
 from api.services.tenancy import Tenant
 
@@ -48,7 +47,7 @@ class AccountPayload:
 
 
 def _connection(
-    page: Page[models.Account], tenant: Tenant, sessions: dict[int, int]
+    page: Page[AccountRow], tenant: Tenant, sessions: dict[int, int]
 ) -> Connection[Account]:
     return connection_of(
         page,

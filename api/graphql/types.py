@@ -14,6 +14,7 @@ from api import models
 from api.errors import UserError as ServiceUserError
 from api.errors import UserErrorCode
 from api.models import AuditAction, LoginRefusal, MailProtocol, protocols_of
+from api.services.accounts import AccountRow
 from api.services.domains import Usage
 from api.services.event_payloads import AccountSnapshot
 from api.services.paging import Counter, Window
@@ -92,7 +93,10 @@ class Account(Node):
 
 
 def account_of(
-    row: models.Account | AccountSnapshot, domain: str, *, active_sessions: int | None = None
+    row: models.Account | AccountRow | AccountSnapshot,
+    domain: str,
+    *,
+    active_sessions: int | None = None,
 ) -> Account:
     """An account as stored, with its open sessions counted apart (`active_sessions`), or as an
     event saw it, count included: the same fields."""

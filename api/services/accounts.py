@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import partial
+from typing import Any
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
@@ -13,12 +15,44 @@ from tortoise.transactions import in_transaction
 
 from api.auth.passwords import hash_password
 from api.errors import UserError, UserErrorCode, UserErrors
-from api.models import Account, AuditAction, Domain
+from api.models import Account, AuditAction, Domain, MailProtocol
 from api.services import audit, connected, domains, reclaim, validation
-from api.services.paging import Page, PageRequest, SortSpec, paginate
+from api.services.paging import Page, PageRequest, SortSpec, paginate_of
 from api.services.tenancy import Tenant
 
 RECENCY_LAST_LOGIN = "recency__last_login"
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRow:
+    """An account as a list shows it: the columns an Account of the API is made of, read as
+    values rather than as a model (a page of 51 models cost a seventh of the tab's request), and
+    without the password hash, which no list needs."""
+
+    id: int
+    username: str
+    name: str | None
+    is_domain_admin: bool
+    mapi_ews_enabled: bool
+    mapi_ews_protocols: int
+    external_id: str | None
+    mapi_ews_enabled_at: datetime | None
+    last_login: datetime | None
+    last_login_protocol: MailProtocol | None
+    last_mapi_login: datetime | None
+    last_ews_login: datetime | None
+
+    @property
+    def pk(self) -> int:
+        return self.id
+
+
+_LISTED = tuple(field.name for field in fields(AccountRow))
+
+
+async def _rows(query: QuerySet[Account]) -> list[AccountRow]:
+    values: list[dict[str, Any]] = await query.values(*_LISTED)
+    return [AccountRow(**row) for row in values]
 
 
 class AccountSortField(StrEnum):
@@ -90,7 +124,7 @@ async def list_accounts(
     max_size: int,
     count_sessions: bool = False,
     idle_for_days: int | None = None,
-) -> tuple[Page[Account], dict[int, int]]:
+) -> tuple[Page[AccountRow], dict[int, int]]:
     """A page of the domain's accounts and, with `count_sessions`, each one's open sessions
     (one more read, whatever the page size). `idle_for_days`: only the accounts idle that long
     (api/services/reclaim.py)."""
@@ -104,8 +138,9 @@ async def list_accounts(
     count = None
     if mapi_ews_enabled is True and days is None and not text:
         count = partial(domains.enabled_count, domain_id=tenant.domain_id)  # kept, not counted
-    page = await paginate(
+    page = await paginate_of(
         queryset,
+        _rows,
         spec=order,
         request=request,
         default_size=default_size,

@@ -12,7 +12,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
-from api.db import is_sqlite
+from api.db import connection, is_sqlite
 from api.errors import UserError, UserErrorCode, UserErrors
 from api.events import EVERY_DOMAIN, Event, EventBus, Topic
 from api.models import Account, AuditAction, Domain
@@ -278,10 +278,18 @@ async def list_domains(
     )
 
 
+_KEPT_COUNT = "SELECT mapi_ews_enabled_count FROM domain WHERE id = {}"
+
+
 async def enabled_count(*, domain_id: int) -> int:
-    """The domain's MAPI/EWS accounts, as its row keeps them (0 for a domain since deleted)."""
-    domain = await Domain.filter(id=domain_id).only("id", "mapi_ews_enabled_count").first()
-    return domain.mapi_ews_enabled_count if domain is not None else 0
+    """The domain's MAPI/EWS accounts, as its row keeps them (0 for a domain since deleted).
+
+    Every page of the tab asks this for its totalCount: one column of one row, read as a fixed
+    statement (building it through a QuerySet and a model cost twice the read itself)."""
+    conn = connection()
+    statement = _KEPT_COUNT.format("?" if is_sqlite(conn) else "$1")
+    _, rows = await conn.execute_query(statement, [domain_id])
+    return int(rows[0][0]) if rows else 0
 
 
 async def usage_of(*, domain_id: int) -> Usage:

@@ -13,7 +13,7 @@ import binascii
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
 from tortoise.expressions import Q
@@ -23,6 +23,18 @@ from tortoise.queryset import QuerySet
 from api.errors import BadUserInput
 
 M = TypeVar("M", bound=Model)
+
+
+class Keyed(Protocol):
+    """A row a page holds: a model, or a lighter row read from the same columns."""
+
+    @property
+    def pk(self) -> Any: ...
+
+
+R = TypeVar("R", bound=Keyed)
+Fetch = Callable[[QuerySet[M]], Awaitable[list[R]]]
+"""Runs one of a page's statements: a QuerySet to its rows (models, by default)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,10 +65,10 @@ class PageRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class Window(Generic[M]):
+class Window(Generic[R]):
     """The rows of one page and where it sits, without the list's total."""
 
-    items: list[M]
+    items: list[R]
     cursors: list[str]
     has_next_page: bool
     has_previous_page: bool
@@ -67,7 +79,7 @@ Counter = Callable[[], Awaitable[int]]
 
 
 @dataclass(frozen=True, slots=True)
-class Page(Window[M]):
+class Page(Window[R]):
     """A window and how to count the whole list, which costs nothing until called."""
 
     count: Counter
@@ -145,6 +157,10 @@ def _in_order(queryset: QuerySet[M], column: str, *, ascending: bool) -> QuerySe
     return queryset.order_by(f"{sign}{column}", f"{sign}id")
 
 
+async def _models(query: QuerySet[M]) -> list[M]:
+    return list(await query)
+
+
 async def _read(
     queryset: QuerySet[M],
     spec: SortSpec,
@@ -152,7 +168,8 @@ async def _read(
     *,
     forwards: bool,
     want: int,
-) -> list[M]:
+    fetch: Fetch[M, R],
+) -> list[R]:
     """Up to `want` rows after `cursor` in reading order.
 
     A nullable column is read in two groups, non-NULL then NULL (reversed when reading backwards),
@@ -163,18 +180,18 @@ async def _read(
         query = queryset
         if cursor is not None:
             query = query.filter(_beyond(spec, *cursor, ascending=ascending))
-        return list(await _in_order(query, spec.queried, ascending=ascending).limit(want))
+        return await fetch(_in_order(query, spec.queried, ascending=ascending).limit(want))
     column = spec.queried
     groups = [False, True] if forwards else [True, False]  # is the group the NULL one?
     if cursor is not None:
         groups = groups[groups.index(cursor[0] is None) :]
-    rows: list[M] = []
+    rows: list[R] = []
     for null_group in groups:
         query = queryset.filter(_q(**{f"{column}__isnull": null_group}))
         if cursor is not None and (cursor[0] is None) is null_group:
             query = query.filter(_beyond(spec, *cursor, ascending=ascending))
         order = "id" if null_group else column
-        rows += await _in_order(query, order, ascending=ascending).limit(want - len(rows))
+        rows += await fetch(_in_order(query, order, ascending=ascending).limit(want - len(rows)))
         if len(rows) >= want:
             break
     return rows
@@ -190,10 +207,32 @@ async def window(
     value_of: Callable[[M], Any] | None = None,
 ) -> Window[M]:
     """One page of `queryset` in `spec` order: its one or two reads, whatever the page size."""
+    return await window_of(
+        queryset,
+        _models,
+        spec=spec,
+        request=request,
+        default_size=default_size,
+        max_size=max_size,
+        value_of=value_of,
+    )
+
+
+async def window_of(
+    queryset: QuerySet[M],
+    fetch: Fetch[M, R],
+    *,
+    spec: SortSpec,
+    request: PageRequest,
+    default_size: int,
+    max_size: int,
+    value_of: Callable[[R], Any] | None = None,
+) -> Window[R]:
+    """`window`, each statement run by `fetch` (rows lighter than models, say)."""
     size, backwards = page_size(request, default=default_size, maximum=max_size)
     given = request.before if backwards else request.after
     cursor = decode_cursor(spec, given) if given is not None else None
-    rows = await _read(queryset, spec, cursor, forwards=not backwards, want=size + 1)
+    rows = await _read(queryset, spec, cursor, forwards=not backwards, want=size + 1, fetch=fetch)
     more = len(rows) > size
     rows = rows[:size]
     if backwards:
@@ -217,8 +256,33 @@ async def paginate(
 ) -> Page[M]:
     """The window, and a COUNT of the whole list (or `count`, where the list's size is kept
     elsewhere) that runs only if totalCount is asked for."""
-    rows = await window(
+    return await paginate_of(
         queryset,
+        _models,
+        spec=spec,
+        request=request,
+        default_size=default_size,
+        max_size=max_size,
+        value_of=value_of,
+        count=count,
+    )
+
+
+async def paginate_of(
+    queryset: QuerySet[M],
+    fetch: Fetch[M, R],
+    *,
+    spec: SortSpec,
+    request: PageRequest,
+    default_size: int,
+    max_size: int,
+    value_of: Callable[[R], Any] | None = None,
+    count: Counter | None = None,
+) -> Page[R]:
+    """`paginate`, each statement run by `fetch`."""
+    rows = await window_of(
+        queryset,
+        fetch,
         spec=spec,
         request=request,
         default_size=default_size,
