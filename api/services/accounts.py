@@ -17,7 +17,7 @@ from api.auth.passwords import hash_password
 from api.errors import UserError, UserErrorCode, UserErrors
 from api.models import Account, AuditAction, Domain, MailProtocol
 from api.services import audit, connected, domains, reclaim, validation
-from api.services.paging import Page, PageRequest, SortSpec, paginate_of
+from api.services.paging import Page, PageRequest, SortSpec, paginate
 from api.services.tenancy import Tenant
 
 RECENCY_LAST_LOGIN = "recency__last_login"
@@ -138,7 +138,7 @@ async def list_accounts(
     count = None
     if mapi_ews_enabled is True and days is None and not text:
         count = partial(domains.enabled_count, domain_id=tenant.domain_id)  # kept, not counted
-    page = await paginate_of(
+    page = await paginate(
         queryset,
         _rows,
         spec=order,

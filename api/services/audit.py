@@ -10,7 +10,7 @@ from tortoise.expressions import Q
 
 from api.db import is_sqlite
 from api.models import AuditAction, AuditEntry
-from api.services.paging import Page, PageRequest, SortSpec, paginate
+from api.services.paging import Page, PageRequest, SortSpec, as_models, paginate
 
 _NEWEST_FIRST = SortSpec(column="id", descending=True)
 _INSERT_SQLITE = (
@@ -68,6 +68,7 @@ async def entries(
         queryset = queryset.filter(Q(target__icontains=search) | Q(actor__icontains=search))
     return await paginate(
         queryset,
+        as_models,
         spec=_NEWEST_FIRST,
         request=request,
         default_size=default_size,

@@ -15,7 +15,7 @@ from api.events import Event, Topic
 from api.models import Account, Domain, GatewayToken, ProtocolSession, SessionEndReason
 from api.services import validation
 from api.services.event_payloads import AccountSnapshot, SessionChanged, SessionSnapshot
-from api.services.paging import PageRequest, SortSpec, Window, window
+from api.services.paging import PageRequest, SortSpec, Window, as_models, window
 from api.services.tenancy import Tenant
 
 _NEWEST_FIRST = SortSpec(column="started_at", descending=True, is_datetime=True)
@@ -169,6 +169,7 @@ async def open_sessions(
     """A page of the domain's open sessions, newest first, each described."""
     page = await window(
         _listed(tenant, username),
+        as_models,
         spec=_NEWEST_FIRST,
         request=request,
         default_size=default_size,

@@ -17,7 +17,7 @@ from api.errors import UserError, UserErrorCode, UserErrors
 from api.events import EVERY_DOMAIN, Event, EventBus, Topic
 from api.models import Account, AuditAction, Domain
 from api.services import audit, usage, validation
-from api.services.paging import Page, PageRequest, SortSpec, paginate
+from api.services.paging import Page, PageRequest, SortSpec, as_models, paginate
 
 
 class _Keep(Enum):
@@ -271,6 +271,7 @@ async def list_domains(
         queryset = queryset.filter(name__icontains=text)
     return await paginate(
         queryset,
+        as_models,
         spec=SortSpec(column="name"),
         request=request,
         default_size=default_size,

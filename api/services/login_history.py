@@ -12,7 +12,7 @@ from tortoise.queryset import QuerySet
 from api.models import Account, LoginEvent
 from api.services import client_rollup, connected, login_partitions, validation
 from api.services.accounts import search_filter
-from api.services.paging import PageRequest, SortSpec, Window, window
+from api.services.paging import PageRequest, SortSpec, Window, as_models, window
 from api.services.tenancy import Tenant
 
 _NEWEST_FIRST = SortSpec(column="occurred_at", descending=True, is_datetime=True)
@@ -54,6 +54,7 @@ async def login_events(
     domain's history is long."""
     page = await window(
         _history(tenant, username, search),
+        as_models,
         spec=_NEWEST_FIRST,
         request=request,
         default_size=default_size,

@@ -157,7 +157,8 @@ def _in_order(queryset: QuerySet[M], column: str, *, ascending: bool) -> QuerySe
     return queryset.order_by(f"{sign}{column}", f"{sign}id")
 
 
-async def _models(query: QuerySet[M]) -> list[M]:
+async def as_models(query: QuerySet[M]) -> list[M]:
+    """A page's statement read as models: what most lists want."""
     return list(await query)
 
 
@@ -199,27 +200,6 @@ async def _read(
 
 async def window(
     queryset: QuerySet[M],
-    *,
-    spec: SortSpec,
-    request: PageRequest,
-    default_size: int,
-    max_size: int,
-    value_of: Callable[[M], Any] | None = None,
-) -> Window[M]:
-    """One page of `queryset` in `spec` order: its one or two reads, whatever the page size."""
-    return await window_of(
-        queryset,
-        _models,
-        spec=spec,
-        request=request,
-        default_size=default_size,
-        max_size=max_size,
-        value_of=value_of,
-    )
-
-
-async def window_of(
-    queryset: QuerySet[M],
     fetch: Fetch[M, R],
     *,
     spec: SortSpec,
@@ -228,7 +208,8 @@ async def window_of(
     max_size: int,
     value_of: Callable[[R], Any] | None = None,
 ) -> Window[R]:
-    """`window`, each statement run by `fetch` (rows lighter than models, say)."""
+    """One page of `queryset` in `spec` order: its one or two reads, whatever the page size,
+    each run by `fetch` (`as_models`, or rows lighter than models)."""
     size, backwards = page_size(request, default=default_size, maximum=max_size)
     given = request.before if backwards else request.after
     cursor = decode_cursor(spec, given) if given is not None else None
@@ -246,30 +227,6 @@ async def window_of(
 
 async def paginate(
     queryset: QuerySet[M],
-    *,
-    spec: SortSpec,
-    request: PageRequest,
-    default_size: int,
-    max_size: int,
-    value_of: Callable[[M], Any] | None = None,
-    count: Counter | None = None,
-) -> Page[M]:
-    """The window, and a COUNT of the whole list (or `count`, where the list's size is kept
-    elsewhere) that runs only if totalCount is asked for."""
-    return await paginate_of(
-        queryset,
-        _models,
-        spec=spec,
-        request=request,
-        default_size=default_size,
-        max_size=max_size,
-        value_of=value_of,
-        count=count,
-    )
-
-
-async def paginate_of(
-    queryset: QuerySet[M],
     fetch: Fetch[M, R],
     *,
     spec: SortSpec,
@@ -279,8 +236,9 @@ async def paginate_of(
     value_of: Callable[[R], Any] | None = None,
     count: Counter | None = None,
 ) -> Page[R]:
-    """`paginate`, each statement run by `fetch`."""
-    rows = await window_of(
+    """The window, and a COUNT of the whole list (or `count`, where the list's size is kept
+    elsewhere) that runs only if totalCount is asked for."""
+    rows = await window(
         queryset,
         fetch,
         spec=spec,

@@ -23,7 +23,7 @@ from tortoise.queryset import QuerySet
 from api.db import is_sqlite
 from api.errors import BadUserInput
 from api.models import Domain, UsageDay
-from api.services.paging import Page, PageRequest, SortSpec, Window, paginate, window
+from api.services.paging import Page, PageRequest, SortSpec, Window, as_models, paginate, window
 
 MAX_DAYS = 366
 _MONTH = re.compile(r"(\d{4})-(\d{2})")
@@ -208,6 +208,7 @@ async def report(
     the number of such domains (totalCount)."""
     page = await paginate(
         _existing_in(month),
+        as_models,
         spec=_BY_NAME,
         request=request,
         default_size=default_size,
@@ -223,6 +224,7 @@ async def report_batch(
     all (the CSV reads every batch and needs no total)."""
     batch = await window(
         _existing_in(month),
+        as_models,
         spec=_BY_NAME,
         request=PageRequest(first=size, after=after),
         default_size=size,
