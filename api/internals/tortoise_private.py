@@ -1,11 +1,12 @@
-"""Tortoise ORM's private parts: building a model from a row a raw statement returned, and the
-model's columns and key range. Raw statements (a gateway's report in one round trip) return
-rows that Tortoise's public API cannot take; `_init_from_db` converts them by Tortoise's own
-per-dialect rules, as its queries do."""
+"""Tortoise ORM's private parts: building a model from a row a raw statement returned, the
+model's columns and key range, and how its values() converts columns. Raw statements (a
+gateway's report in one round trip, a page's statement built once) return rows that Tortoise's
+public API cannot take; they are converted by Tortoise's own per-dialect rules, as its queries
+do."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from tortoise.fields import DatetimeField
@@ -34,3 +35,13 @@ def time_columns(model: type[Model]) -> list[str]:
 def largest_key(model: type[Model]) -> int:
     """The largest primary key the model's column holds (int4 or int8)."""
     return int(model._meta.pk.constraints["le"])
+
+
+def python_values(
+    model: type[Model], names: tuple[str, ...]
+) -> list[tuple[str, Callable[[Any], Any]]]:
+    """The conversions Tortoise's `values()` applies to these plain columns of the model's rows:
+    each field's `to_python_value`, except for the types its database returns as they are."""
+    native = {field for _, field, _ in model._meta.db_native_fields}
+    fields = model._meta.fields_map
+    return [(name, fields[name].to_python_value) for name in names if name not in native]

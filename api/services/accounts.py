@@ -6,7 +6,6 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import partial
-from typing import Any
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
@@ -16,8 +15,8 @@ from tortoise.transactions import in_transaction
 from api.auth.passwords import hash_password
 from api.errors import UserError, UserErrorCode, UserErrors
 from api.models import Account, AuditAction, Domain, MailProtocol
-from api.services import audit, connected, domains, reclaim, validation
-from api.services.paging import Page, PageRequest, SortSpec, paginate
+from api.services import audit, connected, domains, reclaim, statements, validation
+from api.services.paging import Bind, Listing, Page, PageRequest, Read, SortSpec, as_is, paginate
 from api.services.tenancy import Tenant
 
 RECENCY_LAST_LOGIN = "recency__last_login"
@@ -50,9 +49,8 @@ class AccountRow:
 _LISTED = tuple(field.name for field in fields(AccountRow))
 
 
-async def _rows(query: QuerySet[Account]) -> list[AccountRow]:
-    values: list[dict[str, Any]] = await query.values(*_LISTED)
-    return [AccountRow(**row) for row in values]
+async def _rows(read: Read[Account]) -> list[AccountRow]:
+    return [AccountRow(**row) for row in await statements.values(read, _LISTED)]
 
 
 class AccountSortField(StrEnum):
@@ -94,23 +92,26 @@ def listed(
     mapi_ews_enabled: bool | None,
     order: SortSpec,
     idle_days: int | None = None,
-) -> QuerySet[Account]:
-    """The domain's accounts a list reads, filtered where the index serving its order is."""
+) -> Listing[Account]:
+    """The domain's accounts a list reads, filtered where the index serving its order is. The
+    tab's lists have a shape, so each page's statement is built once (api/services/statements.py);
+    the idle list's filters are worth less than their naming."""
     if idle_days is not None:
         queryset = reclaim.idle_accounts(domain_id, idle_days, now=datetime.now(UTC))
         if mapi_ews_enabled is not None:  # idle accounts have MAPI/EWS: False lists none
             queryset = queryset.filter(mapi_ews_enabled=mapi_ews_enabled)
-        return queryset
-    if order.path == RECENCY_LAST_LOGIN:
-        # The domain and flag as AccountRecency holds them, so its index serves the order.
-        queryset = Account.filter(recency__domain_id=domain_id)
+        return Listing(lambda _: queryset)
+    # By last login: the domain and flag as AccountRecency holds them, so its index serves the
+    # order.
+    held = "recency__" if order.path == RECENCY_LAST_LOGIN else ""
+
+    def build(bind: Bind) -> QuerySet[Account]:
+        queryset = Account.filter(**{f"{held}domain_id": bind(domain_id)})
         if mapi_ews_enabled is not None:
-            queryset = queryset.filter(recency__mapi_ews_enabled=mapi_ews_enabled)
+            queryset = queryset.filter(**{f"{held}mapi_ews_enabled": bind(mapi_ews_enabled)})
         return queryset
-    queryset = Account.filter(domain_id=domain_id)
-    if mapi_ews_enabled is not None:
-        queryset = queryset.filter(mapi_ews_enabled=mapi_ews_enabled)
-    return queryset
+
+    return Listing(build, shape=("accounts", held, mapi_ews_enabled is None))
 
 
 async def list_accounts(
@@ -129,17 +130,19 @@ async def list_accounts(
     (one more read, whatever the page size). `idle_for_days`: only the accounts idle that long
     (api/services/reclaim.py)."""
     days = reclaim.idle_argument(idle_for_days)
-    queryset = listed(
+    listing = listed(
         domain_id=tenant.domain_id, mapi_ews_enabled=mapi_ews_enabled, order=order, idle_days=days
     )
     text = validation.search_argument(search)
     if text:
-        queryset = queryset.filter(search_filter(text, tenant.domain))
+        # A search's filter takes a shape of its own from the text: read through Tortoise.
+        searched = listing.build(as_is).filter(search_filter(text, tenant.domain))
+        listing = Listing(lambda _: searched)
     count = None
     if mapi_ews_enabled is True and days is None and not text:
         count = partial(domains.enabled_count, domain_id=tenant.domain_id)  # kept, not counted
     page = await paginate(
-        queryset,
+        listing,
         _rows,
         spec=order,
         request=request,

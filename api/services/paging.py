@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -33,8 +33,43 @@ class Keyed(Protocol):
 
 
 R = TypeVar("R", bound=Keyed)
-Fetch = Callable[[QuerySet[M]], Awaitable[list[R]]]
-"""Runs one of a page's statements: a QuerySet to its rows (models, by default)."""
+
+Bind = Callable[[Any], Any]
+"""The term a value takes in a statement: the value itself (`as_is`), or a parameter standing for
+it (api/services/statements.py)."""
+
+
+def as_is(value: Any) -> Any:
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Listing(Generic[M]):
+    """The rows a list pages through: `build(bind)` is their QuerySet, every value it filters on
+    passed through `bind`. `shape` names everything else their SQL depends on; with one, each of a
+    page's statements is built once per shape and then run with each request's values
+    (api/services/statements.py). A plain QuerySet is a listing without a shape."""
+
+    build: Callable[[Bind], QuerySet[M]]
+    shape: Hashable | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Read(Generic[M]):
+    """One statement of a page: `build(bind)` its rows in reading order, without the limit;
+    `shape` what its SQL depends on besides its values (None when its listing names none)."""
+
+    build: Callable[[Bind], QuerySet[M]]
+    shape: Hashable | None
+    limit: int
+
+    def queryset(self) -> QuerySet[M]:
+        """The statement as Tortoise runs it, values in place."""
+        return self.build(as_is).limit(self.limit)
+
+
+Fetch = Callable[[Read[M]], Awaitable[list[R]]]
+"""Runs one of a page's statements to its rows (models, with `as_models`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,15 +174,18 @@ def _q(**conditions: Any) -> Q:
     return Q(**conditions)
 
 
-def _beyond(spec: SortSpec, value: Any, row_id: int, *, ascending: bool) -> Q:
-    """Rows after the cursor row within its group, reading in the given direction."""
+def _beyond(spec: SortSpec, value: Any, row_id: int, *, ascending: bool, bind: Bind) -> Q:
+    """Rows after the cursor row within its group, reading in the given direction. Its shape
+    depends on the spec and on whether `value` is None, nothing else."""
     op = "gt" if ascending else "lt"
     if spec.column == "id":
-        return _q(**{f"id__{op}": row_id})
+        return _q(**{f"id__{op}": bind(row_id)})
     if value is None:  # the cursor row is in the NULL group, ordered by id alone
-        return _q(**{f"id__{op}": row_id})
+        return _q(**{f"id__{op}": bind(row_id)})
     column = spec.queried
-    return _q(**{f"{column}__{op}": value}) | _q(**{column: value, f"id__{op}": row_id})
+    return _q(**{f"{column}__{op}": bind(value)}) | _q(
+        **{column: bind(value), f"id__{op}": bind(row_id)}
+    )
 
 
 def _in_order(queryset: QuerySet[M], column: str, *, ascending: bool) -> QuerySet[M]:
@@ -157,13 +195,47 @@ def _in_order(queryset: QuerySet[M], column: str, *, ascending: bool) -> QuerySe
     return queryset.order_by(f"{sign}{column}", f"{sign}id")
 
 
-async def as_models(query: QuerySet[M]) -> list[M]:
+async def as_models(read: Read[M]) -> list[M]:
     """A page's statement read as models: what most lists want."""
-    return list(await query)
+    return list(await read.queryset())
+
+
+def _listing(source: QuerySet[M] | Listing[M]) -> Listing[M]:
+    if isinstance(source, Listing):
+        return source
+    return Listing(lambda _: source)
+
+
+def _statement(
+    listing: Listing[M],
+    spec: SortSpec,
+    *,
+    ascending: bool,
+    null_group: bool | None,
+    after: tuple[Any, int] | None,
+    limit: int,
+) -> Read[M]:
+    """The read of the rows after `after` (None: from the start), in the NULL group, the other
+    one, or both (`null_group` None), in index order."""
+    order = "id" if null_group else spec.queried
+
+    def build(bind: Bind) -> QuerySet[M]:
+        query = listing.build(bind)
+        if null_group is not None:
+            query = query.filter(_q(**{f"{spec.queried}__isnull": null_group}))
+        if after is not None:
+            query = query.filter(_beyond(spec, *after, ascending=ascending, bind=bind))
+        return _in_order(query, order, ascending=ascending)
+
+    shape = None
+    if listing.shape is not None:
+        cursor_shape = None if after is None else after[0] is None
+        shape = (listing.shape, spec, ascending, null_group, cursor_shape)
+    return Read(build, shape, limit)
 
 
 async def _read(
-    queryset: QuerySet[M],
+    listing: Listing[M],
     spec: SortSpec,
     cursor: tuple[Any, int] | None,
     *,
@@ -178,28 +250,34 @@ async def _read(
     """
     ascending = spec.descending is not forwards
     if not spec.nullable:
-        query = queryset
-        if cursor is not None:
-            query = query.filter(_beyond(spec, *cursor, ascending=ascending))
-        return await fetch(_in_order(query, spec.queried, ascending=ascending).limit(want))
-    column = spec.queried
+        return await fetch(
+            _statement(
+                listing, spec, ascending=ascending, null_group=None, after=cursor, limit=want
+            )
+        )
     groups = [False, True] if forwards else [True, False]  # is the group the NULL one?
     if cursor is not None:
         groups = groups[groups.index(cursor[0] is None) :]
     rows: list[R] = []
     for null_group in groups:
-        query = queryset.filter(_q(**{f"{column}__isnull": null_group}))
-        if cursor is not None and (cursor[0] is None) is null_group:
-            query = query.filter(_beyond(spec, *cursor, ascending=ascending))
-        order = "id" if null_group else column
-        rows += await fetch(_in_order(query, order, ascending=ascending).limit(want - len(rows)))
+        after = cursor if cursor is not None and (cursor[0] is None) is null_group else None
+        rows += await fetch(
+            _statement(
+                listing,
+                spec,
+                ascending=ascending,
+                null_group=null_group,
+                after=after,
+                limit=want - len(rows),
+            )
+        )
         if len(rows) >= want:
             break
     return rows
 
 
 async def window(
-    queryset: QuerySet[M],
+    source: QuerySet[M] | Listing[M],
     fetch: Fetch[M, R],
     *,
     spec: SortSpec,
@@ -208,12 +286,13 @@ async def window(
     max_size: int,
     value_of: Callable[[R], Any] | None = None,
 ) -> Window[R]:
-    """One page of `queryset` in `spec` order: its one or two reads, whatever the page size,
+    """One page of `source` in `spec` order: its one or two reads, whatever the page size,
     each run by `fetch` (`as_models`, or rows lighter than models)."""
     size, backwards = page_size(request, default=default_size, maximum=max_size)
     given = request.before if backwards else request.after
     cursor = decode_cursor(spec, given) if given is not None else None
-    rows = await _read(queryset, spec, cursor, forwards=not backwards, want=size + 1, fetch=fetch)
+    listing = _listing(source)
+    rows = await _read(listing, spec, cursor, forwards=not backwards, want=size + 1, fetch=fetch)
     more = len(rows) > size
     rows = rows[:size]
     if backwards:
@@ -226,7 +305,7 @@ async def window(
 
 
 async def paginate(
-    queryset: QuerySet[M],
+    source: QuerySet[M] | Listing[M],
     fetch: Fetch[M, R],
     *,
     spec: SortSpec,
@@ -238,8 +317,9 @@ async def paginate(
 ) -> Page[R]:
     """The window, and a COUNT of the whole list (or `count`, where the list's size is kept
     elsewhere) that runs only if totalCount is asked for."""
+    listing = _listing(source)
     rows = await window(
-        queryset,
+        listing,
         fetch,
         spec=spec,
         request=request,
@@ -249,7 +329,7 @@ async def paginate(
     )
 
     async def count_all() -> int:
-        return await queryset.count()
+        return await listing.build(as_is).count()
 
     return Page(
         rows.items, rows.cursors, rows.has_next_page, rows.has_previous_page, count or count_all
