@@ -21,7 +21,7 @@ from typing import TypeVar
 import uvicorn
 from pydantic import ValidationError
 
-from api import db
+from api import db, redis_client
 from api.errors import UserErrors
 from api.metrics import MULTIPROCESS_DIR
 from api.observability import configure_logging
@@ -55,6 +55,14 @@ async def _with_database(settings: Settings, work: Callable[[], Awaitable[T]]) -
         await db.close_database()
 
 
+async def _check_redis_kind(url: str, *, cluster: bool) -> None:
+    client = redis_client.connect(url, cluster=cluster)
+    try:
+        await redis_client.check_kind(client)
+    finally:
+        await client.aclose()
+
+
 def serve(args: argparse.Namespace) -> None:
     settings = _settings()
     configure_logging(json_lines=not settings.is_development)
@@ -67,6 +75,12 @@ def serve(args: argparse.Namespace) -> None:
         )
     if settings.uses_embedded_sqlite:
         asyncio.run(db.migrate_database(settings))  # the embedded default keeps itself current
+    if settings.redis_url:
+        # Each worker's startup checks it again; a wrong kind is said here once, as one line.
+        try:
+            asyncio.run(_check_redis_kind(settings.redis_url, cluster=settings.redis_cluster))
+        except redis_client.ConfigurationError as error:
+            sys.exit(f"mapi-ews-admin: {error}")
     if args.workers > 1 and not settings.redis_url:
         logging.getLogger("api.cli").warning(
             "MAPI_EWS_REDIS_URL is not set: with %d workers, a subscription sees only the events "

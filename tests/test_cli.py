@@ -3,6 +3,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from tests.conftest import REDIS_URL
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -89,6 +93,27 @@ def test_development_without_a_writable_data_folder_says_how_to_give_it_a_key(
     assert result.returncode != 0
     assert "no signing key" in result.stderr
     assert "MAPI_EWS_SECRET_KEY" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.redis
+def test_a_redis_of_the_wrong_kind_stops_serve_with_one_line_saying_what_to_set(
+    tmp_path: Path,
+) -> None:
+    result = run(
+        "serve",
+        "--port",
+        "1",  # never reached: the check comes first
+        env={
+            "MAPI_EWS_DATABASE_URL": f"sqlite://{tmp_path / 'r.sqlite3'}",
+            "MAPI_EWS_SECRET_KEY": "a-test-key-long-enough-for-hs256-0123456789abcdef",
+            "MAPI_EWS_REDIS_URL": str(REDIS_URL),
+            "MAPI_EWS_REDIS_CLUSTER": "true",
+        },
+    )
+
+    assert result.returncode != 0
+    assert "not a cluster node: unset MAPI_EWS_REDIS_CLUSTER" in result.stderr
     assert "Traceback" not in result.stderr
 
 
