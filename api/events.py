@@ -33,7 +33,7 @@ from pydantic import TypeAdapter, ValidationError
 from redis.asyncio import RedisCluster
 from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterPubSub
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from api.errors import FellBehind
 from api.metrics import Metrics
@@ -675,7 +675,7 @@ class ShardedEventBus(RedisEventBus):
         return self.cluster.pubsub()
 
     async def _command(self, subscribe: bool, channel: str) -> bool:
-        sent = await super()._command(subscribe, channel)
+        sent = False if self._node_away(channel) else await super()._command(subscribe, channel)
         if subscribe and not sent and self._pubsub is not None:
             # Its node did not answer: redis-py keeps no record of a channel it could not
             # send, so nothing would subscribe it when the node is back. Tried again below.
@@ -710,11 +710,25 @@ class ShardedEventBus(RedisEventBus):
             if channel not in self._wanted:
                 self._unsent.discard(channel)
                 continue
+            if self._node_away(channel):
+                continue
             try:
                 await pubsub.ssubscribe(channel)
             except (RedisError, OSError):
                 continue
             self._unsent.discard(channel)
+
+    def _node_away(self, channel: str) -> bool:
+        """Whether `channel`'s node is one its reader has lost. That reader reconnects it, reading
+        the handshake on the node's one connection; a command sent on it meanwhile would connect
+        and read too, which asyncio's streams refuse (RuntimeError). Sent once it is back."""
+        if not self._down:
+            return False
+        try:
+            node = self.cluster.get_node_from_key(channel)
+        except RedisClusterException:
+            return True
+        return node is None or node.name in self._down
 
     def _read_every_node(self, pubsub: ClusterPubSub) -> None:
         """A reader for each node connection of `pubsub` that has none (a node that holds one of
