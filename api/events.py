@@ -661,8 +661,11 @@ class ShardedEventBus(RedisEventBus):
         # Nodes whose connection fails now; the last request for the cluster's slots.
         self._down: set[str] = set()
         self._repaired = 0.0
-        # Channels wanted whose SSUBSCRIBE could not be sent (their node was away).
+        # Channels wanted whose SSUBSCRIBE could not be sent (their node was away), and channels
+        # left whose SUNSUBSCRIBE could not be: redis-py would subscribe them again as it
+        # reconnects, and their node would send this process their domain's events for ever.
         self._unsent: set[str] = set()
+        self._unleft: set[str] = set()
         self._sent_again = 0.0
 
     def _new_pubsub(self) -> ClusterPubSub:
@@ -671,7 +674,8 @@ class ShardedEventBus(RedisEventBus):
         self._readers = {}
         self._messages = asyncio.Queue()
         self._down.clear()
-        self._unsent.clear()  # a new connection subscribes everything wanted
+        self._unsent.clear()  # a new connection subscribes everything wanted, and nothing else
+        self._unleft.clear()
         return self.cluster.pubsub()
 
     async def _command(self, subscribe: bool, channel: str) -> bool:
@@ -680,13 +684,15 @@ class ShardedEventBus(RedisEventBus):
             # Its node did not answer: redis-py keeps no record of a channel it could not
             # send, so nothing would subscribe it when the node is back. Tried again below.
             self._unsent.add(channel)
+        if not subscribe and not sent and self._pubsub is not None:
+            self._unleft.add(channel)
         if isinstance(self._pubsub, ClusterPubSub):
             self._read_every_node(self._pubsub)
         return sent
 
     async def _next_message(self, pubsub: Any) -> dict[str, Any] | None:
         self._read_every_node(pubsub)
-        if self._unsent:
+        if self._unsent or self._unleft:
             await self._send_again(pubsub)
         try:
             return await asyncio.wait_for(self._messages.get(), self.CHECK_SECONDS)
@@ -701,22 +707,25 @@ class ShardedEventBus(RedisEventBus):
         await super().stop()
 
     async def _send_again(self, pubsub: ClusterPubSub) -> None:
-        """SSUBSCRIBE again the wanted channels whose node did not answer, every CHECK_SECONDS."""
+        """Every CHECK_SECONDS, SSUBSCRIBE the wanted channels and SUNSUBSCRIBE the left ones
+        whose node did not answer then, each once its node is back."""
         now = asyncio.get_running_loop().time()
         if now - self._sent_again < self.CHECK_SECONDS:
             return
         self._sent_again = now
-        for channel in list(self._unsent):
-            if channel not in self._wanted:
-                self._unsent.discard(channel)
-                continue
-            if self._node_away(channel):
-                continue
-            try:
-                await pubsub.ssubscribe(channel)
-            except (RedisError, OSError):
-                continue
-            self._unsent.discard(channel)
+        for pending, subscribe in ((self._unsent, True), (self._unleft, False)):
+            for channel in list(pending):
+                if (channel in self._wanted) is not subscribe:
+                    pending.discard(channel)  # wanted again, or left again, since
+                    continue
+                if self._node_away(channel):
+                    continue
+                command = pubsub.ssubscribe if subscribe else pubsub.sunsubscribe
+                try:
+                    await command(channel)
+                except (RedisError, OSError):
+                    continue
+                pending.discard(channel)
 
     def _node_away(self, channel: str) -> bool:
         """Whether `channel`'s node is one its reader has lost. That reader reconnects it, reading

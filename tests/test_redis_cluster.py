@@ -257,6 +257,55 @@ async def test_a_node_that_goes_away_and_comes_back(channel: str) -> None:
         gc.collect()
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+async def test_a_dashboard_that_leaves_while_its_node_is_away_is_unsubscribed_when_it_is_back(
+    channel: str,
+) -> None:
+    """redis-py subscribes its channels again as it reconnects, a channel left while its node
+    was away too: without a SUNSUBSCRIBE once the node is back, the node would send this process
+    that domain's events for as long as the connection lasts."""
+    cluster = RedisClusterProcesses()
+    cluster.start()
+    bus = ShardedEventBus(10, url=cluster.urls[0], channel=channel)
+    away = cluster.ports[2]
+    node = Redis(port=away)
+    try:
+        async with started(bus):
+            assert isinstance(bus.redis, RedisCluster)
+            domain = next(
+                d
+                for d in range(1, 200)
+                if bus.redis.get_node_from_key(bus.channel_of(Topic.LOGINS, d)).port == away
+            )
+            name = bus.channel_of(Topic.LOGINS, domain)
+
+            async def subscribers() -> int:
+                counts = await node.execute_command("PUBSUB", "SHARDNUMSUB", name)
+                return int(counts[1])
+
+            async with bus.subscribe(Topic.LOGINS, domain):
+                assert await subscribers() == 1
+                cluster.stop_node(away)
+                async with asyncio.timeout(15):
+                    while bus.metrics.value("mapi_ews_redis_listening") == 1:
+                        await asyncio.sleep(0.1)
+            # Left while the node is away.
+
+            cluster.start_node(away)
+            cluster.wait_until_ok()
+            async with asyncio.timeout(20):
+                # Listening again: the reader has reconnected, and redis-py has subscribed the
+                # connection's channels again.
+                while bus.metrics.value("mapi_ews_redis_listening") != 1:
+                    await asyncio.sleep(0.1)
+                while await subscribers() != 0:
+                    await asyncio.sleep(0.2)
+    finally:
+        await node.aclose()
+        cluster.stop()
+        gc.collect()
+
+
 async def _safe_check(client: RedisCluster | Redis) -> bool:
     try:
         return await asyncio.wait_for(check(client), 3)
