@@ -134,6 +134,12 @@ def is_sqlite(conn: BaseDBAsyncClient | None = None) -> bool:
     return (conn or connection()).capabilities.dialect == "sqlite"
 
 
+def parameter_mark(conn: BaseDBAsyncClient | None = None) -> str:
+    """What a numbered parameter starts with in a raw statement: `?` (SQLite's ?1, ?2...) or `$`
+    (PostgreSQL's $1, $2...)."""
+    return "?" if is_sqlite(conn) else "$"
+
+
 async def ping() -> None:
     await connection().execute_query("SELECT 1")
 

@@ -133,16 +133,16 @@ async def list_accounts(
     listing = listed(
         domain_id=tenant.domain_id, mapi_ews_enabled=mapi_ews_enabled, order=order, idle_days=days
     )
+    source: Listing[Account] | QuerySet[Account] = listing
     text = validation.search_argument(search)
     if text:
         # A search's filter takes a shape of its own from the text: read through Tortoise.
-        searched = listing.build(as_is).filter(search_filter(text, tenant.domain))
-        listing = Listing(lambda _: searched)
+        source = listing.build(as_is).filter(search_filter(text, tenant.domain))
     count = None
     if mapi_ews_enabled is True and days is None and not text:
         count = partial(domains.enabled_count, domain_id=tenant.domain_id)  # kept, not counted
     page = await paginate(
-        listing,
+        source,
         _rows,
         spec=order,
         request=request,

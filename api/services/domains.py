@@ -12,7 +12,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
-from api.db import connection, is_sqlite
+from api.db import connection, is_sqlite, parameter_mark
 from api.errors import UserError, UserErrorCode, UserErrors
 from api.events import EVERY_DOMAIN, Event, EventBus, Topic
 from api.models import Account, AuditAction, Domain
@@ -288,7 +288,7 @@ async def enabled_count(*, domain_id: int) -> int:
     Every page of the tab asks this for its totalCount: one column of one row, read as a fixed
     statement (building it through a QuerySet and a model cost twice the read itself)."""
     conn = connection()
-    statement = _KEPT_COUNT.format("?" if is_sqlite(conn) else "$1")
+    statement = _KEPT_COUNT.format(f"{parameter_mark(conn)}1")
     _, rows = await conn.execute_query(statement, [domain_id])
     return int(rows[0][0]) if rows else 0
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from api.db import connection, is_sqlite
+from api.db import connection, is_sqlite, parameter_mark
 from api.errors import UserError, UserErrorCode, UserErrors
 from api.events import Event, EventBus, Topic
 from api.internals.tortoise_private import from_row
@@ -79,7 +79,7 @@ async def touch(
     ids = parse_session_ids(session_ids)
     now = datetime.now(UTC)
     conn = connection()
-    p = "?" if is_sqlite(conn) else "$"
+    p = parameter_mark(conn)
     # Built from fixed text and placeholders only; every value is a bound parameter.
     sql = (
         f"UPDATE protocol_session SET last_seen_at = {p}2, expires_at = {p}3 "  # noqa: S608
@@ -97,7 +97,7 @@ async def end(*, events: EventBus, gateway_id: int, session_ids: Sequence[str]) 
     ids = parse_session_ids(session_ids)
     now = datetime.now(UTC)
     conn = connection()
-    p = "?" if is_sqlite(conn) else "$"
+    p = parameter_mark(conn)
     sql = (
         f"DELETE FROM protocol_session WHERE gateway_id = {p}1 AND "  # noqa: S608
         f"{_matching(conn, 'session_id', len(ids), at=2)} RETURNING *"
@@ -149,7 +149,7 @@ async def open_clients(
     conn: BaseDBAsyncClient, domain_id: int, at: datetime
 ) -> dict[tuple[MailProtocol, str | None], int]:
     """The domain's open sessions by (protocol, client name): how many of each."""
-    p = "?" if is_sqlite(conn) else "$"
+    p = parameter_mark(conn)
     rows = await conn.execute_query_dict(
         "SELECT protocol, client_name, count(*) AS n FROM protocol_session "  # noqa: S608
         f"WHERE domain_id = {p}1 AND {open_sql(f'{p}2')} GROUP BY protocol, client_name",

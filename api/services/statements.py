@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from pypika_tortoise.terms import Parameter
 from tortoise.models import Model
 
-from api.db import connection, is_sqlite
+from api.db import connection, parameter_mark
 from api.internals.tortoise_private import python_values
 from api.services.paging import Read
 
@@ -34,16 +34,16 @@ class _Binder:
     """Stands a numbered parameter in for each value it is given, in order, and keeps the
     values. PostgreSQL numbers them $1, $2...; SQLite ?1, ?2..."""
 
-    def __init__(self, placeholder: str) -> None:
-        self.placeholder = placeholder
+    def __init__(self, mark: str) -> None:
+        self.mark = mark
         self.values: list[Any] = []
 
     def __call__(self, value: Any) -> Parameter:
         self.values.append(value)
-        return Parameter(self.placeholder.format(len(self.values)))
+        return Parameter(f"{self.mark}{len(self.values)}")
 
     def next(self) -> str:
-        return self.placeholder.format(len(self.values) + 1)
+        return f"{self.mark}{len(self.values) + 1}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +72,9 @@ async def values(read: Read[M], columns: tuple[str, ...]) -> list[dict[str, Any]
         rows: list[dict[str, Any]] = await read.queryset().values(*columns)
         return rows
     conn = connection()
-    sqlite = is_sqlite(conn)
-    binder = _Binder("?{}" if sqlite else "${}")
-    key = (read.shape, columns, sqlite)
+    mark = parameter_mark(conn)
+    binder = _Binder(mark)
+    key = (read.shape, columns, mark)
     compiled = _COMPILED.get(key)
     if compiled is None:
         compiled = _COMPILED[key] = _compile(read, binder, columns)
