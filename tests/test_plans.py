@@ -14,16 +14,27 @@ from datetime import UTC, datetime
 from enum import Enum, StrEnum
 from typing import Any
 
+import orjson
 import pytest
 import strawberry
-from graphql import DocumentNode, ExecutionResult, OperationDefinitionNode, execute, parse
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    GraphQLError,
+    OperationDefinitionNode,
+    execute,
+    parse,
+)
 from starlette.applications import Starlette
 from strawberry.permission import BasePermission, PermissionExtension
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from api.internals.strawberry_private import Operation
 from api.models import Account as AccountRow
 from api.transport.executor import PlainFieldExecutor
+from api.transport.pipeline import Rendered
 from api.transport.plans import PARITY, PlanCache, Plans
+from api.transport.websocket import next_payload, next_prefix
 from tests.conftest import Factory, GraphQLClient, StatementCounter, run_subscription
 
 
@@ -372,3 +383,58 @@ async def test_dashboards_asking_the_same_question_share_one_rendering_of_an_eve
     # The report's `allowed`; the event's three fields once for both, and the other's one.
     assert PARITY.answered == 1 + 3 + 1
     assert PARITY.refused == []
+
+
+class _Sent:
+    """Stands for Strawberry's handler: what its `send_next` would send."""
+
+    def __init__(self) -> None:
+        self.messages: list[object] = []
+
+    async def send_message(self, message: object) -> None:
+        self.messages.append(message)
+
+    def forget_id(self, _: str) -> None:
+        return None
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        ExecutionResult({"mapiEwsLoginUpdates": {"username": "admin", "at": 'ü " \\n'}}),
+        ExecutionResult(None, [GraphQLError("fell behind", extensions={"code": "X"})]),
+        ExecutionResult({"a": 1}, [], {"cost": 2}),
+    ],
+    ids=["data", "errors", "extensions"],
+)
+async def test_a_next_message_is_what_strawberry_would_send(result: ExecutionResult) -> None:
+    sent = _Sent()
+    operation = Operation(sent, 'op "1"', "subscription { a }", None, None)  # type: ignore[arg-type]
+    await operation.send_next(result)
+
+    ours = next_prefix(operation.id) + next_payload(Rendered(result)) + "}"
+
+    assert ours == orjson.dumps(sent.messages[0]).decode()  # the app's encode_json
+
+
+async def test_dashboards_sharing_a_rendering_share_its_encoding(
+    app: Starlette, gql: GraphQLClient, make: Factory
+) -> None:
+    example = await make.domain()
+    admin = await make.account(example, "admin", admin=True, enabled=True)
+    principal = await app.state.authenticator.principal(await make.token_for(admin))
+    streams = [run_subscription(app, LOGINS, principal=principal) for _ in range(2)]
+    pending = [asyncio.ensure_future(anext(stream)) for stream in streams]
+    async with asyncio.timeout(5):
+        while app.state.events.hub.subscriber_count() < 2:
+            await asyncio.sleep(0.01)
+
+    await gql.data(REPORT, {"e": "admin@example.com"}, token=await make.gateway())
+
+    first, second = await asyncio.wait_for(asyncio.gather(*pending), 5)
+    for stream in streams:
+        await stream.aclose()
+    assert isinstance(first, Rendered) and first is second
+    encoded = next_payload(first)
+    assert next_payload(second) is encoded  # kept: encoded once, not once a dashboard
+    assert orjson.loads(encoded)["data"] == first.data

@@ -8,7 +8,8 @@
 - how it converts an input (`InputContext`, its type wrappers, enums and scalars:
   api/graphql/inputs.py converts plain inputs as it would);
 - its graphql-transport-ws handler and an operation on it (api/transport/websocket.py runs each
-  operation through our pipeline), and its `aclosing`;
+  operation through our pipeline), its `aclosing`, and the Starlette WebSocket behind its ASGI
+  adapter (a `next` message written as text the pipeline encoded, `send_text`);
 - the graphql-core resolve info behind Strawberry's `Info` (api/graphql/context.py reads the
   field's selection).
 
@@ -20,6 +21,10 @@ from __future__ import annotations
 from typing import Any
 
 from graphql import GraphQLResolveInfo
+from starlette.websockets import WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter
+from strawberry.http.async_base_view import AsyncWebSocketAdapter
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.scalars import is_scalar
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import CustomGraphQLEnumType, GraphQLCoreConverter
@@ -57,6 +62,7 @@ __all__ = [
     "has_enum_definition",
     "is_scalar",
     "resolve_info",
+    "send_text",
 ]
 
 
@@ -65,3 +71,15 @@ def resolve_info(info: Any) -> GraphQLResolveInfo[Any]:
     document's fragments)."""
     raw: GraphQLResolveInfo[Any] = info._raw_info
     return raw
+
+
+async def send_text(websocket: AsyncWebSocketAdapter, text: str) -> None:
+    """A message already encoded, sent as Strawberry's ASGI adapter sends one it encodes itself
+    (its `send_json`): a text frame on its Starlette WebSocket, WebSocketDisconnected when the
+    client is gone."""
+    if not isinstance(websocket, ASGIWebSocketAdapter):
+        raise TypeError(f"an ASGI WebSocket adapter was expected, not {type(websocket)}")
+    try:
+        await websocket.ws.send_text(text)
+    except WebSocketDisconnect as gone:
+        raise WebSocketDisconnected from gone

@@ -82,6 +82,19 @@ class RequestError(Exception):
         self.retry_after = retry_after
 
 
+class Rendered(ExecutionResult):
+    """A subscription event's result. Every subscriber on this process that asks the same
+    question is handed this one object (Pipeline._render), so a transport that encodes it keeps
+    the encoding here: a thousand dashboards then cost one encoding of the event, not a
+    thousand (api/transport/websocket.py)."""
+
+    __slots__ = ("encoded",)
+
+    def __init__(self, result: ExecutionResult) -> None:
+        super().__init__(result.data, result.errors, result.extensions)
+        self.encoded: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Prepared:
     query: str
@@ -286,13 +299,13 @@ class Pipeline:
         if inspect.isawaitable(outcome):
 
             async def coded() -> ExecutionResult:
-                return self._coded(await outcome, count=False)
+                return Rendered(self._coded(await outcome, count=False))
 
             task = asyncio.ensure_future(coded())
             if memo is not None:
                 memo[question] = task
             return asyncio.shield(task)
-        result = self._coded(outcome, count=False)
+        result = Rendered(self._coded(outcome, count=False))
         if memo is not None:
             memo[question] = result
         return result
