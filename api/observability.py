@@ -48,7 +48,18 @@ class RequestIdMiddleware:
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         rid = given if _ACCEPTED_ID.fullmatch(given) else new_request_id()
         token = _request_id.set(rid)
-        extra = self.headers[scope["path"] == "/graphql"]
+        try:
+            if scope["type"] == "websocket":
+                # The headers go on HTTP responses only: a WebSocket's frames pass as they are,
+                # without a wrapper that every frame to every dashboard would go through.
+                await self.app(scope, receive, send)
+            else:
+                await self.app(scope, receive, self._with_id(send, rid, scope["path"]))
+        finally:
+            _request_id.reset(token)
+
+    def _with_id(self, send: Send, rid: str, path: str) -> Send:
+        extra = self.headers[path == "/graphql"]
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -59,10 +70,7 @@ class RequestIdMiddleware:
                 ]
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            _request_id.reset(token)
+        return send_with_id
 
 
 class JsonFormatter(logging.Formatter):

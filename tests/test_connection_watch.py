@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
 
 from api.app import create_app
 from api.auth.principal import Principal, Role
@@ -17,7 +18,7 @@ from api.events import EventBus
 from api.models import Account, Domain, SystemAdmin
 from api.services.sign_ins import account_principal
 from api.settings import Settings
-from tests.conftest import _empty_tables
+from tests.conftest import Factory, _empty_tables
 from tests.servers import metric, serving
 from tests.ws import websocket
 
@@ -155,3 +156,22 @@ async def test_watches_end_with_their_connections(live: Live) -> None:
     await asyncio.sleep(0.2)
 
     assert len(asyncio.all_tasks()) <= tasks_before
+
+
+@pytest.mark.parametrize("where", ["payload", "header"])
+async def test_a_connection_keeps_its_principal_and_not_the_token_it_came_with(
+    app: Starlette, make: Factory, where: str
+) -> None:
+    example = await make.domain("example.com")
+    token = await make.token_for(await make.account(example, "admin", admin=True))
+    header = [(b"authorization", f"Bearer {token}".encode())] if where == "header" else []
+    scope = {"type": "websocket", "headers": header, "client": ("127.0.0.1", 50000)}
+    context = app.state.contexts.for_websocket(scope, websocket=None)
+    if where == "payload":
+        context.connection_params = {"Authorization": f"Bearer {token}"}
+    endpoint = next(route.app for route in app.routes if isinstance(route, WebSocketRoute))
+
+    await endpoint.websockets.on_ws_connect(context)
+
+    assert context.principal is not None and context.principal.username == "admin@example.com"
+    assert (context.connection_params, context.upgrade_authorization) == (None, None)

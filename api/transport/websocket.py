@@ -193,6 +193,11 @@ class GraphQLApp(GraphQL[Context, None]):
             )
         except Unauthenticated:
             raise ConnectionRejectionError from None
+        finally:
+            # The connection keeps its principal, not the token it came with: a bearer token is
+            # not held in memory for as long as a dashboard stays open.
+            context.connection_params = None
+            context.upgrade_authorization = None
         websocket = context.websocket
         watch: ConnectionWatch | None = (
             websocket.scope.get("connection_watch") if websocket else None
