@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from api import db, redis_client
 from api.errors import UserErrors
 from api.metrics import MULTIPROCESS_DIR
-from api.observability import configure_logging
+from api.observability import configure_logging, uvicorn_log_config
 from api.settings import Settings
 
 T = TypeVar("T")
@@ -121,7 +121,8 @@ def serve(args: argparse.Namespace) -> None:
         host=args.host,
         port=args.port,
         workers=args.workers,
-        log_config=None,
+        # The same lines from every worker: uvicorn applies this in each process it starts.
+        log_config=uvicorn_log_config(json_lines=not settings.is_development),
         access_log=settings.access_log,
         proxy_headers=True,
         # Only these proxies' X-Forwarded-For is believed: sign-in throttling per client address

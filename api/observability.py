@@ -12,6 +12,7 @@ import queue
 import re
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -112,6 +113,14 @@ def _stop_writing() -> None:
 def configure_logging(*, json_lines: bool, level: int = logging.INFO) -> None:
     """Log lines (JSON Lines in production) to standard error, formatted and written by a
     thread of their own (the access log's line per request included), flushed at exit."""
+    root = logging.getLogger()
+    root.handlers[:] = [line_writer(json_lines=json_lines)]
+    root.setLevel(level)
+
+
+def line_writer(*, json_lines: bool) -> logging.Handler:
+    """The handler of configure_logging: it hands each record to this process's writing thread,
+    started now (once a process; a second call starts it afresh, after the lines it holds)."""
     global _listener
     handler = logging.StreamHandler()
     handler.setFormatter(
@@ -124,6 +133,16 @@ def configure_logging(*, json_lines: bool, level: int = logging.INFO) -> None:
     lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     _listener = logging.handlers.QueueListener(lines, handler)
     _listener.start()
-    root = logging.getLogger()
-    root.handlers[:] = [_Handoff(lines)]
-    root.setLevel(level)
+    return _Handoff(lines)
+
+
+def uvicorn_log_config(*, json_lines: bool) -> dict[str, Any]:
+    """configure_logging as uvicorn's `log_config`, which uvicorn applies in every worker
+    process it starts (`serve --workers N`): a worker is a new interpreter and keeps nothing of
+    its parent's logging, so without it the workers' lines, access log included, were lost."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "handlers": {"lines": {"()": f"{__name__}.line_writer", "json_lines": json_lines}},
+        "root": {"handlers": ["lines"], "level": "INFO"},
+    }

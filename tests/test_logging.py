@@ -6,18 +6,21 @@ import json
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.servers import running_server
 
 
-async def test_the_access_log_line_carries_the_request_id(tmp_path: Path) -> None:
+# With workers, each is a process of its own, which must log as the one process does.
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_the_access_log_line_carries_the_request_id(tmp_path: Path, workers: int) -> None:
     env = {
         "MAPI_EWS_ENV": "production",
         "MAPI_EWS_SECRET_KEY": "x" * 40,
         "MAPI_EWS_DATABASE_URL": f"sqlite://{tmp_path / 'db.sqlite3'}",
     }
     log = tmp_path / "server.log"
-    with running_server(env, log) as server:
+    with running_server(env, log, "--workers", str(workers)) as server:
         async with httpx.AsyncClient() as http:
             answer = await http.get(f"{server.url}/healthz", headers={"X-Request-ID": "req-42"})
         lines: list[dict[str, str]] = []
