@@ -5,9 +5,9 @@ The same five requests, median of 25 each (after 3 not counted), first on the se
 accounts, then after SQL has added 990,000 accounts and 2,000,000 events (a week of history, in
 its days' partitions), the statistics refreshed as autovacuum would, and the load's writes
 checkpointed. The targets (the scale targets): the list, the page without totalCount and the
-usage within x1.5 of their 10k figure; a search under 50 ms. Every figure compares with its own 10k run in the same session.
-Then reports at that size, each a new account from a new address, against /healthz
-(bench/new_logins.py).
+usage within x1.5 of their 10k figure; a search under 50 ms. Every figure compares with its own
+10k run in the same session. Then reports at that size, each a new account from a new address,
+against /healthz (bench/new_logins.py).
 """
 
 from __future__ import annotations
