@@ -352,25 +352,34 @@ REPORT = (
 )
 
 
-async def test_dashboards_asking_the_same_question_share_one_rendering_of_an_event(
-    app: Starlette, gql: GraphQLClient, make: Factory
-) -> None:
+async def _first_results(
+    app: Starlette, gql: GraphQLClient, make: Factory, *queries: str
+) -> list[ExecutionResult]:
+    """An admin's subscriptions to `queries`, each one's result for the same reported login."""
     example = await make.domain()
     admin = await make.account(example, "admin", admin=True, enabled=True)
     principal = await app.state.authenticator.principal(await make.token_for(admin))
-    streams = [run_subscription(app, q, principal=principal) for q in (LOGINS, LOGINS, JUST_NAMES)]
+    streams = [run_subscription(app, q, principal=principal) for q in queries]
     pending = [asyncio.ensure_future(anext(stream)) for stream in streams]
     async with asyncio.timeout(5):
-        while app.state.events.hub.subscriber_count() < 3:
+        while app.state.events.hub.subscriber_count() < len(queries):
             await asyncio.sleep(0.01)
     gateway = await make.gateway()
     PARITY.clear()
 
     await gql.data(REPORT, {"e": "admin@example.com"}, token=gateway)
 
-    first, second, names = await asyncio.wait_for(asyncio.gather(*pending), 5)
+    results = await asyncio.wait_for(asyncio.gather(*pending), 5)
     for stream in streams:
         await stream.aclose()
+    return list(results)
+
+
+async def test_dashboards_asking_the_same_question_share_one_rendering_of_an_event(
+    app: Starlette, gql: GraphQLClient, make: Factory
+) -> None:
+    first, second, names = await _first_results(app, gql, make, LOGINS, LOGINS, JUST_NAMES)
+
     assert first is second
     assert first.data == {
         "mapiEwsLoginUpdates": {
@@ -420,20 +429,8 @@ async def test_a_next_message_is_what_strawberry_would_send(result: ExecutionRes
 async def test_dashboards_sharing_a_rendering_share_its_encoding(
     app: Starlette, gql: GraphQLClient, make: Factory
 ) -> None:
-    example = await make.domain()
-    admin = await make.account(example, "admin", admin=True, enabled=True)
-    principal = await app.state.authenticator.principal(await make.token_for(admin))
-    streams = [run_subscription(app, LOGINS, principal=principal) for _ in range(2)]
-    pending = [asyncio.ensure_future(anext(stream)) for stream in streams]
-    async with asyncio.timeout(5):
-        while app.state.events.hub.subscriber_count() < 2:
-            await asyncio.sleep(0.01)
+    first, second = await _first_results(app, gql, make, LOGINS, LOGINS)
 
-    await gql.data(REPORT, {"e": "admin@example.com"}, token=await make.gateway())
-
-    first, second = await asyncio.wait_for(asyncio.gather(*pending), 5)
-    for stream in streams:
-        await stream.aclose()
     assert isinstance(first, Rendered) and first is second
     encoded = next_payload(first)
     assert next_payload(second) is encoded  # kept: encoded once, not once a dashboard
